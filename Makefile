@@ -1,0 +1,42 @@
+# Everything a fresh machine needs lives here: `make test` and `make demo` install it.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# Real peers and tools the tests drive, plus what the build needs (OpenSSL headers).
+DEBS   := aria2 transmission-cli transmission-daemon qbittorrent-nox opentracker mktorrent \
+          libssl-dev gcc tmux
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench lint system-deps venv clean
+
+$(STAMP): pyproject.toml setup.py $(wildcard torrentpy/_core/*.pyx torrentpy/_core/*.pxd)
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+system-deps:
+	@if ! dpkg -s $(DEBS) >/dev/null 2>&1; then \
+		echo "installing Debian packages: $(DEBS)"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBS); \
+	fi
+
+demo: $(STAMP)
+	$(VENV)/bin/torrentpy demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check torrentpy tests bench
+	$(VENV)/bin/mypy
+
+test: system-deps $(STAMP) lint
+	@$(VENV)/bin/pytest -q -ra tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+bench: system-deps $(STAMP)
+	$(VENV)/bin/pytest -q bench --benchmark-columns=min,mean,median,ops -p no:randomly -s
+
+clean:
+	rm -rf $(VENV) build *.egg-info torrentpy/_core/*.so torrentpy/_core/*.c

@@ -1,0 +1,14 @@
+"""The compiled core. There is deliberately no pure-Python fallback: a missing build
+must fail loudly, not run ten times slower."""
+
+try:
+    from torrentpy._core.bitfield import Availability, Bitfield
+    from torrentpy._core.hashing import hash_pieces, sha1, verify_many, verify_piece, verify_pieces
+except ImportError as exc:  # pragma: no cover - exercised only on a broken install
+    raise ImportError(
+        "torrentpy's compiled core is missing or broken "
+        f"({exc}). Build it with `pip install .` or `python setup.py build_ext --inplace` "
+        "(needs a C compiler, Cython and OpenSSL headers: apt-get install gcc libssl-dev)."
+    ) from exc
+
+__all__ = ["Availability", "Bitfield", "hash_pieces", "sha1", "verify_many", "verify_piece", "verify_pieces"]
