@@ -1,0 +1,32 @@
+"""torrentpy: a BitTorrent client with a compiled Cython core."""
+
+__version__ = "0.1.0"
+
+# Fails with build instructions when the compiled core is missing: no slow fallback.
+import torrentpy._core  # noqa: E402, F401
+
+from torrentpy.errors import (  # noqa: E402
+    BencodeError,
+    MetainfoError,
+    StorageError,
+    TorrentError,
+    TrackerError,
+    UsageError,
+)
+from torrentpy.metainfo import FileEntry, Magnet, Metainfo, load, parse_magnet, parse_torrent  # noqa: E402
+
+__all__ = [
+    "BencodeError",
+    "FileEntry",
+    "Magnet",
+    "Metainfo",
+    "MetainfoError",
+    "StorageError",
+    "TorrentError",
+    "TrackerError",
+    "UsageError",
+    "__version__",
+    "load",
+    "parse_magnet",
+    "parse_torrent",
+]

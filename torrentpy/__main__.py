@@ -1,0 +1,3 @@
+from torrentpy.cli import main
+
+raise SystemExit(main())

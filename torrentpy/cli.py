@@ -1,0 +1,439 @@
+"""The `torrentpy` command: add, create, info, verify, tracker, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.tree import Tree
+
+from torrentpy import __version__
+from torrentpy.errors import TorrentError, UsageError
+from torrentpy.metainfo import Magnet, Metainfo, load
+from torrentpy.peer_id import printable
+from torrentpy.tui.dashboard import format_size
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INCOMPLETE = 3
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, like every other error
+        raise UsageError(f"{self.prog}: {message} (see `{self.prog} -h`)")
+
+
+def _stderr_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _progress_bar(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _with_progress(description: str, work: Callable[[Callable[[int], None], Callable[[int], None]], Any]) -> Any:
+    """Run `work(advance, set_total)` under a rich progress bar on a terminal, plainly otherwise."""
+    console = _stderr_console()
+    if not console.is_terminal:
+        return work(lambda _n: None, lambda _t: None)
+    with _progress_bar(console) as bar:
+        task = bar.add_task(description, total=None)
+        return work(lambda n: bar.advance(task, n), lambda t: bar.update(task, total=t))
+
+
+# --- info -------------------------------------------------------------------
+
+
+def _file_tree(meta: Metainfo) -> Tree:
+    root = Tree(escape(printable(meta.name)) + ("/" if meta.multi_file else ""))
+    if not meta.multi_file:
+        root.label = f"{escape(printable(meta.name))}  [dim]{format_size(meta.total_length)}[/]"
+        return root
+    nodes: dict[tuple[str, ...], Tree] = {(): root}
+    for f in meta.files:
+        if f.padding:
+            continue
+        parts = f.path[1:]
+        for depth in range(1, len(parts)):
+            key = parts[:depth]
+            if key not in nodes:
+                nodes[key] = nodes[parts[: depth - 1]].add(escape(printable(parts[depth - 1])) + "/")
+        nodes[parts[:-1]].add(f"{escape(printable(parts[-1]))}  [dim]{format_size(f.length)}[/]")
+    return root
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    meta = load(args.source)
+    if args.json:
+        print(json.dumps(meta.to_dict(), ensure_ascii=False))
+        return EXIT_OK
+    console = Console(highlight=False)
+    rows: list[tuple[str, str]] = []
+    if isinstance(meta, Magnet):
+        rows += [("Name", printable(meta.display_name or "(unknown until metadata is fetched)")),
+                 ("Info-hash", meta.info_hash_hex)]
+        rows += [("Peers", ", ".join(f"{h}:{p}" for h, p in meta.peers) or "none")]
+    else:
+        rows += [
+            ("Name", printable(meta.name)),
+            ("Info-hash", meta.info_hash_hex + ("  (v1 part of a hybrid v1+v2 torrent)" if meta.hybrid else "")),
+            ("Total size", f"{format_size(meta.payload_length)} ({meta.payload_length:,} bytes)"),
+            ("Pieces", f"{meta.num_pieces:,} × {format_size(meta.piece_length)}"),
+            ("Private", "yes" if meta.private else "no"),
+        ]
+    tiers = meta.trackers
+    if not tiers:
+        rows.append(("Trackers", "none"))
+    for i, tier in enumerate(tiers, 1):
+        rows.append(("Trackers" if i == 1 else "", f"tier {i}: " + ", ".join(printable(u) for u in tier)))
+    if meta.web_seeds:
+        rows.append(("Web seeds", ", ".join(printable(u) for u in meta.web_seeds)))
+    if isinstance(meta, Metainfo):
+        if meta.created_by:
+            rows.append(("Created by", printable(meta.created_by)))
+        if meta.comment:
+            rows.append(("Comment", printable(meta.comment)))
+        if meta.creation_date is not None:
+            try:
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(meta.creation_date))
+            except (OverflowError, OSError, ValueError):
+                stamp = str(meta.creation_date)
+            rows.append(("Created", stamp))
+    for label, value in rows:
+        console.print(f"[bold]{label + ':' if label else '':<12}[/] {escape(value)}")
+    if isinstance(meta, Metainfo):
+        console.print("[bold]Files:[/]")
+        console.print(_file_tree(meta))
+    return EXIT_OK
+
+
+# --- create -----------------------------------------------------------------
+
+
+def _piece_size(text: str) -> int | None:
+    if text == "auto":
+        return None
+    from torrentpy.engine.ratelimit import parse_rate
+
+    try:
+        return parse_rate(text)
+    except ValueError:
+        raise UsageError(f"invalid piece size {text!r}: use auto, a number of bytes, or e.g. 256K, 1M") from None
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    from torrentpy.creation import create_torrent
+
+    out = args.output or os.path.basename(os.path.abspath(args.path).rstrip(os.sep)) + ".torrent"
+    if os.path.exists(out) and not args.force:
+        raise UsageError(f"{out} already exists (use -f to overwrite)")
+    data = _with_progress(
+        "hashing",
+        lambda advance, set_total: create_torrent(
+            args.path,
+            trackers=[[t] for t in args.tracker],
+            web_seeds=args.webseed,
+            piece_length=_piece_size(args.piece_size),
+            private=args.private,
+            comment=args.comment,
+            progress=advance,
+            on_total=set_total,
+        ),
+    )
+    tmp = out + ".part"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror}") from None
+    meta = load(out)
+    assert isinstance(meta, Metainfo)
+    print(f"created {out}: {meta.name}, {format_size(meta.total_length)}, "
+          f"{meta.num_pieces} pieces of {format_size(meta.piece_length)}, info-hash {meta.info_hash_hex}")
+    return EXIT_OK
+
+
+# --- verify -----------------------------------------------------------------
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from torrentpy.storage.checker import verify
+
+    meta = load(args.torrent)
+    if not isinstance(meta, Metainfo):
+        raise UsageError("verify needs a .torrent file, not a magnet link")
+    if not os.path.isdir(args.dir):
+        raise UsageError(f"{args.dir}: no such folder")
+
+    def work(advance: Callable[[int], None], set_total: Callable[[int], None]) -> Any:
+        set_total(meta.total_length)
+        done = [0]
+
+        def on_pieces(n: int) -> None:
+            advance(min(meta.total_length, n * meta.piece_length) - done[0])
+            done[0] = min(meta.total_length, n * meta.piece_length)
+
+        return verify(meta, args.dir, progress=on_pieces)
+
+    report = _with_progress("verifying", work)
+    incomplete = [f for f in report.files if not f[3]]
+    if args.json:
+        print(json.dumps({
+            "name": meta.name,
+            "info_hash": meta.info_hash_hex,
+            "complete": report.complete,
+            "good_pieces": report.good_pieces,
+            "total_pieces": report.total_pieces,
+            "files": [{"path": p, "size": s, "done": d, "complete": c} for p, s, d, c in report.files],
+        }, ensure_ascii=False))
+    else:
+        print(f"{printable(meta.name)}: {report.good_pieces}/{report.total_pieces} pieces good"
+              f" ({100.0 * report.good_pieces / max(1, report.total_pieces):.1f}%)")
+        for path, size, done, _ in incomplete:
+            print(f"  incomplete: {printable(path)} ({format_size(done)} of {format_size(size)})")
+        print("complete" if report.complete else f"{len(incomplete)} file(s) incomplete")
+    return EXIT_OK if report.complete else EXIT_INCOMPLETE
+
+
+# --- add --------------------------------------------------------------------
+
+_PLAIN_EVENTS = {"error", "tracker_error", "tracker_warning", "peer_banned", "completed", "finished",
+                 "metadata_received", "checking"}
+
+
+def _rate_arg(text: str) -> int:
+    from torrentpy.engine.ratelimit import parse_rate
+
+    try:
+        return int(parse_rate(text))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _peer_arg(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"invalid peer {text!r}: use IP:PORT")
+    return host.strip("[]"), int(port)
+
+
+def _session_config(args: argparse.Namespace) -> Any:
+    from torrentpy.engine.session import SessionConfig
+
+    if args.seed_forever:
+        ratio, seed_time = None, None
+    else:
+        ratio = args.seed_ratio
+        seed_time = args.seed_time * 60.0 if args.seed_time is not None else None
+        if seed_time is not None and args.seed_ratio_given is False:
+            ratio = None  # --seed-time alone means "seed for that long", not "or until ratio 1"
+    if ratio is not None and ratio < 0:
+        raise UsageError("--seed-ratio must not be negative")
+    return SessionConfig(
+        save_dir=args.output_dir,
+        listen_port=args.listen_port,
+        bind=args.bind,
+        max_peers=args.max_peers,
+        max_download_rate_bps=_rate_arg(args.max_download_rate) if args.max_download_rate else 0,
+        max_upload_rate_bps=_rate_arg(args.max_upload_rate) if args.max_upload_rate else 0,
+        seed_ratio=ratio,
+        seed_time_s=seed_time,
+        unchoke_slots=args.unchoke_slots,
+    )
+
+
+async def _run_session(args: argparse.Namespace, sources: list[Metainfo | Magnet]) -> int:
+    import asyncio
+
+    from torrentpy.engine.session import Session
+
+    session = Session(_session_config(args))
+    for source in sources:
+        torrent = session.add(source)
+        torrent.add_candidates(args.peer)
+    await session.listen()
+    ui_stop = asyncio.Event()
+    use_tui = not args.no_tui and not args.json and sys.stdout.isatty() and sys.stdin.isatty()
+    if args.json:
+        from torrentpy.tui.plain import run_json
+
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        session.listeners.append(queue.put_nowait)
+        ui = run_json(session, stop_event=ui_stop, events=queue)
+    elif use_tui:
+        from torrentpy.tui.live import run_dashboard
+
+        ui = run_dashboard(session, stop_event=ui_stop)
+    else:
+        from torrentpy.tui.plain import run_plain
+
+        def show(event: dict[str, Any]) -> None:
+            if event.get("event") in _PLAIN_EVENTS:
+                detail = event.get("message") or event.get("reason") or ""
+                print(f"{printable(str(event.get('torrent', '')))}: {event['event'].replace('_', ' ')}"
+                      + (f": {printable(str(detail))}" if detail else ""), file=sys.stderr, flush=True)
+
+        session.listeners.append(show)
+        ui = run_plain(session, stop_event=ui_stop, interval_s=args.interval)
+    ui_task = asyncio.ensure_future(ui)
+    try:
+        await session.run()
+    finally:
+        ui_stop.set()
+        await ui_task
+    if session.stop_signal is not None:
+        import signal
+
+        return EXIT_INTERRUPTED if session.stop_signal == signal.SIGINT else 128 + session.stop_signal
+    if any(t.state == "error" for t in session.torrents.values()):
+        for t in session.torrents.values():
+            if t.error:
+                print(f"torrentpy: error: {printable(t.name)}: {printable(t.error)}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from torrentpy.net.loop import run
+
+    sources = [load(s) for s in args.sources]
+    seen: set[bytes] = set()
+    for source in sources:
+        if source.info_hash in seen:
+            raise UsageError(f"{source.name} was given twice")
+        seen.add(source.info_hash)
+    os.makedirs(args.output_dir, exist_ok=True)
+    if args.listen_port is not None and not 0 <= args.listen_port < 65536:
+        raise UsageError("--listen-port must be between 0 and 65535")
+    return run(_run_session(args, sources))
+
+
+# --- tracker ----------------------------------------------------------------
+
+
+def cmd_tracker(args: argparse.Namespace) -> int:
+    from torrentpy.net.loop import run
+    from torrentpy.tracker.server import run_forever
+
+    run(run_forever(http_port=args.http_port, udp_port=args.udp_port, bind=args.bind))
+    return EXIT_OK
+
+
+# --- parser -----------------------------------------------------------------
+
+
+class _SeedRatio(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        try:
+            namespace.seed_ratio = float(values)
+        except ValueError:
+            raise UsageError(f"invalid --seed-ratio {values!r}: use a number such as 1.0") from None
+        namespace.seed_ratio_given = True
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="torrentpy", description="A fast BitTorrent client.")
+    parser.add_argument("--version", action="version", version=f"torrentpy {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("info", help="show what a .torrent file or magnet link holds")
+    p.add_argument("source", help=".torrent file or magnet URI")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("create", help="make a .torrent from a file or folder")
+    p.add_argument("path")
+    p.add_argument("-t", "--tracker", action="append", default=[], metavar="URL",
+                   help="tracker URL; repeat for more tiers (BEP 12)")
+    p.add_argument("-w", "--webseed", action="append", default=[], metavar="URL", help="web seed URL (BEP 19)")
+    p.add_argument("--piece-size", default="auto", help="auto, or bytes such as 262144, 256K, 1M")
+    p.add_argument("--private", action="store_true", help="set the private flag (BEP 27)")
+    p.add_argument("--comment")
+    p.add_argument("-o", "--output", metavar="OUT.torrent")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite OUT.torrent")
+    p.set_defaults(func=cmd_create)
+
+    p = sub.add_parser("verify", help="hash-check downloaded data against a .torrent")
+    p.add_argument("torrent")
+    p.add_argument("dir")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("add", help="download (and seed) torrents")
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help=".torrent file or magnet URI")
+    p.add_argument("-o", "--output-dir", default=".", metavar="DIR", help="where files go (default: here)")
+    p.add_argument("--listen-port", type=int, metavar="N", help="default 6881, or the next free port")
+    p.add_argument("--bind", default="0.0.0.0", metavar="ADDR", help="address to listen on")
+    p.add_argument("--seed-ratio", action=_SeedRatio, default=1.0, metavar="R",
+                   help="stop seeding after uploading R × the size (default 1.0; 0 = exit when done)")
+    p.add_argument("--seed-time", type=float, metavar="MINUTES", help="seed for this long after completing")
+    p.add_argument("--seed-forever", action="store_true", help="seed until stopped")
+    p.add_argument("--max-peers", type=int, default=50, metavar="N", help="connections per torrent")
+    p.add_argument("--max-download-rate", metavar="RATE", help="e.g. 500K, 2M, 1.5MiB (per second)")
+    p.add_argument("--max-upload-rate", metavar="RATE", help="e.g. 500K, 2M, 1.5MiB (per second)")
+    p.add_argument("--unchoke-slots", type=int, default=4, metavar="N", help="peers uploaded to at once")
+    p.add_argument("--peer", action="append", type=_peer_arg, default=[], metavar="IP:PORT",
+                   help="also connect to this peer")
+    p.add_argument("--no-tui", action="store_true", help="plain progress lines instead of the dashboard")
+    p.add_argument("--json", action="store_true", help="JSON lines: events and periodic stats")
+    p.add_argument("--interval", type=float, default=5.0, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_add, seed_ratio_given=False)
+
+    p = sub.add_parser("tracker", help="run a small HTTP + UDP tracker")
+    p.add_argument("--http-port", type=int, default=6969, metavar="N")
+    p.add_argument("--udp-port", type=int, default=6969, metavar="N")
+    p.add_argument("--bind", default="0.0.0.0", metavar="ADDR")
+    p.set_defaults(func=cmd_tracker)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return EXIT_USAGE
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"torrentpy: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except TorrentError as exc:
+        print(f"torrentpy: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("torrentpy: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_ERROR
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"torrentpy: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
