@@ -1,5 +1,7 @@
 import random
-from collections.abc import Buffer, Iterator
+from collections.abc import Iterator
+
+from typing_extensions import Buffer
 
 class Bitfield:
     def __init__(self, num_bits: int) -> None: ...

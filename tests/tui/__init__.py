@@ -1,0 +1,1 @@
+"""Tests of the terminal dashboard, peer-id decoding and progress reporters."""

@@ -1,0 +1,642 @@
+"""Renderables over a ``SessionSnapshot``: header, torrents table, detail panel, footer.
+
+Everything here is a pure function of (snapshot, view state, console size). Every string that came from
+outside (torrent names, file paths, tracker URLs and messages, client names) goes through
+``printable`` and into a ``rich.text.Text`` — never into a markup string — so neither escape sequences
+nor rich markup in a hostile name can reach the terminal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from rich import box
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
+from rich.panel import Panel
+from rich.segment import Segment
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+
+from torrentpy.engine.snapshot import (
+    PIECE_DOWNLOADING,
+    PIECE_HAVE,
+    PIECE_MISSING,
+    PeerSnapshot,
+    SessionSnapshot,
+    TorrentSnapshot,
+)
+from torrentpy.peer_id import client_name, printable
+
+__all__ = [
+    "PANELS",
+    "Dashboard",
+    "PieceRow",
+    "ViewState",
+    "detail_panel",
+    "format_eta",
+    "format_rate",
+    "format_size",
+    "header",
+    "peer_flags",
+    "piece_map",
+    "torrents_table",
+]
+
+PANELS = ("pieces", "peers", "trackers", "files")
+
+# Below this width the tables switch to compact units and drop the progress bar so 80 columns stay legible.
+WIDE_MIN_COLS = 100
+
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
+def _scaled(value: float) -> tuple[str, int]:
+    """``value`` as three significant digits and the index of its 1024-based unit."""
+    if not math.isfinite(value) or value < 0:
+        value = 0.0
+    unit = 0
+    # Switch unit at 999.5 rather than 1024 so the number never needs a fourth digit.
+    while value >= 999.5 and unit < len(_UNITS) - 1:
+        value /= 1024.0
+        unit += 1
+    if unit == 0:
+        return f"{round(value)}", 0
+    if value < 9.995:
+        return f"{value:.2f}", unit
+    if value < 99.95:
+        return f"{value:.1f}", unit
+    return f"{value:.0f}", unit
+
+
+def format_size(n: float, *, compact: bool = False) -> str:
+    """Bytes as ``"12.3 MiB"`` (three significant digits), or ``"12.3M"`` when ``compact``."""
+    number, unit = _scaled(float(n))
+    if compact:
+        return f"{number}{_UNITS[unit][0]}"
+    return f"{number} {_UNITS[unit]}"
+
+
+def format_rate(bps: float, *, compact: bool = False) -> str:
+    """Bytes per second as ``"12.3 MiB/s"``, or ``"12.3M"`` when ``compact``."""
+    if compact:
+        return "0" if bps < 0.5 or not math.isfinite(bps) else format_size(bps, compact=True)
+    return f"{format_size(bps)}/s"
+
+
+def format_eta(s: float | None) -> str:
+    """Seconds as ``"0:12"``, ``"1:02:03"``, ``"14h05m"``, ``"3d04h"``; ``"∞"`` when unknown or ≥ 100 days."""
+    if s is None or not math.isfinite(s) or s >= 100 * 86400:
+        return "∞"
+    total = max(0, int(s + 0.5))
+    minutes, seconds = divmod(total, 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours == 0:
+        return f"{minutes}:{seconds:02d}"
+    if hours < 10:
+        return f"{hours}:{minutes:02d}:{seconds:02d}"
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def _ratio_text(uploaded: int, downloaded: int) -> str:
+    if downloaded > 0:
+        return f"{uploaded / downloaded:.2f}"
+    return "∞" if uploaded > 0 else "0.00"
+
+
+def _plain(text: str, style: str = "") -> Text:
+    """Untrusted text made safe for the screen, as a single-line Text."""
+    return Text(printable(text), style=style, no_wrap=True, overflow="ellipsis")
+
+
+def _fixed(text: str, style: str = "") -> Text:
+    """Text we formatted ourselves (numbers, units): nothing to sanitise."""
+    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
+
+
+def _fit(text: Text, width: int) -> Text:
+    text.truncate(max(1, width), overflow="ellipsis")
+    return text
+
+
+_STATE_STYLE = {
+    "downloading": "bold green",
+    "seeding": "cyan",
+    "finished": "cyan",
+    "checking": "magenta",
+    "metadata": "blue",
+    "paused": "yellow",
+    "stopped": "dim",
+    "error": "bold red",
+}
+_STATE_SHORT = {
+    "downloading": "down",
+    "seeding": "seed",
+    "finished": "done",
+    "checking": "check",
+    "metadata": "meta",
+    "paused": "pause",
+    "stopped": "stop",
+    "error": "error",
+}
+
+
+def _state_text(state: str, *, compact: bool) -> Text:
+    label = _STATE_SHORT.get(state, state) if compact else state
+    return _plain(label, _STATE_STYLE.get(state, ""))
+
+
+def _bar(fraction: float, width: int) -> Text:
+    fraction = min(1.0, max(0.0, fraction if math.isfinite(fraction) else 0.0))
+    filled = int(fraction * width + 1e-9)
+    bar = Text(no_wrap=True)
+    bar.append("█" * filled, style="green")
+    bar.append("░" * (width - filled), style="grey35")
+    return bar
+
+
+def _percent(fraction: float) -> str:
+    fraction = min(1.0, max(0.0, fraction if math.isfinite(fraction) else 0.0))
+    # Never show 100.0% for a torrent that is not complete.
+    return f"{math.floor(fraction * 1000) / 10:.1f}%"
+
+
+@dataclass
+class ViewState:
+    """What the user has chosen to look at; survives from one snapshot to the next by info-hash."""
+
+    selected: str | None = None
+    panel: str = PANELS[0]
+    status: str = ""
+
+    def selected_index(self, snapshot: SessionSnapshot) -> int:
+        torrents = snapshot.torrents
+        if not torrents:
+            return -1
+        for i, t in enumerate(torrents):
+            if t.info_hash_hex == self.selected:
+                return i
+        self.selected = torrents[0].info_hash_hex
+        return 0
+
+    def selected_torrent(self, snapshot: SessionSnapshot) -> TorrentSnapshot | None:
+        i = self.selected_index(snapshot)
+        return snapshot.torrents[i] if i >= 0 else None
+
+    def move(self, snapshot: SessionSnapshot, delta: int) -> None:
+        i = self.selected_index(snapshot)
+        if i < 0:
+            return
+        i = min(len(snapshot.torrents) - 1, max(0, i + delta))
+        self.selected = snapshot.torrents[i].info_hash_hex
+
+    def cycle_panel(self, delta: int = 1) -> None:
+        i = PANELS.index(self.panel) if self.panel in PANELS else 0
+        self.panel = PANELS[(i + delta) % len(PANELS)]
+
+
+def header(snapshot: SessionSnapshot, width: int) -> Text:
+    """One line: session rates, peers, ratio, port, uptime."""
+    line = Text(no_wrap=True, overflow="ellipsis", style="on grey15")
+    line.append(" torrentpy ", style="bold white on blue")
+    line.append("  ↓ ", style="bold green")
+    line.append(format_rate(snapshot.down_rate_bps))
+    line.append("  ↑ ", style="bold magenta")
+    line.append(format_rate(snapshot.up_rate_bps))
+    line.append("  peers ", style="dim")
+    line.append(str(snapshot.peers))
+    line.append("  ratio ", style="dim")
+    line.append(_ratio_text(snapshot.uploaded, snapshot.downloaded))
+    line.append("  port ", style="dim")
+    line.append(str(snapshot.listen_port))
+    line.append("  up ", style="dim")
+    line.append(format_eta(snapshot.uptime_s))
+    if width >= WIDE_MIN_COLS:
+        line.append("  torrents ", style="dim")
+        line.append(str(len(snapshot.torrents)))
+    if line.cell_len < width:
+        line.append(" " * (width - line.cell_len))
+    return _fit(line, width)
+
+
+def _peers_cell(t: TorrentSnapshot, *, compact: bool) -> str:
+    swarm = None
+    if t.swarm_seeds is not None or t.swarm_leechers is not None:
+        swarm_seeds = t.swarm_seeds or 0
+        swarm = (swarm_seeds + (t.swarm_leechers or 0), swarm_seeds)
+    if compact:
+        own = f"{t.peers}({t.seeds})"
+        return own if swarm is None else f"{own}/{swarm[0]}"
+    own = f"{t.peers} ({t.seeds})"
+    return own if swarm is None else f"{own} of {swarm[0]} ({swarm[1]})"
+
+
+def _table(*, expand: bool = True) -> Table:
+    return Table(
+        box=None,
+        expand=expand,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+        header_style="bold",
+    )
+
+
+def torrents_table(snapshot: SessionSnapshot, selected: int, *, width: int, max_rows: int) -> Table:
+    """One row per torrent (a window of ``max_rows`` around the selected one), selected row highlighted."""
+    compact = width < WIDE_MIN_COLS
+    table = _table()
+    table.add_column("Name", ratio=1, min_width=8, no_wrap=True, overflow="ellipsis")
+    table.add_column("Size", justify="right", width=6 if compact else 8, no_wrap=True)
+    if not compact:
+        table.add_column("Progress", width=10, no_wrap=True)
+    table.add_column("Done", justify="right", width=6, no_wrap=True)
+    table.add_column("State", width=5 if compact else 11, no_wrap=True, overflow="ellipsis")
+    table.add_column("↓", justify="right", width=6 if compact else 10, no_wrap=True)
+    table.add_column("↑", justify="right", width=6 if compact else 10, no_wrap=True)
+    table.add_column("ETA", justify="right", width=7, no_wrap=True)
+    table.add_column("Peers", justify="right", width=8 if compact else 16, no_wrap=True, overflow="ellipsis")
+    table.add_column("Ratio", justify="right", width=5, no_wrap=True, overflow="ellipsis")
+    torrents = snapshot.torrents
+    first = 0
+    if len(torrents) > max_rows:
+        first = min(max(0, selected - max_rows // 2), len(torrents) - max_rows)
+    for i in range(first, min(len(torrents), first + max_rows)):
+        t = torrents[i]
+        done = t.state in ("seeding", "finished") or t.progress >= 1.0
+        eta = "" if done or t.state in ("paused", "stopped", "error") else format_eta(t.eta_s)
+        cells: list[Text] = [
+            _plain(t.name, "bold" if i == selected else ""),
+            _fixed(format_size(t.total_size, compact=compact)),
+        ]
+        if not compact:
+            cells.append(_bar(t.progress, 10))
+        cells += [
+            _fixed(_percent(t.progress)),
+            _state_text(t.state, compact=compact),
+            _fixed(format_rate(t.down_rate_bps, compact=compact), "green" if t.down_rate_bps >= 1 else "dim"),
+            _fixed(format_rate(t.up_rate_bps, compact=compact), "magenta" if t.up_rate_bps >= 1 else "dim"),
+            _fixed(eta),
+            _fixed(_peers_cell(t, compact=compact)),
+            _fixed(f"{t.ratio:.2f}" if math.isfinite(t.ratio) else "∞"),
+        ]
+        table.add_row(*cells, style="reverse" if i == selected else None)
+    return table
+
+
+# ---------------------------------------------------------------------------------------------- pieces
+
+_CELL_HAVE = ("█", Style.parse("green"))
+_CELL_PARTIAL = ("▓", Style.parse("green4"))
+_CELL_DOWNLOADING = ("▒", Style.parse("yellow"))
+_CELL_RARE = ("░", Style.parse("bold red"))
+_CELL_MISSING = ("·", Style.parse("grey50"))
+
+# bytes.translate tables turning piece states / availability into 0/1 masks, so the rarity test runs in C.
+_MISSING_MASK = bytes(1 if i == PIECE_MISSING else 0 for i in range(256))
+_LOW_AVAIL_MASK = bytes(1 if i <= 1 else 0 for i in range(256))
+
+
+def _rare_mask(piece_states: bytes, availability: bytes) -> bytes:
+    """1 for each missing piece that at most one connected peer has (the ones worth worrying about)."""
+    n = len(piece_states)
+    avail = availability[:n].ljust(n, b"\x00")
+    if n == 0:
+        return b""
+    missing = int.from_bytes(piece_states.translate(_MISSING_MASK), "big")
+    low = int.from_bytes(avail.translate(_LOW_AVAIL_MASK), "big")
+    return (missing & low).to_bytes(n, "big")
+
+
+class PieceRow:
+    """One line of the piece map, rendered straight to segments (thousands of cells per frame)."""
+
+    __slots__ = ("runs",)
+
+    def __init__(self, runs: list[tuple[str, Style]]) -> None:
+        self.runs = runs
+
+    @property
+    def plain(self) -> str:
+        return "".join(text for text, _ in self.runs)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        room = options.max_width
+        for text, style in self.runs:
+            if room <= 0:
+                break
+            yield Segment(text[:room], style)
+            room -= len(text)
+        yield Segment.line()
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        width = sum(len(text) for text, _ in self.runs)
+        return Measurement(width, width)
+
+
+def piece_map(torrent: TorrentSnapshot, width: int, max_lines: int) -> list[PieceRow]:
+    """All pieces squeezed into at most ``max_lines`` lines of ``width`` cells.
+
+    With more pieces than cells each cell stands for a run of neighbouring pieces and shows the most
+    urgent thing in it: downloading, then rare (missing, availability ≤ 1), then partially had.
+    """
+    states = bytes(torrent.piece_states)
+    n = len(states)
+    width = max(1, width)
+    if n == 0 or max_lines <= 0:
+        return []
+    rare = _rare_mask(states, bytes(torrent.availability))
+    cells_total = min(n, width * max_lines)
+    kinds: list[tuple[str, Style]] = []
+    for cell in range(cells_total):
+        lo = cell * n // cells_total
+        hi = max(lo + 1, (cell + 1) * n // cells_total)
+        have = states.count(PIECE_HAVE, lo, hi)
+        if have == hi - lo:
+            kinds.append(_CELL_HAVE)
+        elif states.count(PIECE_DOWNLOADING, lo, hi):
+            kinds.append(_CELL_DOWNLOADING)
+        elif rare.count(1, lo, hi):
+            kinds.append(_CELL_RARE)
+        elif have:
+            kinds.append(_CELL_PARTIAL)
+        else:
+            kinds.append(_CELL_MISSING)
+    rows: list[PieceRow] = []
+    for start in range(0, cells_total, width):
+        runs: list[tuple[str, Style]] = []
+        for glyph, style in kinds[start : start + width]:
+            if runs and runs[-1][1] is style:
+                runs[-1] = (runs[-1][0] + glyph, style)
+            else:
+                runs.append((glyph, style))
+        rows.append(PieceRow(runs))
+    return rows
+
+
+def _pieces_body(t: TorrentSnapshot, width: int, height: int) -> list[RenderableType]:
+    states = bytes(t.piece_states)
+    n = len(states)
+    if n == 0:
+        return [_fixed("no piece information yet (waiting for metadata)", "dim")]
+    have = states.count(PIECE_HAVE)
+    downloading = states.count(PIECE_DOWNLOADING)
+    rare = _rare_mask(states, bytes(t.availability)).count(1)
+    avail = bytes(t.availability[:n])
+    summary = Text(no_wrap=True, overflow="ellipsis")
+    summary.append(f"{n} pieces", style="bold")
+    summary.append(f"  have {have}")
+    summary.append(f"  downloading {downloading}", style="yellow" if downloading else "")
+    summary.append(f"  rare {rare}", style="red" if rare else "")
+    if avail:
+        summary.append(f"  availability min {min(avail)} avg {sum(avail) / len(avail):.1f}", style="dim")
+    legend = Text(no_wrap=True, overflow="ellipsis")
+    for (glyph, style), label in (
+        (_CELL_HAVE, "have"),
+        (_CELL_PARTIAL, "part"),
+        (_CELL_DOWNLOADING, "downloading"),
+        (_CELL_RARE, "rare (≤1 peer)"),
+        (_CELL_MISSING, "missing"),
+    ):
+        legend.append(glyph, style=style)
+        legend.append(f" {label}  ", style="dim")
+    map_lines = piece_map(t, width, max(1, height - 2))
+    return [_fit(summary, width), *map_lines, _fit(legend, width)]
+
+
+# ----------------------------------------------------------------------------------------------- peers
+
+_FLAGS_LEGEND_WIDE = (
+    "D/d downloading/they choke us  U/u uploading/we choke them  K they unchoke, we're not interested  "
+    "? we unchoke, they're not interested  I incoming  S snubbed"
+)
+_FLAGS_LEGEND_NARROW = "D/d down/choked  U/u up/choking  K,? unchoked, not interested  I in  S snub"
+
+
+def peer_flags(p: PeerSnapshot) -> str:
+    """µTorrent-style flags: D/d, U/u, K, ?, I, S (see the legend under the peers table)."""
+    flags = []
+    if p.am_interested:
+        flags.append("d" if p.peer_choking else "D")
+    elif not p.peer_choking:
+        flags.append("K")
+    if p.peer_interested:
+        flags.append("u" if p.am_choking else "U")
+    elif not p.am_choking:
+        flags.append("?")
+    if p.incoming:
+        flags.append("I")
+    if p.snubbed:
+        flags.append("S")
+    return "".join(flags)
+
+
+def _address(p: PeerSnapshot) -> str:
+    return f"[{p.ip}]:{p.port}" if ":" in p.ip else f"{p.ip}:{p.port}"
+
+
+def _peers_body(t: TorrentSnapshot, width: int, height: int) -> list[RenderableType]:
+    compact = width < WIDE_MIN_COLS - 4
+    if not t.peer_list:
+        return [_fixed("no connected peers", "dim")]
+    peers = sorted(
+        t.peer_list, key=lambda p: (-(p.down_rate_bps + p.up_rate_bps), -p.downloaded, p.ip, p.port)
+    )
+    rows = max(1, height - 2)  # header and legend
+    shown = peers[:rows]
+    hidden = len(peers) - len(shown)
+    if hidden:
+        shown = peers[: rows - 1]
+        hidden = len(peers) - len(shown)
+    table = _table()
+    table.add_column("Address", no_wrap=True, overflow="ellipsis", min_width=12, max_width=47)
+    table.add_column("Client", ratio=1, no_wrap=True, overflow="ellipsis", min_width=8)
+    table.add_column("Flags", width=5, no_wrap=True, overflow="ellipsis")
+    table.add_column("↓", justify="right", width=6 if compact else 10, no_wrap=True)
+    table.add_column("↑", justify="right", width=6 if compact else 10, no_wrap=True)
+    if not compact:
+        table.add_column("Got", justify="right", width=8, no_wrap=True)
+        table.add_column("Sent", justify="right", width=8, no_wrap=True)
+    table.add_column("Has", justify="right", width=4, no_wrap=True)
+    for p in shown:
+        client = p.client or client_name(p.peer_id)
+        row = [
+            _plain(_address(p)),
+            _plain(client),
+            _fixed(peer_flags(p), "bold"),
+            _fixed(format_rate(p.down_rate_bps, compact=compact), "green" if p.down_rate_bps >= 1 else "dim"),
+            _fixed(format_rate(p.up_rate_bps, compact=compact), "magenta" if p.up_rate_bps >= 1 else "dim"),
+        ]
+        if not compact:
+            row += [_fixed(format_size(p.downloaded)), _fixed(format_size(p.uploaded))]
+        row.append(_fixed(f"{min(100, max(0, int(p.progress * 100)))}%"))
+        table.add_row(*row)
+    if hidden:
+        table.add_row(_fixed(f"… {hidden} more", "dim"))
+    legend = _fixed(_FLAGS_LEGEND_NARROW if compact else _FLAGS_LEGEND_WIDE, "dim")
+    return [table, _fit(legend, width)]
+
+
+# -------------------------------------------------------------------------------------------- trackers
+
+
+def _trackers_body(t: TorrentSnapshot, width: int, height: int) -> list[RenderableType]:
+    if not t.trackers:
+        return [_fixed("no trackers", "dim")]
+    compact = width < WIDE_MIN_COLS - 4
+    table = _table()
+    table.add_column("Tracker", ratio=2, no_wrap=True, overflow="ellipsis", min_width=16)
+    table.add_column("Tier", justify="right", width=4, no_wrap=True)
+    table.add_column("Status", width=10, no_wrap=True, overflow="ellipsis")
+    table.add_column("Peers", justify="right", width=5, no_wrap=True)
+    table.add_column("S/L", justify="right", width=9, no_wrap=True, overflow="ellipsis")
+    table.add_column("Next", justify="right", width=7, no_wrap=True)
+    if not compact:
+        table.add_column("Message", ratio=1, no_wrap=True, overflow="ellipsis")
+    rows = max(1, height - 1)
+    trackers = list(t.trackers)
+    shown = trackers if len(trackers) <= rows else trackers[: rows - 1]
+    for tr in shown:
+        seeds = "?" if tr.seeders is None else str(tr.seeders)
+        leechers = "?" if tr.leechers is None else str(tr.leechers)
+        status_style = "red" if "error" in tr.status.lower() or "fail" in tr.status.lower() else ""
+        row = [
+            _plain(tr.url),
+            _fixed(str(tr.tier)),
+            _plain(tr.status, status_style),
+            _fixed(str(tr.peers_returned)),
+            _fixed(f"{seeds}/{leechers}"),
+            _fixed("" if tr.next_announce_s is None else format_eta(tr.next_announce_s)),
+        ]
+        if not compact:
+            row.append(_plain(tr.message, "dim"))
+        table.add_row(*row)
+    if len(shown) < len(trackers):
+        table.add_row(_fixed(f"… {len(trackers) - len(shown)} more", "dim"))
+    return [table]
+
+
+# ----------------------------------------------------------------------------------------------- files
+
+
+def _files_body(t: TorrentSnapshot, width: int, height: int) -> list[RenderableType]:
+    if not t.files:
+        return [_fixed("no file list yet (waiting for metadata)", "dim")]
+    compact = width < WIDE_MIN_COLS - 4
+    table = _table()
+    table.add_column("Path", ratio=1, no_wrap=True, overflow="ellipsis", min_width=10)
+    table.add_column("Size", justify="right", width=8, no_wrap=True)
+    if not compact:
+        table.add_column("Progress", width=12, no_wrap=True)
+    table.add_column("Done", justify="right", width=6, no_wrap=True)
+    rows = max(1, height - 1)
+    files = list(t.files)
+    shown = files if len(files) <= rows else files[: rows - 1]
+    for f in shown:
+        fraction = f.done / f.size if f.size > 0 else 1.0
+        row = [_plain(f.path), _fixed(format_size(f.size))]
+        if not compact:
+            row.append(_bar(fraction, 12))
+        row.append(_fixed(_percent(fraction), "green" if fraction >= 1.0 else ""))
+        table.add_row(*row)
+    if len(shown) < len(files):
+        table.add_row(_fixed(f"… {len(files) - len(shown)} more files", "dim"))
+    return [table]
+
+
+_BODIES = {"pieces": _pieces_body, "peers": _peers_body, "trackers": _trackers_body, "files": _files_body}
+
+
+def _tabs(t: TorrentSnapshot | None, active: str) -> Text:
+    counts = {
+        "pieces": "",
+        "peers": f" {len(t.peer_list)}" if t else "",
+        "trackers": f" {len(t.trackers)}" if t else "",
+        "files": f" {len(t.files)}" if t else "",
+    }
+    tabs = Text(no_wrap=True)
+    for i, name in enumerate(PANELS):
+        if i:
+            tabs.append("│", style="dim")
+        tabs.append(f" {name}{counts[name]} ", style="bold reverse" if name == active else "")
+    return tabs
+
+
+def detail_panel(torrent: TorrentSnapshot | None, panel: str, *, width: int, height: int) -> Panel:
+    """The selected torrent's pieces / peers / trackers / files in a bordered box of exactly ``height``."""
+    inner_w = max(1, width - 4)
+    inner_h = max(1, height - 2)
+    body: list[RenderableType]
+    if torrent is None:
+        body = [_fixed("no torrents — add one with `torrentpy add FILE.torrent`", "dim")]
+        subtitle = None
+    else:
+        body = []
+        if torrent.error:
+            body.append(_fit(_plain(f"error: {torrent.error}", "bold red"), inner_w))
+        body += _BODIES.get(panel, _pieces_body)(torrent, inner_w, inner_h - len(body))
+        subtitle = _fit(_plain(torrent.name, "bold"), max(1, width - 6))
+    return Panel(
+        Group(*body),
+        title=_fit(_tabs(torrent, panel), max(1, width - 6)),
+        title_align="left",
+        subtitle=subtitle,
+        subtitle_align="right",
+        box=box.ROUNDED,
+        padding=(0, 1),
+        height=height,
+        width=width,
+    )
+
+
+def _footer(view: ViewState, width: int) -> Text:
+    footer = Text(no_wrap=True, overflow="ellipsis")
+    for key, label in (("q", "quit"), ("p", "pause/resume"), ("↑↓", "select"), ("tab", "panel")):
+        footer.append(f" {key} ", style="bold reverse")
+        footer.append(f" {label} ")
+    if view.status:
+        footer.append("  ")
+        footer.append(printable(view.status), style="bold yellow")
+    return _fit(footer, width)
+
+
+class Dashboard:
+    """The whole screen for one snapshot; crops itself to the console's width and height."""
+
+    def __init__(self, snapshot: SessionSnapshot, view: ViewState | None = None) -> None:
+        self.snapshot = snapshot
+        self.view = view if view is not None else ViewState()
+
+    def _parts(self, width: int, height: int) -> Iterable[RenderableType]:
+        snap, view = self.snapshot, self.view
+        selected = view.selected_index(snap)
+        yield header(snap, width)
+        # The torrent list gets about a third of what is left; the detail panel takes the rest.
+        max_rows = max(1, min(len(snap.torrents), (height - 10) // 3))
+        if snap.torrents:
+            yield torrents_table(snap, selected, width=width, max_rows=max_rows)
+            used = 1 + max_rows + 1 + 1
+        else:
+            used = 1 + 1
+        detail_h = height - used
+        if detail_h >= 3:
+            torrent = snap.torrents[selected] if selected >= 0 else None
+            yield detail_panel(torrent, view.panel, width=width, height=detail_h)
+        yield _footer(view, width)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = max(20, options.max_width)
+        height = max(6, options.height or options.size.height)
+        render_options = options.update(width=width, height=height, no_wrap=True)
+        lines = console.render_lines(Group(*self._parts(width, height)), render_options, pad=True)
+        newline = Segment.line()
+        for line in lines:
+            yield from line
+            yield newline
