@@ -1,0 +1,1 @@
+"""All network I/O: peer transports, the listener and tracker clients (asyncio/uvloop)."""
