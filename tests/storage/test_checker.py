@@ -1,0 +1,235 @@
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+import time
+from pathlib import Path
+
+import libtorrent as lt
+import pytest
+
+from tests.storage.builders import Built, build
+from torrentpy._core import Bitfield
+from torrentpy.metainfo import parse_torrent
+from torrentpy.storage import checker
+from torrentpy.storage.checker import check_pieces, present_pieces, verify
+from torrentpy.storage.files import Storage
+
+LAYOUT = [("a.bin", 50000), ("empty", 0), ("sub/b.bin", 70), ("sub/c.bin", 90000), ("z", 3)]
+
+
+def expected_by_hashlib(b: Built, root: Path) -> list[bool]:
+    """Independent oracle: concatenate whatever is on disk (missing = absent) and SHA-1 each piece."""
+    meta = b.meta
+    good = []
+    for p in range(meta.num_pieces):
+        start = p * meta.piece_length
+        end = start + meta.piece_size(p)
+        chunk = bytearray()
+        ok = True
+        for f in meta.files:
+            lo, hi = max(start, f.offset), min(end, f.offset + f.length)
+            if lo >= hi:
+                continue
+            if f.padding:
+                chunk += bytes(hi - lo)
+                continue
+            path = root.joinpath(*f.path)
+            data = path.read_bytes() if path.is_file() else b""
+            part = data[lo - f.offset : hi - f.offset]
+            if len(part) != hi - lo:
+                ok = False
+            chunk += part
+        good.append(ok and hashlib.sha1(chunk).digest() == meta.piece_hash(p))
+    return good
+
+
+def corrupt(path: Path, offset: int) -> None:
+    with path.open("r+b") as fh:
+        fh.seek(offset)
+        byte = fh.read(1)
+        fh.seek(offset)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_all_good_then_corrupted_pieces_fail(root: Path) -> None:
+    b = build(LAYOUT, 16384)
+    b.write_files(root)
+    with Storage(b.meta, root) as st:
+        assert check_pieces(st, b.meta).all()
+    corrupt(root / "t" / "a.bin", 20000)  # piece 1
+    corrupt(root / "t" / "sub" / "b.bin", 10)  # piece 3, which spans a.bin, b.bin and c.bin
+    corrupt(root / "t" / "z", 2)  # the last piece
+    with Storage(b.meta, root) as st:
+        have = check_pieces(st, b.meta)
+    assert [have[p] for p in range(b.meta.num_pieces)] == expected_by_hashlib(b, root)
+    assert have.missing() == [1, 3, b.meta.num_pieces - 1]
+
+
+def test_missing_and_short_files_fail_their_pieces_without_crashing(root: Path) -> None:
+    b = build(LAYOUT, 16384)
+    b.write_files(root, skip=(2,))  # sub/b.bin absent
+    (root / "t" / "sub" / "c.bin").write_bytes(b.contents[3][:40000])
+    with Storage(b.meta, root) as st:
+        readable = present_pieces(st)
+        have = check_pieces(st, b.meta)
+    assert 3 not in readable  # the piece holding b.bin is not even read
+    assert [have[p] for p in range(b.meta.num_pieces)] == expected_by_hashlib(b, root)
+    # 0-2 lie in a.bin; 4 lies in the first 40000 bytes c.bin still has; 3 needs b.bin.
+    assert list(have) == [0, 1, 2, 4]
+
+
+def test_empty_folder_checks_to_nothing_and_creates_nothing(root: Path) -> None:
+    b = build(LAYOUT, 16384)
+    with Storage(b.meta, root) as st:
+        assert check_pieces(st, b.meta).count() == 0
+    assert list(root.iterdir()) == []
+
+
+def test_padding_files_hash_as_zeros(root: Path) -> None:
+    b = build([("a", 5000), (".pad/11384", 11384, "p"), ("b", 20000)], 16384)
+    b.write_files(root)
+    with Storage(b.meta, root) as st:
+        assert check_pieces(st, b.meta).all()
+
+
+@pytest.mark.parametrize("batch_bytes", [1, 16384 * 3, 1 << 30])
+def test_batch_size_does_not_change_the_answer(
+    root: Path, monkeypatch: pytest.MonkeyPatch, batch_bytes: int
+) -> None:
+    b = build([(f"f{i}", random.Random(i).randrange(0, 60000)) for i in range(20)], 16384)
+    b.write_files(root)
+    rng = random.Random(7)
+    for f in rng.sample([f for f in b.meta.files if f.length], 6):
+        corrupt(root.joinpath(*f.path), rng.randrange(f.length))
+    (root.joinpath(*b.meta.files[4].path)).unlink(missing_ok=True)
+    monkeypatch.setattr(checker, "BATCH_BYTES", batch_bytes)
+    seen: list[int] = []
+    with Storage(b.meta, root) as st:
+        have = check_pieces(st, b.meta, progress=seen.append, threads=2)
+    assert [have[p] for p in range(b.meta.num_pieces)] == expected_by_hashlib(b, root)
+    assert seen == sorted(seen) and seen[-1] == b.meta.num_pieces
+
+
+def test_subset_of_pieces(root: Path) -> None:
+    b = build(LAYOUT, 16384)
+    b.write_files(root)
+    with Storage(b.meta, root) as st:
+        have = check_pieces(st, b.meta, pieces=[4, 1, 1])
+        with pytest.raises(IndexError):
+            check_pieces(st, b.meta, pieces=[b.meta.num_pieces])
+    assert list(have) == [1, 4]
+
+
+def test_verify_report(root: Path) -> None:
+    b = build(LAYOUT, 16384)
+    b.write_files(root, skip=(4,))
+    corrupt(root / "t" / "a.bin", 0)
+    calls: list[int] = []
+    report = verify(b.meta, root, progress=calls.append)
+    assert report.total_pieces == b.meta.num_pieces
+    assert report.good_pieces == report.have.count() == b.meta.num_pieces - 2
+    assert not report.complete
+    by_path = {f.relpath: f for f in report.files}
+    assert by_path["t/a.bin"] == ("t/a.bin", 50000, 50000 - 16384, False)
+    assert by_path["t/empty"].complete
+    assert by_path["t/z"] == ("t/z", 3, 0, False)
+    assert by_path["t/sub/b.bin"].complete
+    assert calls[-1] == b.meta.num_pieces
+    (root / "t" / "z").write_bytes(b.contents[4])
+    with (root / "t" / "a.bin").open("r+b") as fh:
+        fh.write(b.contents[0][:1])
+    assert verify(b.meta, root).complete
+
+
+# --- against libtorrent's own check --------------------------------------------------
+
+
+def libtorrent_check(torrent: bytes, save_path: Path) -> list[bool]:
+    session = lt.session({
+        "listen_interfaces": "127.0.0.1:0",
+        "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+        "dht_bootstrap_nodes": "", "enable_ip_notifier": False,
+        "enable_incoming_utp": False, "enable_outgoing_utp": False,
+        "alert_mask": lt.alert_category.status | lt.alert_category.error,
+    })
+    params = lt.add_torrent_params()
+    params.ti = lt.torrent_info(lt.bdecode(torrent))
+    params.save_path = str(save_path)
+    params.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+    handle = session.add_torrent(params)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        session.wait_for_alert(200)
+        if any(isinstance(a, lt.torrent_checked_alert) for a in session.pop_alerts()):
+            pieces = list(handle.status().pieces)
+            session.remove_torrent(handle)
+            return pieces
+    raise AssertionError("libtorrent did not finish checking in 60 s")
+
+
+def libtorrent_torrent(data_root: Path, name: str, piece_length: int, *, hybrid: bool) -> bytes:
+    rng = random.Random(11)
+    sizes = {"a.bin": 70000, "empty": 0, "sub/b.bin": 123457, "c": 5, "sub/d/e": 40000}
+    for rel, size in sizes.items():
+        path = data_root / name / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rng.randbytes(size))
+    fs = lt.file_storage()
+    for rel in sorted(sizes):  # explicit order, no deprecated directory walk
+        fs.add_file(f"{name}/{rel}", sizes[rel])
+    flags = 0 if hybrid else lt.create_torrent.v1_only
+    ct = lt.create_torrent(fs, piece_length, flags=flags)
+    lt.set_piece_hashes(ct, str(data_root))
+    return lt.bencode(ct.generate())
+
+
+@pytest.mark.parametrize("hybrid", [False, True], ids=["v1", "hybrid-with-padding"])
+def test_agrees_with_libtorrent(tmp_path: Path, hybrid: bool) -> None:
+    data = tmp_path / "data"
+    torrent = libtorrent_torrent(data, "t", 16384, hybrid=hybrid)
+    meta = parse_torrent(torrent)
+    assert any(f.padding for f in meta.files) == hybrid
+    with Storage(meta, data) as st:
+        assert check_pieces(st, meta).all()
+    assert all(libtorrent_check(torrent, data))
+
+    corrupt(data / "t" / "a.bin", 69999)  # last piece of a.bin, which also holds c (v1 order)
+    corrupt(data / "t" / "sub" / "b.bin", 60000)
+    (data / "t" / "sub" / "d" / "e").write_bytes(b"short")
+    with Storage(meta, data) as st:
+        have = check_pieces(st, meta)
+    ours = [have[p] for p in range(meta.num_pieces)]
+    theirs = libtorrent_check(torrent, data)
+    assert ours == theirs
+    assert 0 < sum(ours) < meta.num_pieces
+
+
+def test_bitfield_type() -> None:
+    b = build(LAYOUT, 16384)
+    assert isinstance(check_pieces(Storage(b.meta, "/nonexistent-torrentpy-root"), b.meta), Bitfield)
+
+
+async def test_async_check_reports_progress_on_the_loop_thread(root: Path) -> None:
+    b = build(LAYOUT, 16384)
+    b.write_files(root)
+    corrupt(root / "t" / "a.bin", 0)
+    threads_seen: set[int] = set()
+    calls: list[int] = []
+
+    def progress(n: int) -> None:
+        threads_seen.add(threading.get_ident())
+        calls.append(n)
+
+    with Storage(b.meta, root) as st:
+        have = await checker.check_pieces_async(st, b.meta, progress=progress)
+    assert have.missing() == [0]
+    assert threads_seen == {threading.get_ident()}
+    assert calls[-1] == b.meta.num_pieces
+
+
+def test_storage_of_another_torrent_is_refused(root: Path) -> None:
+    a, b = build(LAYOUT, 16384), build(LAYOUT, 16384, seed=2)
+    with Storage(a.meta, root) as st, pytest.raises(ValueError):
+        check_pieces(st, b.meta)

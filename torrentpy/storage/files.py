@@ -1,0 +1,379 @@
+"""Disk I/O for one torrent: positional reads and writes through a bounded cache of file descriptors.
+
+Every path is opened by walking from the download folder one component at a time with
+`O_NOFOLLOW` (`openat`-style, via `dir_fd`), so a symbolic link planted anywhere below the folder —
+even one pointing back inside it — is refused rather than followed. That is stricter than a realpath
+check and has no check-then-open race.
+
+The async methods run the blocking calls in an executor (the loop's default one unless given), so
+the event loop never waits on the disk. The synchronous `*_sync` methods are thread-safe and are what
+the checker and the executor jobs call.
+
+Every OSError leaves here as a one-line StorageError naming the file relative to the download
+folder ("cannot write t/a.bin: No space left on device"). Nothing already written is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import errno
+import os
+import stat
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from types import TracebackType
+
+from torrentpy.errors import StorageError
+from torrentpy.metainfo import Metainfo
+from torrentpy.storage.layout import Layout, Segment
+
+# What write methods accept; collections.abc.Buffer only exists from Python 3.12.
+BufferLike = bytes | bytearray | memoryview
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
+# O_NONBLOCK: a FIFO planted where a file should be would block open() forever; on regular files
+# it has no effect. Non-regular files are refused right after the open.
+_FILE_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | _CLOEXEC
+
+
+def describe_os_error(op: str, relpath: str, exc: OSError) -> StorageError:
+    """One line a user can act on, e.g. "cannot write t/a.bin: No space left on device"."""
+    if exc.errno == errno.ELOOP:
+        reason = "a symbolic link in its path is not followed"
+    elif exc.errno == errno.ENOTDIR:
+        reason = "a part of its path is not a folder (or is a symbolic link, which is not followed)"
+    else:
+        reason = exc.strerror or os.strerror(exc.errno or 0) or str(exc)
+    return StorageError(f"cannot {op} {relpath}: {reason}")
+
+
+def _walk_to_parent(root: str, parts: Sequence[str], *, create: bool) -> int:
+    """An fd of the folder that holds `parts[-1]`, reached without following any symlink."""
+    dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC)
+    try:
+        for comp in parts[:-1]:
+            if create:
+                try:
+                    os.mkdir(comp, 0o777, dir_fd=dir_fd)
+                except FileExistsError:
+                    pass
+            next_fd = os.open(comp, _DIR_FLAGS, dir_fd=dir_fd)
+            os.close(dir_fd)
+            dir_fd = next_fd
+    except BaseException:
+        os.close(dir_fd)
+        raise
+    return dir_fd
+
+
+def open_file(root: str, parts: Sequence[str], *, write: bool) -> int:
+    """Open a file below `root` safely; with `write` create it (and its folders) if missing."""
+    dir_fd = _walk_to_parent(root, parts, create=write)
+    try:
+        flags = _FILE_FLAGS | (os.O_RDWR | os.O_CREAT if write else os.O_RDONLY)
+        fd = os.open(parts[-1], flags, 0o666, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EISDIR, "not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def stat_file(root: str, parts: Sequence[str]) -> os.stat_result | None:
+    """The file's stat, or None if it is missing, not a regular file or reached through a symlink."""
+    try:
+        dir_fd = _walk_to_parent(root, parts, create=False)
+    except OSError:
+        return None
+    try:
+        st = os.stat(parts[-1], dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return None
+    finally:
+        os.close(dir_fd)
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    while view:
+        written = os.pwrite(fd, view, offset)
+        if written <= 0:
+            raise OSError(errno.EIO, "write made no progress")
+        view = view[written:]
+        offset += written
+
+
+def _pread_into(fd: int, view: memoryview, offset: int) -> int:
+    """Fill `view` from `offset`; returns the bytes read (less than asked only at end of file)."""
+    got = 0
+    while got < len(view):
+        n = os.preadv(fd, [view[got:]], offset + got)
+        if n == 0:
+            break
+        got += n
+    return got
+
+
+class _Handle:
+    __slots__ = ("evicted", "fd", "users", "writable")
+
+    def __init__(self, fd: int, writable: bool) -> None:
+        self.fd = fd
+        self.writable = writable
+        self.users = 0
+        self.evicted = False
+
+
+class Storage:
+    """Reads and writes the files of one torrent under `root`."""
+
+    def __init__(
+        self,
+        meta: Metainfo,
+        root: str | os.PathLike[str],
+        *,
+        max_open_files: int = 64,
+        executor: concurrent.futures.Executor | None = None,
+    ) -> None:
+        if max_open_files < 1:
+            raise ValueError("max_open_files must be at least 1")
+        self.meta = meta
+        self.layout = Layout(meta)
+        self.root = os.path.abspath(os.fspath(root))
+        self.max_open_files = max_open_files
+        self._executor = executor
+        self._lock = threading.Lock()
+        self._handles: OrderedDict[int, _Handle] = OrderedDict()
+        self._sized: set[int] = set()  # files already extended to their full length
+        self._dirty: set[int] = set()  # files written since the last flush
+        self._closed = False
+
+    # --- lifecycle ----------------------------------------------------------
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every cached descriptor; operations still in flight close theirs when they finish."""
+        with self._lock:
+            self._closed = True
+            for index in list(self._handles):
+                self._retire(index, self._handles[index])
+
+    @property
+    def open_fd_count(self) -> int:
+        with self._lock:
+            return len(self._handles)
+
+    def relpath(self, file_index: int) -> str:
+        return "/".join(self.meta.files[file_index].path)
+
+    def open_files(self) -> None:
+        """Create the folder tree and the zero-length files. Data files are created on first write."""
+        try:
+            os.makedirs(self.root, exist_ok=True)
+        except OSError as exc:
+            raise describe_os_error("create folder", self.root, exc) from None
+        for i, f in enumerate(self.meta.files):
+            if f.padding:
+                continue
+            try:
+                if f.length == 0:
+                    os.close(open_file(self.root, f.path, write=True))
+                else:
+                    os.close(_walk_to_parent(self.root, f.path, create=True))
+            except OSError as exc:
+                raise describe_os_error("create", self.relpath(i), exc) from None
+
+    # --- descriptor cache -----------------------------------------------------
+
+    def _retire(self, index: int, handle: _Handle) -> None:
+        del self._handles[index]
+        handle.evicted = True
+        if handle.users == 0:
+            os.close(handle.fd)
+
+    def _acquire(self, index: int, *, write: bool) -> _Handle:
+        with self._lock:
+            if self._closed:
+                raise StorageError("storage is closed")
+            handle = self._handles.get(index)
+            if handle is not None and (handle.writable or not write):
+                self._handles.move_to_end(index)
+                handle.users += 1
+                return handle
+            if handle is not None:  # read-only descriptor, now needed for writing
+                self._retire(index, handle)
+            if write:
+                os.makedirs(self.root, exist_ok=True)
+            fd = open_file(self.root, self.meta.files[index].path, write=write)
+            if write and index not in self._sized:
+                try:
+                    # Sparse: the size is set now, blocks are allocated as pieces arrive.
+                    if os.fstat(fd).st_size < self.meta.files[index].length:
+                        os.ftruncate(fd, self.meta.files[index].length)
+                except BaseException:
+                    os.close(fd)
+                    raise
+                self._sized.add(index)
+            handle = _Handle(fd, write)
+            handle.users = 1
+            self._handles[index] = handle
+            while len(self._handles) > self.max_open_files:
+                oldest = next(iter(self._handles))
+                self._retire(oldest, self._handles[oldest])
+            return handle
+
+    def _release(self, handle: _Handle) -> None:
+        with self._lock:
+            handle.users -= 1
+            if handle.evicted and handle.users == 0:
+                os.close(handle.fd)
+
+    # --- writing ----------------------------------------------------------------
+
+    def write_block_sync(self, index: int, begin: int, data: BufferLike) -> None:
+        """Write `data` at `begin` inside piece `index`. Padding ranges are skipped."""
+        view = memoryview(data).cast("B")
+        segments = self.layout.segments(index, begin, len(view))
+        for seg in segments:
+            if seg.padding:
+                continue
+            part = view[seg.piece_offset - begin : seg.piece_offset - begin + seg.length]
+            try:
+                handle = self._acquire(seg.file_index, write=True)
+                try:
+                    _pwrite_all(handle.fd, part, seg.file_offset)
+                finally:
+                    self._release(handle)
+            except OSError as exc:
+                raise describe_os_error("write", self.relpath(seg.file_index), exc) from None
+            with self._lock:
+                self._dirty.add(seg.file_index)
+
+    def write_piece_sync(self, index: int, data: BufferLike) -> None:
+        size = memoryview(data).nbytes
+        if size != self.meta.piece_size(index):
+            raise ValueError(f"piece {index} is {self.meta.piece_size(index)} bytes, got {size}")
+        self.write_block_sync(index, 0, data)
+
+    async def write_piece(self, index: int, data: BufferLike) -> None:
+        """Write a whole (verified) piece. `data` must not change until this returns."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self.write_piece_sync, index, data)
+
+    async def write_block(self, index: int, begin: int, data: BufferLike) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self.write_block_sync, index, begin, data)
+
+    def flush_sync(self) -> None:
+        """fdatasync every file written since the last flush, so its data survives a power cut.
+
+        Call before recording newly completed pieces in the resume file. Only touched files are
+        synced, so a flush after a few pieces costs a few fdatasync calls, not one per file.
+        """
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+        pending = sorted(dirty)
+        try:
+            while pending:
+                index = pending[0]
+                try:
+                    handle = self._acquire(index, write=False)
+                    try:
+                        os.fdatasync(handle.fd)
+                    finally:
+                        self._release(handle)
+                except OSError as exc:
+                    raise describe_os_error("sync", self.relpath(index), exc) from None
+                pending.pop(0)
+        finally:
+            if pending:  # keep what was not synced for the next attempt
+                with self._lock:
+                    self._dirty.update(pending)
+
+    async def flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self.flush_sync)
+
+    # --- reading ----------------------------------------------------------------
+
+    def _read_segments(
+        self, segments: list[Segment], view: memoryview, begin: int, *, strict: bool, fail_fast: bool = False
+    ) -> bool:
+        """Fill `view`; True if every byte came from disk. Padding reads as zeros.
+
+        strict: a missing/short/unreadable file raises StorageError. Otherwise the gap is left as
+        zeros and False is returned — after the first gap at once if `fail_fast`.
+        """
+        complete = True
+        for seg in segments:
+            part = view[seg.piece_offset - begin : seg.piece_offset - begin + seg.length]
+            if seg.padding:
+                part[:] = bytes(seg.length)
+                continue
+            relpath = self.relpath(seg.file_index)
+            got = 0
+            try:
+                handle = self._acquire(seg.file_index, write=False)
+                try:
+                    got = _pread_into(handle.fd, part, seg.file_offset)
+                finally:
+                    self._release(handle)
+            except FileNotFoundError:
+                if strict:
+                    raise StorageError(f"cannot read {relpath}: the file is missing") from None
+            except OSError as exc:
+                if strict:
+                    raise describe_os_error("read", relpath, exc) from None
+            if got < seg.length:
+                if strict:
+                    raise StorageError(f"cannot read {relpath}: the file is shorter than the torrent says")
+                part[got:] = bytes(seg.length - got)
+                complete = False
+                if fail_fast:
+                    return False
+        return complete
+
+    def read_block_sync(self, index: int, begin: int, length: int) -> bytes:
+        """Bytes of piece `index` at `begin`; raises StorageError if a file is missing or short."""
+        buf = bytearray(length)
+        self._read_segments(self.layout.segments(index, begin, length), memoryview(buf), begin, strict=True)
+        return bytes(buf)
+
+    async def read_block(self, index: int, begin: int, length: int) -> bytes:
+        """What the engine serves to peers: strict, so a damaged file is an error, not garbage."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.read_block_sync, index, begin, length)
+
+    def read_piece_sync(self, index: int, *, strict: bool = True) -> bytearray:
+        """The whole piece. Not strict: missing or short parts read as zeros (the hash will fail)."""
+        buf = bytearray(self.meta.piece_size(index))
+        self._read_segments(self.layout.segments(index), memoryview(buf), 0, strict=strict)
+        return buf
+
+    def read_piece_into(self, index: int, out: memoryview) -> bool:
+        """Read piece `index` into `out`; False (not an exception) as soon as a file is missing or short.
+
+        This is what the checker calls: for checking, an absent file means the piece fails.
+        """
+        return self._read_segments(self.layout.segments(index), out, 0, strict=False, fail_fast=True)
+
+    def stat_file(self, file_index: int) -> os.stat_result | None:
+        """The file's stat on disk, or None if missing (padding files are never on disk)."""
+        f = self.meta.files[file_index]
+        if f.padding:
+            return None
+        return stat_file(self.root, f.path)
