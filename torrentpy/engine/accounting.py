@@ -1,0 +1,121 @@
+"""Byte counters and transfer rates over a sliding window, with the clock passed in.
+
+``RateMeter`` keeps a fixed ring of half-second buckets, so its memory does not grow with traffic and
+``rate`` is O(1). ``Transfer`` groups the four counters a peer or torrent has (payload and protocol
+overhead, each direction) and can feed a parent, so a peer's bytes also count for its torrent.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["BUCKET_S", "RateMeter", "Transfer"]
+
+# Half a second is fine enough for a dashboard that refreshes a few times per second and coarse
+# enough that a 5 s window is only ten buckets.
+BUCKET_S = 0.5
+
+
+class RateMeter:
+    """Bytes per second over the last ``window_s`` seconds (bucketed per ``BUCKET_S``), plus a total."""
+
+    __slots__ = ("_buckets", "_current", "_first", "_n", "_sum", "total", "window_s")
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        if not window_s >= BUCKET_S:
+            raise ValueError(f"rate window must be at least {BUCKET_S} s")
+        self.window_s = window_s
+        self._n = max(1, round(window_s / BUCKET_S))
+        self._buckets = [0] * self._n
+        self._current: int | None = None  # bucket number (time // BUCKET_S) of the newest slot
+        self._first: float | None = None  # time of the first sample, so a young meter is not diluted
+        self._sum = 0
+        self.total = 0
+
+    def _advance(self, now: float) -> int:
+        bucket = math.floor(now / BUCKET_S)
+        current = self._current
+        if current is None:
+            self._current = bucket
+        elif bucket > current:
+            steps = bucket - current
+            if steps >= self._n:
+                self._buckets = [0] * self._n
+                self._sum = 0
+            else:
+                for k in range(current + 1, bucket + 1):
+                    slot = k % self._n
+                    self._sum -= self._buckets[slot]
+                    self._buckets[slot] = 0
+            self._current = bucket
+        # A sample older than the newest bucket (clock jitter) is counted in the newest one.
+        return self._current  # type: ignore[return-value]
+
+    def add(self, n: int, now: float) -> None:
+        bucket = self._advance(now)
+        if self._first is None:
+            self._first = now
+        self._buckets[bucket % self._n] += n
+        self._sum += n
+        self.total += n
+
+    def rate(self, now: float) -> float:
+        if self._current is None or self._first is None:
+            return 0.0
+        bucket = self._advance(now)
+        # The window covers the full older buckets plus the elapsed part of the newest one.
+        span = (self._n - 1) * BUCKET_S + (now - bucket * BUCKET_S)
+        span = min(span, now - self._first)
+        return self._sum / max(span, BUCKET_S)
+
+
+class Transfer:
+    """Payload and protocol bytes in both directions for one peer or torrent.
+
+    Protocol bytes are message headers, HAVEs, REQUESTs and the like: everything on the wire that is not
+    piece data. ``record_*`` also feeds ``parent`` so per-peer counting rolls up into the torrent."""
+
+    __slots__ = ("parent", "payload_down", "payload_up", "protocol_down", "protocol_up")
+
+    def __init__(self, window_s: float = 5.0, parent: Transfer | None = None) -> None:
+        self.payload_down = RateMeter(window_s)
+        self.payload_up = RateMeter(window_s)
+        self.protocol_down = RateMeter(window_s)
+        self.protocol_up = RateMeter(window_s)
+        self.parent = parent
+
+    def record_down(self, n: int, now: float, *, payload: bool) -> None:
+        (self.payload_down if payload else self.protocol_down).add(n, now)
+        if self.parent is not None:
+            self.parent.record_down(n, now, payload=payload)
+
+    def record_up(self, n: int, now: float, *, payload: bool) -> None:
+        (self.payload_up if payload else self.protocol_up).add(n, now)
+        if self.parent is not None:
+            self.parent.record_up(n, now, payload=payload)
+
+    @property
+    def downloaded(self) -> int:
+        return self.payload_down.total
+
+    @property
+    def uploaded(self) -> int:
+        return self.payload_up.total
+
+    def down_rate_bps(self, now: float) -> float:
+        return self.payload_down.rate(now)
+
+    def up_rate_bps(self, now: float) -> float:
+        return self.payload_up.rate(now)
+
+    def ratio(self, size_bytes: int | None = None) -> float:
+        """Uploaded payload over downloaded payload. A seeder that downloaded nothing divides by
+        ``size_bytes`` (the torrent size) when given, as clients show "ratio" to a seeder; otherwise the
+        ratio of no download is 0 with nothing uploaded and infinite with something uploaded."""
+        down = self.payload_down.total
+        up = self.payload_up.total
+        if down == 0 and size_bytes:
+            down = size_bytes
+        if down == 0:
+            return math.inf if up else 0.0
+        return up / down

@@ -1,0 +1,330 @@
+"""A session: one listen port, one peer id, shared limits, many torrents."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from torrentpy import __version__
+from torrentpy.engine.accounting import RateMeter
+from torrentpy.engine.ratelimit import TokenBucket
+from torrentpy.engine.snapshot import SessionSnapshot
+from torrentpy.engine.torrent import CONNECT_TIMEOUT_S, Torrent
+from torrentpy.errors import UsageError
+from torrentpy.metainfo import Magnet, Metainfo
+from torrentpy.net.peer import PeerLink
+from torrentpy.protocol import events as ev
+from torrentpy.protocol.peer import PeerConnection
+from torrentpy.protocol.wire import make_peer_id
+
+log = logging.getLogger("torrentpy")
+
+DEFAULT_LISTEN_PORT = 6881
+# How many ports after the default to try before letting the OS pick one.
+LISTEN_PORT_TRIES = 10
+# Connections (open or being opened) across all torrents; keeps us under fd limits.
+MAX_CONNECTIONS = 400
+# Connections whose handshake has not completed yet.
+MAX_HALF_OPEN = 64
+HANDSHAKE_TIMEOUT_S = 20.0
+
+
+@dataclass
+class SessionConfig:
+    save_dir: str = "."
+    listen_port: int | None = None  # None: 6881 or the next free port
+    bind: str = "0.0.0.0"
+    max_peers: int = 50
+    max_connections: int = MAX_CONNECTIONS
+    max_download_rate_bps: float = 0
+    max_upload_rate_bps: float = 0
+    seed_ratio: float | None = 1.0
+    seed_time_s: float | None = None
+    unchoke_slots: int = 4
+
+
+class Session:
+    version = __version__
+
+    def __init__(self, config: SessionConfig) -> None:
+        self.config = config
+        self.peer_id = make_peer_id()
+        self.listen_port = config.listen_port or 0
+        self.torrents: dict[bytes, Torrent] = {}
+        self.executor = ThreadPoolExecutor(max_workers=max(2, min(8, (os.cpu_count() or 2) * 2)),
+                                           thread_name_prefix="torrentpy-io")
+        self.upload_bucket = TokenBucket(config.max_upload_rate_bps)
+        self.download_bucket = TokenBucket(config.max_download_rate_bps)
+        self.down = RateMeter()
+        self.up = RateMeter()
+        self.downloaded = 0
+        self.uploaded = 0
+        self.links: set[PeerLink] = set()
+        self.pending: dict[PeerLink, Torrent | None] = {}
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.started_at = time.monotonic()
+        self.stop_event = asyncio.Event()
+        self.stop_signal: int | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._http: Any = None
+        self._reading_paused = False
+
+    # --- torrents ---------------------------------------------------------------
+
+    def add(self, source: Metainfo | Magnet, save_dir: str | None = None) -> Torrent:
+        if source.info_hash in self.torrents:
+            raise UsageError(f"{source.name} was given twice")
+        torrent = Torrent(
+            self, source, save_dir or self.config.save_dir, max_peers=self.config.max_peers,
+            seed_ratio=self.config.seed_ratio, seed_time_s=self.config.seed_time_s,
+            unchoke_slots=self.config.unchoke_slots,
+        )
+        self.torrents[source.info_hash] = torrent
+        return torrent
+
+    def emit(self, event: dict[str, Any]) -> None:
+        log.info("%s", event)
+        for listener in self.listeners:
+            listener(event)
+
+    # --- the network ------------------------------------------------------------
+
+    async def listen(self) -> int:
+        loop = asyncio.get_running_loop()
+        ports = [self.config.listen_port] if self.config.listen_port else \
+            [*range(DEFAULT_LISTEN_PORT, DEFAULT_LISTEN_PORT + LISTEN_PORT_TRIES), 0]
+        last_error: OSError | None = None
+        for port in ports:
+            try:
+                self._server = await loop.create_server(self._accept, self.config.bind, port, reuse_address=True)
+                break
+            except OSError as exc:
+                last_error = exc
+        if self._server is None:
+            raise UsageError(f"cannot listen on {self.config.bind}:{ports[0]}: "
+                             f"{last_error.strerror if last_error else 'unknown error'}")
+        self.listen_port = self._server.sockets[0].getsockname()[1]
+        return self.listen_port
+
+    def is_self(self, addr: tuple[str, int]) -> bool:
+        return addr[1] == self.listen_port and addr[0] in ("127.0.0.1", "::1", "0.0.0.0", "::", self.config.bind)
+
+    def is_connected(self, addr: tuple[str, int]) -> bool:
+        return False
+
+    def can_connect(self) -> bool:
+        half_open = len(self.pending)
+        return len(self.links) < self.config.max_connections and half_open < MAX_HALF_OPEN
+
+    def _new_connection(self, info_hash: bytes | None, torrent: Torrent | None, initiator: bool) -> PeerConnection:
+        meta = torrent.meta if torrent is not None else None
+        return PeerConnection(
+            info_hash=info_hash,
+            peer_id=self.peer_id,
+            num_pieces=meta.num_pieces if meta else 0,
+            piece_length=meta.piece_length if meta else 0,
+            total_length=meta.total_length if meta else 0,
+            initiator=initiator,
+            metadata_size=len(meta.info_bytes) if meta else None,
+        )
+
+    def _accept(self) -> PeerLink:
+        conn = self._new_connection(None, None, initiator=False)
+        # The address is known only once the transport exists; fixed in on_connected.
+        link = PeerLink(conn, self, ("", 0), incoming=True)
+        return link
+
+    async def connect(self, torrent: Torrent, addr: tuple[str, int]) -> None:
+        loop = asyncio.get_running_loop()
+        conn = self._new_connection(torrent.info_hash, torrent, initiator=True)
+        link = PeerLink(conn, self, addr, incoming=False)
+        self.pending[link] = torrent
+        try:
+            await asyncio.wait_for(loop.create_connection(lambda: link, addr[0], addr[1]), CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as exc:
+            self.pending.pop(link, None)
+            torrent.connect_failed(addr, str(exc) or type(exc).__name__)
+
+    # PeerHandler, until the handshake hands the link to a torrent.
+
+    def on_connected(self, link: PeerLink) -> None:
+        self.links.add(link)
+        if link.incoming:
+            peer = link.transport.get_extra_info("peername") if link.transport else None
+            link.addr = (str(peer[0]), int(peer[1])) if peer else ("?", 0)
+            self.pending[link] = None
+            if len(self.links) > self.config.max_connections:
+                link.close("too many connections")
+                return
+        else:
+            link.write(link.conn.initiate())
+        asyncio.get_running_loop().call_later(HANDSHAKE_TIMEOUT_S, self._handshake_deadline, link)
+
+    def _handshake_deadline(self, link: PeerLink) -> None:
+        if link in self.pending and not link.closed:
+            link.close("no handshake in time")
+
+    def on_event(self, link: PeerLink, event: ev.Event) -> bool:
+        if isinstance(event, ev.HandshakeInfoHash):
+            torrent = self.torrents.get(event.info_hash)
+            if torrent is None or not torrent.wants_peers():
+                link.close("handshake for a torrent we do not serve")
+                return False
+            meta = torrent.meta
+            link.conn.accept_info_hash(event.info_hash, meta.num_pieces if meta else 0,
+                                       meta.piece_length if meta else 0, meta.total_length if meta else 0)
+            self.pending[link] = torrent
+            link.write(link.conn.initiate())
+            return True
+        if isinstance(event, ev.HandshakeComplete):
+            torrent = self.pending.pop(link, None)
+            if torrent is None:
+                link.close("handshake without a torrent")
+                return False
+            if event.peer_id in torrent.banned_ids:
+                link.close("banned peer")
+                return False
+            torrent.attach(link)
+            if link.closed:
+                return False
+            peer = torrent.peers.get(link.addr)
+            if peer is not None:
+                torrent.start_peer(peer)
+            return True
+        if isinstance(event, ev.ProtocolError):
+            torrent = self.pending.pop(link, None)
+            if torrent is not None and not link.incoming:
+                torrent.connect_failed(link.addr, event.reason)
+            link.close(event.reason)
+            return False
+        return True
+
+    def on_closed(self, link: PeerLink, reason: str) -> None:
+        torrent = self.pending.pop(link, None)
+        if torrent is not None and not link.incoming:
+            torrent.connect_failed(link.addr, reason)
+        self.links.discard(link)
+
+    def on_writable(self, link: PeerLink) -> None:
+        pass
+
+    def release_connection(self, link: PeerLink) -> None:
+        self.links.discard(link)
+
+    def http_session(self) -> Any:
+        if self._http is None:
+            import aiohttp
+
+            self._http = aiohttp.ClientSession(
+                headers={"User-Agent": f"torrentpy/{__version__}"},
+                connector=aiohttp.TCPConnector(limit=32, force_close=True),
+            )
+        return self._http
+
+    # --- rate limits ------------------------------------------------------------
+
+    def count_download(self, nbytes: int) -> None:
+        now = time.monotonic()
+        self.down.add(nbytes, now)
+        self.downloaded += nbytes
+        if self.download_bucket.rate_bps <= 0 or self._reading_paused:
+            return
+        wait_s = self.download_bucket.consume(nbytes, now)
+        if wait_s > 0:
+            self._reading_paused = True
+            for link in self.links:
+                link.pause_reading()
+            asyncio.get_running_loop().call_later(wait_s, self._resume_reading)
+
+    def _resume_reading(self) -> None:
+        self._reading_paused = False
+        for link in list(self.links):
+            link.resume_reading()
+
+    def count_upload(self, nbytes: int) -> None:
+        self.up.add(nbytes, time.monotonic())
+        self.uploaded += nbytes
+
+    # --- Controller (dashboard) -------------------------------------------------
+
+    def snapshot(self) -> SessionSnapshot:
+        now = time.monotonic()
+        torrents = tuple(t.snapshot(now) for t in self.torrents.values())
+        return SessionSnapshot(
+            torrents=torrents,
+            down_rate_bps=sum(t.down_rate_bps for t in torrents),
+            up_rate_bps=sum(t.up_rate_bps for t in torrents),
+            downloaded=sum(t.downloaded for t in torrents),
+            uploaded=sum(t.uploaded for t in torrents),
+            peers=sum(t.peers for t in torrents),
+            listen_port=self.listen_port,
+            uptime_s=now - self.started_at,
+        )
+
+    def _find(self, info_hash_hex: str) -> Torrent | None:
+        try:
+            return self.torrents.get(bytes.fromhex(info_hash_hex))
+        except ValueError:
+            return None
+
+    def pause(self, info_hash_hex: str) -> None:
+        torrent = self._find(info_hash_hex)
+        if torrent is not None:
+            torrent.pause()
+
+    def resume(self, info_hash_hex: str) -> None:
+        torrent = self._find(info_hash_hex)
+        if torrent is not None:
+            torrent.resume()
+
+    def request_stop(self, signum: int | None = None) -> None:
+        if self.stop_signal is None:
+            self.stop_signal = signum
+        self.stop_event.set()
+
+    # --- running ----------------------------------------------------------------
+
+    def all_done(self) -> bool:
+        return all(t.finished or t.state == "error" for t in self.torrents.values())
+
+    async def run(self) -> None:
+        """Run until every torrent has met its goal or a stop is requested."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, self.request_stop, signum)
+        if self._server is None:
+            await self.listen()
+        self.emit({"event": "listening", "port": self.listen_port})
+        try:
+            await asyncio.gather(*(t.start() for t in self.torrents.values()))
+            while not self.stop_event.is_set():
+                now = time.monotonic()
+                for torrent in list(self.torrents.values()):
+                    torrent.tick(now)
+                if self.all_done():
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop_event.wait(), timeout=1.0)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        await asyncio.gather(*(t.stop() for t in self.torrents.values()), return_exceptions=True)
+        for link in list(self.links):
+            link.close("shutting down")
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        self.executor.shutdown(wait=True, cancel_futures=False)
+        self.stop_event.set()

@@ -1,0 +1,1005 @@
+"""One torrent inside a session: peers, pieces, trackers, choking, seeding goals.
+
+Policy is delegated to the pure objects (PiecePicker, Choker, TokenBucket); this
+class wires their decisions to connections (net), disk (storage) and trackers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from torrentpy._core import Bitfield, sha1, verify_piece
+from torrentpy.engine.accounting import RateMeter
+from torrentpy.engine.choker import Choker, PeerView
+from torrentpy.engine.peer import Peer
+from torrentpy.engine.picker import Block, PiecePicker, queue_depth
+from torrentpy.engine.snapshot import FileSnapshot, PeerSnapshot, TorrentSnapshot, TrackerSnapshot
+from torrentpy.errors import StorageError, TorrentError
+from torrentpy.metainfo import Magnet, Metainfo
+from torrentpy.net.peer import PeerLink
+from torrentpy.peer_id import client_name
+from torrentpy.protocol import events as ev
+from torrentpy.storage.checker import check_pieces_async
+from torrentpy.storage.files import Storage
+from torrentpy.storage.layout import Layout
+from torrentpy.storage.resume import resume_state, save_resume
+
+if TYPE_CHECKING:
+    from torrentpy.engine.session import Session
+
+log = logging.getLogger("torrentpy")
+
+BLOCK_SIZE = 16 * 1024
+# A peer that sent no block for this long while we had requests out is snubbing us.
+SNUB_TIMEOUT_S = 60.0
+# A request not answered in this time is re-requested elsewhere.
+REQUEST_TIMEOUT_S = 30.0
+# No message at all for this long: the connection is dead (BEP 3 suggests 2 minutes).
+IDLE_TIMEOUT_S = 150.0
+KEEPALIVE_INTERVAL_S = 60.0
+# Requests a leecher may have queued with us; more is a flood (libtorrent allows 500).
+MAX_QUEUED_REQUESTS = 500
+RESUME_SAVE_INTERVAL_S = 10.0
+READ_CACHE_BYTES = 64 * 1024 * 1024
+# Failed pieces a peer may be part of before it is banned, when we can't tell whose block was bad.
+MAX_STRIKES = 3
+CONNECT_TIMEOUT_S = 10.0
+# Unchoke slots per torrent (BEP 3 suggests 4).
+UNCHOKE_SLOTS = 4
+
+
+class ReadCache:
+    """Whole pieces read once and served for every block request of that piece."""
+
+    def __init__(self, capacity_bytes: int) -> None:
+        self.capacity = capacity_bytes
+        self.size = 0
+        self.pieces: OrderedDict[int, bytes] = OrderedDict()
+
+    def get(self, index: int) -> bytes | None:
+        data = self.pieces.get(index)
+        if data is not None:
+            self.pieces.move_to_end(index)
+        return data
+
+    def put(self, index: int, data: bytes) -> None:
+        if index in self.pieces:
+            return
+        self.pieces[index] = data
+        self.size += len(data)
+        while self.size > self.capacity and len(self.pieces) > 1:
+            _, old = self.pieces.popitem(last=False)
+            self.size -= len(old)
+
+
+class Torrent:
+    def __init__(
+        self,
+        session: Session,
+        source: Metainfo | Magnet,
+        save_dir: str,
+        *,
+        max_peers: int = 50,
+        seed_ratio: float | None = 1.0,
+        seed_time_s: float | None = None,
+        unchoke_slots: int = UNCHOKE_SLOTS,
+    ) -> None:
+        self.session = session
+        self.save_dir = save_dir
+        self.max_peers = max_peers
+        self.seed_ratio = seed_ratio
+        self.seed_time_s = seed_time_s
+        self.info_hash = source.info_hash
+        self.magnet = source if isinstance(source, Magnet) else None
+        self.meta: Metainfo | None = source if isinstance(source, Metainfo) else None
+        self.name = source.name
+        self.state = "metadata" if self.meta is None else "checking"
+        self.error: str | None = None
+        self.paused = False
+        self.finished = False  # seeding goal met (or download done with no seeding)
+        self.rng = random.Random()
+        self.peers: dict[tuple[str, int], Peer] = {}
+        self.connecting: set[tuple[str, int]] = set()
+        self.candidates: dict[tuple[str, int], float] = {}  # addr → earliest retry time
+        self.banned: set[tuple[str, int]] = set()
+        self.banned_ids: set[bytes] = set()
+        self.strikes: dict[tuple[str, int], int] = {}
+        self.failed_pieces = 0
+        self.choker = Choker(unchoke_slots, rng=self.rng)
+        self.next_choke_at = 0.0
+        self.down = RateMeter()
+        self.up = RateMeter()
+        self.downloaded = 0  # payload this session
+        self.uploaded = 0
+        self.pieces_downloaded = 0  # verified pieces fetched from peers this session
+        self.pieces_at_start = 0  # verified pieces found on disk at start
+        self.seeding_since: float | None = None
+        self.piece_buffers: dict[int, bytearray] = {}
+        self.hashing: set[int] = set()
+        # For a piece that failed its hash: which peer sent which block, and the block's
+        # digest. When the piece later passes, the peer whose block differs was lying.
+        self.suspect_blocks: dict[int, dict[int, tuple[tuple[str, int], bytes]]] = {}
+        self.block_sources: dict[int, dict[int, tuple[str, int]]] = {}
+        self.read_cache = ReadCache(READ_CACHE_BYTES)
+        self.storage: Storage | None = None
+        self.layout: Layout | None = None
+        self.picker: PiecePicker | None = None
+        self.tiers: Any = None
+        self.resume_dirty = False
+        self.last_resume_save = 0.0
+        self.next_announce_check = 0.0
+        self.announcing = False
+        self.events: list[dict[str, Any]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.metadata: Any = None  # MetadataAssembler while fetching a magnet's info dict
+        if self.magnet is not None:
+            from torrentpy.engine.metadata import MetadataAssembler
+
+            self.metadata = MetadataAssembler(self.info_hash)
+            for addr in self.magnet.peers:
+                self.candidates[addr] = 0.0
+        self._make_tiers(source.trackers)
+
+    # --- helpers --------------------------------------------------------------
+
+    def _make_tiers(self, trackers: tuple[tuple[str, ...], ...]) -> None:
+        from torrentpy.net.tracker import TrackerTiers
+
+        self.tiers = TrackerTiers(
+            [list(t) for t in trackers],
+            info_hash=self.info_hash,
+            peer_id=self.session.peer_id,
+            port=self.session.listen_port,
+            get_session=self.session.http_session,
+        ) if trackers else None
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if isinstance(exc, TorrentError):
+                self.fail(str(exc))
+            else:
+                log.error("internal error in %s", self.name, exc_info=exc)
+                self.fail(f"internal error: {exc!r}")
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        self.session.emit({"event": kind, "torrent": self.name, "info_hash": self.info_hash.hex(), **fields})
+
+    def fail(self, message: str) -> None:
+        """Stop this torrent with a clear error, keeping what was verified."""
+        if self.state == "error":
+            return
+        self.error = message
+        self.state = "error"
+        self.emit("error", message=message)
+        for peer in list(self.peers.values()):
+            peer.link.close("torrent stopped after an error")
+        self._save_resume()
+
+    @property
+    def now(self) -> float:
+        return time.monotonic()
+
+    @property
+    def complete(self) -> bool:
+        return self.picker is not None and self.picker.done()
+
+    def left_bytes(self) -> int:
+        if self.picker is None or self.meta is None:
+            return 0 if self.meta is None else self.meta.total_length
+        return int(self.picker.left_bytes())
+
+    # --- lifecycle --------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.meta is not None:
+            await self._prepare_storage()
+        if self.state == "error":
+            return
+        if self.tiers is not None:
+            self._spawn(self._announce("started"))
+
+    async def _prepare_storage(self) -> None:
+        meta = self.meta
+        assert meta is not None
+        self.layout = Layout(meta)
+        self.picker = PiecePicker(meta.num_pieces, meta.piece_length, meta.total_length,
+                                  block_size=BLOCK_SIZE, rng=self.rng)
+        self.storage = Storage(meta, self.save_dir, executor=self.session.executor)
+        loop = asyncio.get_running_loop()
+        self.state = "checking"
+        try:
+            await loop.run_in_executor(self.session.executor, self.storage.open_files)
+            saved = await loop.run_in_executor(self.session.executor, resume_state, meta, self.save_dir)
+            if saved is None:
+                self.emit("checking")
+                have = await check_pieces_async(self.storage, meta, progress=self._on_check_progress)
+            else:
+                have = saved.have
+                if saved.recheck:
+                    self.emit("checking", pieces=len(saved.recheck))
+                    rechecked = await check_pieces_async(self.storage, meta, pieces=saved.recheck,
+                                                         progress=self._on_check_progress)
+                    have = have | rechecked
+        except StorageError as exc:
+            self.fail(str(exc))
+            return
+        for index in have:
+            self.picker.piece_passed(index)
+        self.pieces_at_start = have.count()
+        self.check_progress = meta.num_pieces
+        self.emit("resumed", pieces=self.pieces_at_start, total=meta.num_pieces)
+        self._save_resume()
+        if self.picker.done():
+            self._on_download_complete(announce=False)
+        else:
+            self.state = "downloading"
+
+    check_progress = 0
+
+    def _on_check_progress(self, pieces_done: int) -> None:
+        self.check_progress = pieces_done
+
+    async def stop(self) -> None:
+        for peer in list(self.peers.values()):
+            peer.link.close("shutting down")
+        for task in list(self._tasks):
+            task.cancel()
+        self._save_resume()
+        if self.tiers is not None:
+            try:
+                await asyncio.wait_for(
+                    self.tiers.stop(uploaded=self.uploaded, downloaded=self.downloaded, left=self.left_bytes()),
+                    timeout=5.0,
+                )
+            except (TimeoutError, TorrentError, OSError):
+                pass
+        if self.storage is not None:
+            self.storage.close()
+
+    def pause(self) -> None:
+        if self.paused or self.state == "error":
+            return
+        self.paused = True
+        for peer in list(self.peers.values()):
+            peer.link.close("torrent paused")
+        self._save_resume()
+
+    def resume(self) -> None:
+        self.paused = False
+
+    def _save_resume(self) -> None:
+        """Crash-safe order: data reaches the disk (flush) before the resume file claims it."""
+        if self.meta is None or self.picker is None or self.storage is None:
+            return
+        have = self.picker.have.copy()  # taken before the flush, so every claimed piece is flushed
+        try:
+            self.storage.flush_sync()
+            save_resume(self.meta, self.save_dir, have)
+        except (StorageError, OSError) as exc:
+            log.warning("could not save resume data for %s: %s", self.name, exc)
+        self.resume_dirty = False
+        self.last_resume_save = self.now
+
+    saving = False
+
+    async def _save_resume_async(self) -> None:
+        # fdatasync can take a while with many dirty pages: keep it off the event loop.
+        self.saving = True
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.session.executor, self._save_resume)
+        finally:
+            self.saving = False
+
+    # --- trackers -------------------------------------------------------------
+
+    async def _announce(self, event: str) -> None:
+        if self.tiers is None or self.announcing:
+            return
+        self.announcing = True
+        try:
+            resp = await self.tiers.announce(
+                event, uploaded=self.uploaded, downloaded=self.downloaded, left=self.left_bytes(),
+                numwant=200,
+            )
+        except TorrentError as exc:
+            self.emit("tracker_error", message=str(exc))
+            return
+        finally:
+            self.announcing = False
+        if resp is None:
+            return
+        if getattr(resp, "warning", None):
+            self.emit("tracker_warning", message=resp.warning)
+        self.add_candidates(resp.peers)
+
+    def add_candidates(self, addrs: list[tuple[str, int]]) -> None:
+        for addr in addrs:
+            addr = (str(addr[0]), int(addr[1]))
+            if addr in self.banned or self.session.is_self(addr):
+                continue
+            self.candidates.setdefault(addr, 0.0)
+
+    # --- connections ------------------------------------------------------------
+
+    def wants_peers(self) -> bool:
+        return not self.paused and self.state not in ("error", "checking") and not self.finished
+
+    def _connect_more(self, now: float) -> None:
+        if not self.wants_peers():
+            return
+        room = self.max_peers - len(self.peers) - len(self.connecting)
+        if room <= 0:
+            return
+        seeding = self.complete
+        for addr, retry_at in list(self.candidates.items()):
+            if room <= 0 or not self.session.can_connect():
+                break
+            if retry_at > now or addr in self.peers or addr in self.connecting or addr in self.banned:
+                continue
+            if self.session.is_self(addr) or self.session.is_connected(addr):
+                continue
+            self.candidates[addr] = now + 60.0  # back off if this attempt fails
+            self.connecting.add(addr)
+            room -= 1
+            self._spawn(self.session.connect(self, addr))
+        del seeding
+
+    def connect_failed(self, addr: tuple[str, int], reason: str) -> None:
+        self.connecting.discard(addr)
+        log.debug("connect to %s:%d failed: %s", addr[0], addr[1], reason)
+
+    def attach(self, link: PeerLink) -> None:
+        """A connection (ours or accepted) whose handshake named this torrent."""
+        self.connecting.discard(link.addr)
+        if link.addr in self.banned:
+            link.close("banned peer")
+            return
+        if len(self.peers) >= self.max_peers + 5 or not self.wants_peers():
+            link.close("too many peers")
+            return
+        if link.addr in self.peers:
+            link.close("duplicate connection")
+            return
+        now = self.now
+        peer = Peer(link=link, connected_at=now, last_recv_at=now, last_sent_at=now)
+        self.peers[link.addr] = peer
+        link.handler = self
+        link.on_bytes_in = self.session.count_download
+        self.candidates.pop(link.addr, None)
+
+    def on_connected(self, link: PeerLink) -> None:  # handled by the session
+        pass
+
+    def on_writable(self, link: PeerLink) -> None:
+        peer = self.peers.get(link.addr)
+        if peer is not None and peer.upload_queue and not peer.serving:
+            self._start_serving(peer)
+
+    def on_closed(self, link: PeerLink, reason: str) -> None:
+        peer = self.peers.get(link.addr)
+        if peer is None or peer.link is not link:
+            return
+        del self.peers[link.addr]
+        if self.picker is not None:
+            self.picker.remove_peer(link.addr)
+        log.debug("peer %s:%d closed: %s", link.addr[0], link.addr[1], reason)
+        if not link.incoming and link.addr not in self.banned:
+            self.candidates[link.addr] = self.now + 30.0
+        self.session.release_connection(link)
+
+    def ban(self, peer: Peer, reason: str) -> None:
+        self.banned.add(peer.addr)
+        if peer.conn.peer_id:
+            self.banned_ids.add(peer.conn.peer_id)
+        self.candidates.pop(peer.addr, None)
+        self.emit("peer_banned", peer=f"{peer.addr[0]}:{peer.addr[1]}", reason=reason)
+        peer.link.close(f"banned: {reason}")
+
+    def _protocol_error(self, peer: Peer, reason: str) -> bool:
+        self.emit("peer_error", peer=f"{peer.addr[0]}:{peer.addr[1]}", reason=reason)
+        peer.link.close(reason)
+        return False
+
+    # --- wire events ------------------------------------------------------------
+
+    def start_peer(self, peer: Peer) -> None:
+        """Right after the handshake: tell the peer what we have."""
+        conn = peer.conn
+        out: list[bytes] = []
+        if conn.supports_extensions:
+            extra: dict[str, Any] = {"v": f"torrentpy {self.session.version}", "reqq": MAX_QUEUED_REQUESTS,
+                                     "p": self.session.listen_port}
+            if self.meta is not None:
+                extra["metadata_size"] = len(self.meta.info_bytes)
+            out.append(conn.send_extended_handshake(extra))
+        if self.picker is not None and self.picker.have.any():
+            out.append(conn.send_bitfield(self.picker.have))
+        elif self.picker is not None and conn.supports_fast:
+            out.append(conn.send_bitfield(self.picker.have))
+        peer.link.writelines(out)
+        peer.client = client_name(conn.peer_id or b"")
+
+    def on_event(self, link: PeerLink, event: ev.Event) -> bool:
+        peer = self.peers.get(link.addr)
+        if peer is None or peer.link is not link:
+            return False
+        now = self.now
+        peer.last_recv_at = now
+        kind = type(event)
+        if kind is ev.Piece:
+            return self._on_piece(peer, event, now)  # type: ignore[arg-type]
+        if kind is ev.Have:
+            return self._on_have(peer, event.index)  # type: ignore[attr-defined]
+        if kind is ev.Request:
+            return self._on_request(peer, event)  # type: ignore[arg-type]
+        if kind is ev.BitfieldReceived:
+            return self._on_bitfield(peer, event.bitfield)  # type: ignore[attr-defined]
+        if kind is ev.Unchoke:
+            self._fill_requests(peer, now)
+            return True
+        if kind is ev.Choke:
+            self._on_choked(peer)
+            return True
+        if kind is ev.Interested:
+            self._maybe_unchoke_now(peer, now)
+            return True
+        if kind is ev.NotInterested:
+            return True
+        if kind is ev.Cancel:
+            key = (event.index, event.begin, event.length)  # type: ignore[attr-defined]
+            try:
+                peer.upload_queue.remove(key)
+            except ValueError:
+                pass
+            return True
+        if kind is ev.Reject:
+            self._on_reject(peer, Block(event.index, event.begin, event.length))  # type: ignore[attr-defined]
+            return True
+        if kind is ev.AllowedFast:
+            peer.allowed_fast.add(event.index)  # type: ignore[attr-defined]
+            return True
+        if kind is ev.ProtocolError:
+            return self._protocol_error(peer, event.reason)  # type: ignore[attr-defined]
+        if kind is ev.HandshakeComplete:
+            return True
+        if kind is ev.ExtendedHandshake:
+            return self._on_ext_handshake(peer)
+        if kind is ev.PexPeers:
+            if self.meta is None or not self.meta.private:
+                self.add_candidates(event.added)  # type: ignore[attr-defined]
+            return True
+        if kind in (ev.MetadataRequest, ev.MetadataData, ev.MetadataReject):
+            return self._on_metadata(peer, event)
+        return True
+
+    def _on_ext_handshake(self, peer: Peer) -> bool:
+        conn = peer.conn
+        if conn.peer_client:
+            peer.client = client_name(conn.peer_id or b"")
+        if self.metadata is not None and conn.peer_metadata_size:
+            self._request_metadata(peer)
+        return True
+
+    def _on_bitfield(self, peer: Peer, bitfield: Bitfield) -> bool:
+        if self.picker is None:
+            peer.bitfield = bitfield
+            return True
+        if peer.bitfield is not None:
+            self.picker.remove_peer(peer.addr)
+        peer.bitfield = bitfield
+        self.picker.add_peer(peer.addr, bitfield)
+        if self.complete and bitfield.all():
+            peer.link.close("both sides are seeds")
+            return False
+        self._update_interest(peer)
+        return True
+
+    def _on_have(self, peer: Peer, index: int) -> bool:
+        if self.picker is None:
+            return True
+        if peer.bitfield is None:
+            peer.bitfield = Bitfield(self.picker.have.__len__())
+            self.picker.add_peer(peer.addr, peer.bitfield)
+        if not peer.bitfield[index]:
+            peer.bitfield.set(index)
+            self.picker.peer_have(peer.addr, index)
+        if not peer.conn.am_interested and not self.picker.have[index]:
+            self._update_interest(peer)
+        elif peer.conn.am_interested and not peer.conn.peer_choking:
+            self._fill_requests(peer, self.now)
+        if self.complete and peer.bitfield.all():
+            peer.link.close("both sides are seeds")
+            return False
+        return True
+
+    def _update_interest(self, peer: Peer) -> None:
+        if self.picker is None or peer.bitfield is None:
+            return
+        want = self.picker.is_interesting(peer.bitfield)
+        conn = peer.conn
+        if want and not conn.am_interested:
+            peer.link.write(conn.send_interested())
+            if not conn.peer_choking:
+                self._fill_requests(peer, self.now)
+        elif not want and conn.am_interested:
+            peer.link.write(conn.send_not_interested())
+
+    def _on_choked(self, peer: Peer) -> None:
+        if self.picker is None:
+            return
+        if peer.conn.supports_fast:
+            return  # BEP 6: the peer rejects what it drops; outstanding requests stay valid
+        for block in self.picker.outstanding(peer.addr):
+            peer.released.add(block)
+            self.picker.on_reject(peer.addr, block)
+
+    def _on_reject(self, peer: Peer, block: Block) -> None:
+        if self.picker is None:
+            return
+        peer.released.add(block)
+        self.picker.on_reject(peer.addr, block)
+
+    # --- downloading ------------------------------------------------------------
+
+    def _fill_requests(self, peer: Peer, now: float) -> None:
+        picker = self.picker
+        conn = peer.conn
+        if picker is None or self.paused or self.state != "downloading" or not conn.am_interested:
+            return
+        if conn.peer_choking or peer.snubbed:
+            return
+        depth = queue_depth(peer.down.rate(now), block_size=BLOCK_SIZE)
+        want = depth - len(picker.outstanding(peer.addr))
+        if want < max(1, depth // 4):
+            return  # top up in batches: fewer, larger writes
+        blocks = picker.pick(peer.addr, want, now=now)
+        if not blocks:
+            if not picker.is_interesting(peer.bitfield) if peer.bitfield is not None else True:
+                self._update_interest(peer)
+            return
+        peer.link.writelines([conn.send_request(b.index, b.begin, b.length) for b in blocks])
+
+    def _on_piece(self, peer: Peer, event: ev.Piece, now: float) -> bool:
+        picker = self.picker
+        if picker is None:
+            return self._protocol_error(peer, "sent a block before we have the metadata")
+        data = event.data
+        length = len(data)
+        block = Block(event.index, event.begin, length)
+        try:
+            result = picker.on_block(peer.addr, block)
+        except ValueError as exc:
+            return self._protocol_error(peer, f"sent a malformed block: {exc}")
+        if result.unrequested:
+            if block in peer.released:
+                peer.released.discard(block)
+            elif not result.duplicate:
+                return self._protocol_error(peer, f"sent a block we did not request (piece {event.index})")
+        peer.released.discard(block)
+        peer.last_block_at = now
+        peer.snubbed = False
+        peer.down.add(length, now)
+        peer.downloaded += length
+        self.down.add(length, now)
+        self.downloaded += length
+        if result.cancel:
+            for other_key, other_block in result.cancel:
+                other = self.peers.get(other_key)
+                if other is not None:
+                    other.released.add(other_block)
+                    other.link.write(other.conn.send_cancel(other_block.index, other_block.begin,
+                                                           other_block.length))
+        if not result.duplicate:
+            buf = self.piece_buffers.get(event.index)
+            if buf is None:
+                assert self.meta is not None
+                buf = self.piece_buffers[event.index] = bytearray(self.meta.piece_size(event.index))
+            if event.begin + length > len(buf):
+                return self._protocol_error(peer, "sent a block past the end of the piece")
+            buf[event.begin : event.begin + length] = data
+            self.block_sources.setdefault(event.index, {})[event.begin] = peer.addr
+            if result.piece_complete:
+                self._spawn(self._finish_piece(event.index))
+        self._fill_requests(peer, now)
+        return True
+
+    async def _finish_piece(self, index: int) -> None:
+        meta, storage, picker = self.meta, self.storage, self.picker
+        assert meta is not None and storage is not None and picker is not None
+        buf = self.piece_buffers.pop(index)
+        self.hashing.add(index)
+        loop = asyncio.get_running_loop()
+        expected = meta.piece_hash(index)
+        try:
+            ok = await loop.run_in_executor(self.session.executor, verify_piece, buf, expected)
+            if ok:
+                await loop.run_in_executor(self.session.executor, storage.write_piece_sync, index, buf)
+        except StorageError as exc:
+            self.hashing.discard(index)
+            self.fail(str(exc))
+            return
+        finally:
+            self.hashing.discard(index)
+        sources = self.block_sources.pop(index, {})
+        if not ok:
+            self._on_hash_failed(index, buf, sources)
+            return
+        picker.piece_passed(index)
+        self.pieces_downloaded += 1
+        self.resume_dirty = True
+        self._smart_ban(index, buf)
+        for peer in list(self.peers.values()):
+            if peer.bitfield is None or not peer.bitfield[index]:
+                peer.link.write(peer.conn.send_have(index))
+            if peer.conn.am_interested and peer.bitfield is not None and not picker.is_interesting(peer.bitfield):
+                peer.link.write(peer.conn.send_not_interested())
+        if picker.done():
+            self._on_download_complete(announce=True)
+
+    def _on_hash_failed(self, index: int, buf: bytearray, sources: dict[int, tuple[str, int]]) -> None:
+        assert self.picker is not None
+        self.failed_pieces += 1
+        contributors = set(self.picker.piece_failed(index)) | set(sources.values())
+        self.emit("hash_failed", piece=index, peers=[f"{a[0]}:{a[1]}" for a in contributors])
+        if len(contributors) == 1:
+            (addr,) = contributors
+            peer = self.peers.get(addr)
+            self.banned.add(addr)
+            if peer is not None:
+                self.ban(peer, f"sent corrupt data for piece {index}")
+            else:
+                self.emit("peer_banned", peer=f"{addr[0]}:{addr[1]}", reason=f"sent corrupt data for piece {index}")
+            return
+        # Several peers: remember each block's digest; the liar is found when the piece passes.
+        self.suspect_blocks[index] = {
+            begin: (addr, sha1(memoryview(buf)[begin : begin + BLOCK_SIZE])) for begin, addr in sources.items()
+        }
+        for addr in contributors:
+            self.strikes[addr] = self.strikes.get(addr, 0) + 1
+            peer = self.peers.get(addr)
+            if self.strikes[addr] >= MAX_STRIKES and peer is not None:
+                self.ban(peer, f"involved in {self.strikes[addr]} failed pieces")
+
+    def _smart_ban(self, index: int, good: bytearray) -> None:
+        suspects = self.suspect_blocks.pop(index, None)
+        if not suspects:
+            return
+        view = memoryview(good)
+        for begin, (addr, digest) in suspects.items():
+            if sha1(view[begin : begin + BLOCK_SIZE]) != digest:
+                peer = self.peers.get(addr)
+                self.banned.add(addr)
+                if peer is not None:
+                    self.ban(peer, f"sent a corrupt block of piece {index}")
+
+    def _on_download_complete(self, *, announce: bool) -> None:
+        self.state = "seeding"
+        self.seeding_since = self.now
+        self._save_resume()
+        self.piece_buffers.clear()
+        self.emit("completed", downloaded_pieces=self.pieces_downloaded)
+        if announce and self.tiers is not None:
+            self._spawn(self._announce("completed"))
+        for peer in list(self.peers.values()):
+            if peer.is_seed:
+                peer.link.close("both sides are seeds")
+            elif peer.conn.am_interested:
+                peer.link.write(peer.conn.send_not_interested())
+        self._check_goal()
+
+    def _check_goal(self) -> None:
+        if self.finished or not self.complete or self.meta is None:
+            return
+        if self.seed_ratio is not None and self.uploaded >= self.seed_ratio * self.meta.total_length:
+            self.finished = True
+        elif self.seed_time_s is not None and self.seeding_since is not None and \
+                self.now - self.seeding_since >= self.seed_time_s:
+            self.finished = True
+        if self.finished:
+            self.state = "finished"
+            self.emit("finished")
+            for peer in list(self.peers.values()):
+                peer.link.close("seeding goal reached")
+
+    # --- uploading --------------------------------------------------------------
+
+    def _maybe_unchoke_now(self, peer: Peer, now: float) -> None:
+        """Fill a free unchoke slot at once instead of waiting for the next rechoke."""
+        unchoked = sum(1 for p in self.peers.values() if not p.conn.am_choking)
+        if peer.conn.am_choking and unchoked < self.choker.slots and self.picker is not None:
+            peer.link.write(peer.conn.send_unchoke())
+            peer.unchoked_at = now
+
+    def _on_request(self, peer: Peer, event: ev.Request) -> bool:
+        picker = self.picker
+        conn = peer.conn
+        if picker is None:
+            return self._protocol_error(peer, "requested a block before we have the metadata")
+        if not picker.have[event.index]:
+            return self._protocol_error(peer, f"requested piece {event.index}, which we do not have")
+        key = (event.index, event.begin, event.length)
+        if conn.am_choking:
+            if conn.supports_fast:
+                peer.link.write(conn.send_reject(*key))
+            return True
+        if len(peer.upload_queue) >= MAX_QUEUED_REQUESTS:
+            return self._protocol_error(peer, f"request flood (more than {MAX_QUEUED_REQUESTS} queued)")
+        peer.upload_queue.append(key)
+        if not peer.serving:
+            self._start_serving(peer)
+        return True
+
+    def _start_serving(self, peer: Peer) -> None:
+        peer.serving = True
+        self._spawn(self._serve(peer))
+
+    async def _serve(self, peer: Peer) -> None:
+        """Send queued blocks, paced by the upload limit and the socket's flow control."""
+        loop = asyncio.get_running_loop()
+        try:
+            while peer.upload_queue and not peer.link.closed and not peer.conn.am_choking:
+                if peer.link.write_paused:
+                    return  # resumed by on_writable
+                index, begin, length = peer.upload_queue.popleft()
+                data = self.read_cache.get(index)
+                if data is None:
+                    assert self.storage is not None
+                    try:
+                        data = bytes(await loop.run_in_executor(
+                            self.session.executor, self.storage.read_piece_sync, index))
+                    except StorageError as exc:
+                        self.fail(str(exc))
+                        return
+                    self.read_cache.put(index, data)
+                wait_s = self.session.upload_bucket.consume(length, self.now)
+                if wait_s > 0:
+                    await asyncio.sleep(wait_s)
+                if peer.link.closed or peer.conn.am_choking:
+                    return
+                block = memoryview(data)[begin : begin + length]
+                peer.link.writelines([peer.conn.send_piece_header(index, begin, length), block])
+                now = self.now
+                peer.up.add(length, now)
+                peer.uploaded += length
+                self.up.add(length, now)
+                self.uploaded += length
+                self.session.count_upload(length)
+                if self.complete:
+                    self._check_goal()
+        finally:
+            peer.serving = False
+
+    # --- metadata (magnet links, BEP 9) ----------------------------------------
+
+    def _request_metadata(self, peer: Peer) -> None:
+        if self.metadata is None:
+            return
+        size = peer.conn.peer_metadata_size
+        if not self.metadata.set_size(size):
+            return
+        for piece in self.metadata.next_requests(peer.addr):
+            peer.link.write(peer.conn.send_metadata_request(piece))
+
+    def _on_metadata(self, peer: Peer, event: ev.Event) -> bool:
+        if isinstance(event, ev.MetadataRequest):
+            if self.meta is None or (self.meta.private and False):
+                peer.link.write(peer.conn.send_metadata_reject(event.piece))
+                return True
+            info = self.meta.info_bytes
+            start = event.piece * BLOCK_SIZE
+            if start >= len(info):
+                peer.link.write(peer.conn.send_metadata_reject(event.piece))
+                return True
+            peer.link.write(peer.conn.send_metadata_data(event.piece, len(info), info[start : start + BLOCK_SIZE]))
+            return True
+        if self.metadata is None:
+            return True
+        if isinstance(event, ev.MetadataReject):
+            self.metadata.rejected(peer.addr, event.piece)
+            return True
+        assert isinstance(event, ev.MetadataData)
+        outcome = self.metadata.received(peer.addr, event.piece, event.total_size, bytes(event.data))
+        if outcome is None:
+            self._request_metadata(peer)
+            return True
+        if outcome is False:
+            return True  # bad metadata: assembler restarts; the sender is not trusted again
+        self._spawn(self._on_metadata_complete(outcome))
+        return True
+
+    async def _on_metadata_complete(self, info_bytes: bytes) -> None:
+        from torrentpy.metainfo import parse_info_dict
+
+        assert self.magnet is not None
+        try:
+            meta = parse_info_dict(info_bytes, trackers=self.magnet.trackers)
+        except TorrentError as exc:
+            self.fail(f"metadata from peers is invalid: {exc}")
+            return
+        self.metadata = None
+        self.meta = meta
+        self.name = meta.name
+        self.emit("metadata_received", name=meta.name)
+        await self._prepare_storage()
+        for peer in list(self.peers.values()):
+            if peer.bitfield is not None and self.picker is not None:
+                if len(peer.bitfield) != meta.num_pieces:
+                    peer.link.close("bitfield does not match the torrent")
+                    continue
+                self.picker.add_peer(peer.addr, peer.bitfield)
+                peer.conn.set_torrent_size(meta.num_pieces, meta.piece_length, meta.total_length)
+            self.start_peer(peer)
+            self._update_interest(peer)
+
+    # --- the 1 Hz tick ----------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        if self.state == "error":
+            return
+        if self.paused:
+            return
+        self._check_peers(now)
+        if now >= self.next_choke_at:
+            self._rechoke(now)
+            self.next_choke_at = now + 10.0
+        self._connect_more(now)
+        if self.tiers is not None and not self.announcing and not self.finished:
+            if self.tiers.next_announce_in(now) <= 0:
+                self._spawn(self._announce(""))
+            elif len(self.peers) < 5 and not self.candidates and hasattr(self.tiers, "wants_early_announce"):
+                if self.tiers.wants_early_announce(now):
+                    self._spawn(self._announce(""))
+        if self.resume_dirty and not self.saving and now - self.last_resume_save >= RESUME_SAVE_INTERVAL_S:
+            self._spawn(self._save_resume_async())
+        if self.complete:
+            self._check_goal()
+
+    def _check_peers(self, now: float) -> None:
+        picker = self.picker
+        for peer in list(self.peers.values()):
+            if now - peer.last_recv_at > IDLE_TIMEOUT_S:
+                peer.link.close("idle for too long")
+                continue
+            if now - peer.last_sent_at > KEEPALIVE_INTERVAL_S:
+                peer.link.write(peer.conn.send_keepalive())
+                peer.last_sent_at = now
+            if picker is None:
+                continue
+            outstanding = picker.outstanding(peer.addr)
+            if outstanding and now - max(peer.last_block_at, peer.unchoked_at, peer.connected_at) > SNUB_TIMEOUT_S:
+                if not peer.snubbed:
+                    peer.snubbed = True
+                    for block in outstanding:
+                        peer.released.add(block)
+                        picker.on_timeout(peer.addr, block)
+        if picker is not None:
+            for key, block in picker.timed_out(now, REQUEST_TIMEOUT_S):
+                peer = self.peers.get(key)
+                picker.on_timeout(key, block)
+                if peer is not None:
+                    peer.released.add(block)
+                    peer.link.write(peer.conn.send_cancel(block.index, block.begin, block.length))
+            for peer in list(self.peers.values()):
+                if peer.conn.am_interested and not peer.conn.peer_choking:
+                    self._fill_requests(peer, now)
+
+    def _rechoke(self, now: float) -> None:
+        views = [
+            PeerView(key=p.addr, interested=p.conn.peer_interested, down_rate_bps=p.down.rate(now),
+                     up_rate_bps=p.up.rate(now), snubbed=p.snubbed, connected_at=p.connected_at,
+                     am_choking=p.conn.am_choking, is_seed=p.is_seed)
+            for p in self.peers.values()
+        ]
+        unchoke = self.choker.decide(views, now=now, seeding=self.complete)
+        for peer in self.peers.values():
+            if peer.addr in unchoke and peer.conn.am_choking:
+                peer.link.write(peer.conn.send_unchoke())
+                peer.unchoked_at = now
+            elif peer.addr not in unchoke and not peer.conn.am_choking:
+                peer.link.write(peer.conn.send_choke())
+                if peer.conn.supports_fast:
+                    for key in peer.upload_queue:
+                        peer.link.write(peer.conn.send_reject(*key))
+                peer.upload_queue.clear()
+
+    # --- snapshots --------------------------------------------------------------
+
+    def snapshot(self, now: float) -> TorrentSnapshot:
+        meta, picker = self.meta, self.picker
+        total = meta.total_length if meta else 0
+        if picker is not None and meta is not None:
+            have = picker.have
+            done = total - int(picker.left_bytes())
+            states = bytearray(have.to_bytes_per_piece()) if hasattr(have, "to_bytes_per_piece") else bytearray(
+                1 if have[i] else 0 for i in range(meta.num_pieces))
+            for i in picker.downloading_pieces():
+                if not have[i]:
+                    states[i] = 2
+            avail = bytes(min(255, c) for c in picker.availability.counts())
+        else:
+            have, done, states, avail = None, 0, bytearray(), b""
+        progress = done / total if total else 0.0
+        if self.state == "checking" and meta is not None:
+            progress = self.check_progress / max(1, meta.num_pieces)
+        down_rate = self.down.rate(now)
+        eta = (total - done) / down_rate if down_rate > 0 and total > done else None
+        state = "paused" if self.paused else self.state
+        peer_list = tuple(
+            PeerSnapshot(
+                ip=p.addr[0], port=p.addr[1], peer_id=p.conn.peer_id or b"", client=p.client,
+                incoming=p.link.incoming, am_choking=p.conn.am_choking, am_interested=p.conn.am_interested,
+                peer_choking=p.conn.peer_choking, peer_interested=p.conn.peer_interested, snubbed=p.snubbed,
+                down_rate_bps=p.down.rate(now), up_rate_bps=p.up.rate(now), downloaded=p.downloaded,
+                uploaded=p.uploaded,
+                progress=(p.bitfield.count() / len(p.bitfield)) if p.bitfield is not None and len(p.bitfield) else 0.0,
+            )
+            for p in self.peers.values()
+        )
+        trackers: tuple[TrackerSnapshot, ...] = ()
+        swarm_seeds = swarm_leechers = None
+        if self.tiers is not None:
+            rows = []
+            for t in self.tiers.trackers:
+                rows.append(TrackerSnapshot(
+                    url=t.url, tier=t.tier, status=t.status, peers_returned=t.peers_returned,
+                    seeders=t.seeders, leechers=t.leechers,
+                    next_announce_s=(t.next_announce_at - now) if t.next_announce_at is not None else None,
+                    message=t.message or t.last_error or "",
+                ))
+                if t.seeders is not None:
+                    swarm_seeds = max(swarm_seeds or 0, t.seeders)
+                if t.leechers is not None:
+                    swarm_leechers = max(swarm_leechers or 0, t.leechers)
+            trackers = tuple(rows)
+        files: tuple[FileSnapshot, ...] = ()
+        if meta is not None and self.layout is not None and have is not None:
+            done_per_file = self.layout.file_done_bytes(have)
+            files = tuple(
+                FileSnapshot(path="/".join(f.path), size=f.length, done=d)
+                for f, d in zip(meta.files, done_per_file, strict=False) if not f.padding
+            )
+        return TorrentSnapshot(
+            info_hash_hex=self.info_hash.hex(), name=self.name, total_size=total, state=state, error=self.error,
+            progress=progress, done=done, down_rate_bps=down_rate, up_rate_bps=self.up.rate(now),
+            downloaded=self.downloaded, uploaded=self.uploaded,
+            ratio=self.uploaded / total if total else 0.0, eta_s=eta,
+            peers=len(self.peers), seeds=sum(1 for p in self.peers.values() if p.is_seed),
+            swarm_seeds=swarm_seeds, swarm_leechers=swarm_leechers, piece_states=bytes(states),
+            availability=avail, peer_list=peer_list, trackers=trackers, files=files,
+        )
+
+    def stats(self, now: float) -> dict[str, Any]:
+        """Numbers for --json lines and tests."""
+        return {
+            "name": self.name,
+            "info_hash": self.info_hash.hex(),
+            "state": "paused" if self.paused else self.state,
+            "pieces_have": self.picker.have.count() if self.picker else 0,
+            "pieces_total": self.meta.num_pieces if self.meta else 0,
+            "pieces_at_start": self.pieces_at_start,
+            "pieces_downloaded": self.pieces_downloaded,
+            "failed_pieces": self.failed_pieces,
+            "downloaded": self.downloaded,
+            "uploaded": self.uploaded,
+            "down_rate_bps": round(self.down.rate(now)),
+            "up_rate_bps": round(self.up.rate(now)),
+            "peers": len(self.peers),
+            "banned": sorted(f"{a[0]}:{a[1]}" for a in self.banned),
+            "error": self.error,
+        }
+
+
+Callback = Callable[[dict[str, Any]], None]

@@ -1,0 +1,125 @@
+"""The asyncio side of one peer connection: bytes in and out of a transport.
+
+All protocol logic lives in `torrentpy.protocol.peer.PeerConnection`; all decisions
+in the engine. This adapter only moves bytes and reports flow-control changes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
+
+from torrentpy.protocol.events import Event
+from torrentpy.protocol.peer import PeerConnection
+
+# Receive straight into one preallocated buffer per connection: uvloop reads into
+# it without allocating a bytes object per read (BufferedProtocol).
+RECV_BUFFER_BYTES = 256 * 1024
+
+
+class PeerHandler(Protocol):
+    def on_connected(self, link: PeerLink) -> None: ...
+    def on_event(self, link: PeerLink, event: Event) -> bool: ...  # False: stop processing, link closed
+    def on_closed(self, link: PeerLink, reason: str) -> None: ...
+    def on_writable(self, link: PeerLink) -> None: ...
+
+
+class PeerLink(asyncio.BufferedProtocol):
+    """One TCP connection to a peer."""
+
+    def __init__(self, conn: PeerConnection, handler: PeerHandler, addr: tuple[str, int], *, incoming: bool) -> None:
+        self.conn = conn
+        self.handler = handler
+        self.addr = addr
+        self.incoming = incoming
+        self.transport: asyncio.Transport | None = None
+        self._buffer = bytearray(RECV_BUFFER_BYTES)
+        self._view = memoryview(self._buffer)
+        self.write_paused = False
+        self.closed = False
+        self.close_reason = ""
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.on_bytes_in: Callable[[int], None] | None = None
+        self._reading_paused = False
+
+    # --- asyncio protocol ---------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = transport  # type: ignore[assignment]
+        self.handler.on_connected(self)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self.closed:
+            return
+        self.bytes_in += nbytes
+        if self.on_bytes_in is not None:
+            self.on_bytes_in(nbytes)
+        conn = self.conn
+        conn.receive_data(self._view[:nbytes])
+        while not self.closed:
+            event = conn.next_event()
+            if event is None:
+                break
+            # Re-read the handler each time: the session hands the link to its torrent
+            # once the handshake names one.
+            if not self.handler.on_event(self, event):
+                break
+
+    def eof_received(self) -> bool | None:
+        self.close("peer closed the connection")
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed:
+            self.closed = True
+            self.close_reason = self.close_reason or (f"connection lost: {exc}" if exc else "peer closed the connection")
+        self.handler.on_closed(self, self.close_reason)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self.handler.on_writable(self)
+
+    # --- used by the engine -------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.transport is not None and not self.closed and data:
+            self.bytes_out += len(data)
+            self.transport.write(data)
+
+    def writelines(self, chunks: list[bytes | bytearray | memoryview]) -> None:
+        if self.transport is not None and not self.closed:
+            self.bytes_out += sum(len(c) for c in chunks)
+            self.transport.writelines(chunks)
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self._reading_paused and not self.closed:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and self._reading_paused and not self.closed:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    @property
+    def write_buffer_size(self) -> int:
+        return self.transport.get_write_buffer_size() if self.transport is not None else 0
+
+    def close(self, reason: str) -> None:
+        """Close the connection; `reason` is kept for logs and the peer's ban record."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        if self.transport is not None:
+            self.transport.close()
+        else:
+            self.handler.on_closed(self, reason)
