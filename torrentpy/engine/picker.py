@@ -537,6 +537,10 @@ class PiecePicker:
     def outstanding(self, key: PeerKey) -> list[Block]:
         return [self._block(i, b) for (i, b) in self._out.get(key, ())]
 
+    def outstanding_count(self, key: PeerKey) -> int:
+        """How many requests are out to ``key``; O(1), called on every received block."""
+        return len(self._out.get(key, ()))
+
     def timed_out(self, now: float, timeout_s: float) -> list[tuple[PeerKey, Block]]:
         """Requests older than ``timeout_s``, oldest first. The engine decides what to do (usually
         ``on_timeout`` plus CANCEL, and marking the peer snubbed)."""

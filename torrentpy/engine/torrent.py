@@ -562,7 +562,7 @@ class Torrent:
         if conn.peer_choking or peer.snubbed:
             return
         depth = queue_depth(peer.down.rate(now), block_size=BLOCK_SIZE)
-        want = depth - len(picker.outstanding(peer.addr))
+        want = depth - picker.outstanding_count(peer.addr)
         if want < max(1, depth // 4):
             return  # top up in batches: fewer, larger writes
         blocks = picker.pick(peer.addr, want, now=now)
@@ -878,7 +878,7 @@ class Torrent:
                 peer.last_sent_at = now
             if picker is None:
                 continue
-            outstanding = picker.outstanding(peer.addr)
+            outstanding = picker.outstanding(peer.addr) if picker.outstanding_count(peer.addr) else []
             if outstanding and now - max(peer.last_block_at, peer.unchoked_at, peer.connected_at) > SNUB_TIMEOUT_S:
                 if not peer.snubbed:
                     peer.snubbed = True
