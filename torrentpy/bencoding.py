@@ -5,6 +5,7 @@ needs, turns every failure into one BencodeError, and finds the exact byte span 
 a top-level key (the info-hash is SHA-1 over the `info` value as it appears in the
 file, canonical or not)."""
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,11 @@ MAX_TOKENS = 3_000_000
 MAX_INPUT_BYTES = 64 * 1024 * 1024
 
 Span = tuple[int, int]
+
+# Python's int() also takes spaces, '+' and '_' ("i 1_0e"), which bencode.py lets through;
+# BEP 3 allows only canonical decimal digits.
+_INT = re.compile(rb"i(0|-?[1-9][0-9]*)e")
+_LENGTH = re.compile(rb"(0|[1-9][0-9]*):")
 
 
 class _BoundedDecoder(BencodeDecoder):
@@ -43,8 +49,23 @@ class _BoundedDecoder(BencodeDecoder):
 
         return decode
 
+    def decode_int(self, x: bytes, f: int, **kwargs: Any) -> tuple[int, int]:
+        match = _INT.match(x, f)
+        if match is None:
+            raise ValueError("invalid integer")
+        return int(match.group(1)), match.end()
 
-def _check_size(data: bytes, max_bytes: int) -> bytes:
+    def decode_string(self, x: bytes, f: int, kind: str = "value", **kwargs: Any) -> tuple[bytes, int]:
+        match = _LENGTH.match(x, f)
+        if match is None:
+            raise ValueError("invalid string length")
+        end = match.end() + int(match.group(1))
+        if end > len(x):
+            raise ValueError("truncated string")
+        return x[match.end() : end], end
+
+
+def _check_size(data: object, max_bytes: int) -> bytes:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise BencodeError("bencoded data must be bytes")
     if len(data) > max_bytes:
@@ -120,5 +141,6 @@ def encode(value: Any) -> bytes:
     """Bencode a value; dictionary keys are sorted as BEP 3 requires."""
     try:
         return bencodepy.encode(value)
-    except (bencodepy.BencodeEncodeError, TypeError, ValueError) as exc:
+    # bencode.py signals an unsupported type with a KeyError from its type dispatch table.
+    except (KeyError, TypeError, ValueError) as exc:
         raise BencodeError(f"cannot bencode value: {exc}") from None

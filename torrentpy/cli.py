@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.markup import escape
@@ -36,7 +36,7 @@ EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, like every other error
+    def error(self, message: str) -> NoReturn:  # one line, like every other error
         raise UsageError(f"{self.prog}: {message} (see `{self.prog} -h`)")
 
 

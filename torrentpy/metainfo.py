@@ -235,14 +235,14 @@ def _check_unique(files: list[FileEntry]) -> None:
             continue
         key = f.path
         if key in seen:
-            raise MetainfoError(f"two files share the path {'/'.join(f.path)}")
+            raise MetainfoError(f"two files share the path {'/'.join(f.path)!r}")
         seen.add(key)
     for f in files:
         if f.padding:
             continue
         for i in range(1, len(f.path)):
             if f.path[:i] in seen:
-                raise MetainfoError(f"file {'/'.join(f.path[:i])} is also used as a folder")
+                raise MetainfoError(f"file {'/'.join(f.path[:i])!r} is also used as a folder")
 
 
 # --- torrents ---------------------------------------------------------------
@@ -392,14 +392,14 @@ def _parse_btih(value: str) -> bytes:
     if len(value) == 40:
         try:
             return binascii.unhexlify(value)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or non-ASCII text
             pass
     elif len(value) == 32:
         try:
             return base64.b32decode(value.upper())
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or non-ASCII text
             pass
-    raise MetainfoError(f"magnet link has an invalid info-hash: {value[:64]}")
+    raise MetainfoError(f"magnet link has an invalid info-hash: {value[:64]!r}")
 
 
 def _parse_peer(value: str) -> tuple[str, int] | None:

@@ -1,0 +1,87 @@
+"""SHA-1 of 64 MiB in 256 KiB pieces: the compiled core against hashlib, on one thread and on all cores.
+
+hashlib already releases the GIL for large buffers, so the all-cores baseline is a fair fight:
+hashlib in a ThreadPoolExecutor with one worker per core."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from torrentpy._core import hash_pieces, verify_many
+
+TOTAL = 64 * 1024 * 1024
+PIECE = 256 * 1024
+CORES = os.cpu_count() or 1
+ROUNDS = 5
+
+
+@pytest.fixture(scope="module")
+def payload() -> bytes:
+    return os.urandom(TOTAL)
+
+
+@pytest.fixture(scope="module")
+def expected(payload: bytes) -> bytes:
+    view = memoryview(payload)
+    return b"".join(hashlib.sha1(view[i : i + PIECE]).digest() for i in range(0, TOTAL, PIECE))
+
+
+def _hashlib_serial(view: memoryview) -> bytes:
+    return b"".join(hashlib.sha1(view[i : i + PIECE]).digest() for i in range(0, len(view), PIECE))
+
+
+def _run(benchmark: Any, fn: Any, *args: Any) -> Any:
+    return benchmark.pedantic(fn, args=args, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+
+
+def test_ours_one_thread(benchmark: Any, compare: Any, payload: bytes, expected: bytes) -> None:
+    compare(benchmark, "hashing 1 thread", "ours", nbytes=TOTAL)
+    assert _run(benchmark, hash_pieces, payload, PIECE, 1) == expected
+
+
+def test_hashlib_one_thread(benchmark: Any, compare: Any, payload: bytes, expected: bytes) -> None:
+    compare(benchmark, "hashing 1 thread", "baseline", baseline="hashlib", nbytes=TOTAL)
+    assert _run(benchmark, _hashlib_serial, memoryview(payload)) == expected
+
+
+def test_ours_all_cores(benchmark: Any, compare: Any, payload: bytes, expected: bytes) -> None:
+    compare(benchmark, f"hashing {CORES} cores", "ours", nbytes=TOTAL)
+    assert _run(benchmark, hash_pieces, payload, PIECE, 0) == expected
+
+
+def test_hashlib_all_cores(benchmark: Any, compare: Any, payload: bytes, expected: bytes) -> None:
+    compare(benchmark, f"hashing {CORES} cores", "baseline", baseline="hashlib in a thread pool",
+            nbytes=TOTAL)
+    view = memoryview(payload)
+    offsets = range(0, TOTAL, PIECE)
+    with ThreadPoolExecutor(CORES) as pool:
+        def pooled() -> bytes:
+            return b"".join(pool.map(lambda i: hashlib.sha1(view[i : i + PIECE]).digest(), offsets))
+
+        assert _run(benchmark, pooled) == expected
+
+
+def test_verify_many_all_cores(benchmark: Any, compare: Any, payload: bytes, expected: bytes) -> None:
+    """What the checker does: separate piece buffers, one call."""
+    compare(benchmark, f"verify {CORES} cores (separate buffers)", "ours", nbytes=TOTAL)
+    view = memoryview(payload)
+    buffers = [view[i : i + PIECE] for i in range(0, TOTAL, PIECE)]
+    assert _run(benchmark, verify_many, buffers, expected, 0) == [True] * len(buffers)
+
+
+def test_hashlib_verify_all_cores(benchmark: Any, compare: Any, payload: bytes, expected: bytes) -> None:
+    compare(benchmark, f"verify {CORES} cores (separate buffers)", "baseline",
+            baseline="hashlib in a thread pool", nbytes=TOTAL)
+    view = memoryview(payload)
+    buffers = [view[i : i + PIECE] for i in range(0, TOTAL, PIECE)]
+    digests = [expected[i : i + 20] for i in range(0, len(expected), 20)]
+    with ThreadPoolExecutor(CORES) as pool:
+        def pooled() -> list[bool]:
+            return list(pool.map(lambda b, d: hashlib.sha1(b).digest() == d, buffers, digests))
+
+        assert _run(benchmark, pooled) == [True] * len(buffers)
