@@ -37,7 +37,7 @@ EXIT_INTERRUPTED = 130
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, like every other error
-        raise UsageError(f"{self.prog}: {message} (see `{self.prog} -h`)")
+        raise UsageError(f"{message} (see `{self.prog} -h`)")
 
 
 def _stderr_console() -> Console:

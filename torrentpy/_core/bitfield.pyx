@@ -27,6 +27,42 @@ cdef Py_ssize_t _popcount(const unsigned char* data, Py_ssize_t n) noexcept nogi
     return total
 
 
+# Set operations work a 64-bit word at a time; a byte loop was slower than Python ints.
+cdef enum:
+    OP_AND = 0
+    OP_OR = 1
+    OP_ANDNOT = 2
+
+
+cdef Py_ssize_t _combine(unsigned char* out, const unsigned char* a, const unsigned char* b,
+                         Py_ssize_t n, int op) noexcept nogil:
+    """out = a OP b over n bytes; returns the popcount of out."""
+    cdef Py_ssize_t i = 0, total = 0
+    cdef uint64_t x, y
+    while i + 8 <= n:
+        memcpy(&x, a + i, 8)
+        memcpy(&y, b + i, 8)
+        if op == OP_AND:
+            x = x & y
+        elif op == OP_OR:
+            x = x | y
+        else:
+            x = x & ~y
+        memcpy(out + i, &x, 8)
+        total += __builtin_popcountll(x)
+        i += 8
+    while i < n:
+        if op == OP_AND:
+            out[i] = a[i] & b[i]
+        elif op == OP_OR:
+            out[i] = a[i] | b[i]
+        else:
+            out[i] = a[i] & ~b[i]
+        total += __builtin_popcount(out[i])
+        i += 1
+    return total
+
+
 cdef class Bitfield:
     """A fixed-size set of piece indexes."""
 
@@ -150,27 +186,18 @@ cdef class Bitfield:
 
     def __and__(self, Bitfield other) -> Bitfield:
         cdef Bitfield out = self._same_size(other)
-        cdef Py_ssize_t i
-        for i in range(self._nbytes):
-            out._bits[i] = self._bits[i] & other._bits[i]
-        out._count = _popcount(out._bits, out._nbytes)
+        out._count = _combine(out._bits, self._bits, other._bits, self._nbytes, OP_AND)
         return out
 
     def __or__(self, Bitfield other) -> Bitfield:
         cdef Bitfield out = self._same_size(other)
-        cdef Py_ssize_t i
-        for i in range(self._nbytes):
-            out._bits[i] = self._bits[i] | other._bits[i]
-        out._count = _popcount(out._bits, out._nbytes)
+        out._count = _combine(out._bits, self._bits, other._bits, self._nbytes, OP_OR)
         return out
 
     def __sub__(self, Bitfield other) -> Bitfield:
         """Pieces in self but not in other: `theirs - mine` is what a peer can give us."""
         cdef Bitfield out = self._same_size(other)
-        cdef Py_ssize_t i
-        for i in range(self._nbytes):
-            out._bits[i] = self._bits[i] & ~other._bits[i]
-        out._count = _popcount(out._bits, out._nbytes)
+        out._count = _combine(out._bits, self._bits, other._bits, self._nbytes, OP_ANDNOT)
         return out
 
     def __invert__(self) -> Bitfield:
@@ -188,10 +215,18 @@ cdef class Bitfield:
         in a peer, without allocating."""
         if mine is None or mine._nbits != self._nbits:
             raise ValueError("bitfields differ in size")
-        cdef Py_ssize_t i
-        for i in range(self._nbytes):
+        cdef Py_ssize_t i = 0
+        cdef uint64_t x, y
+        while i + 8 <= self._nbytes:
+            memcpy(&x, self._bits + i, 8)
+            memcpy(&y, mine._bits + i, 8)
+            if x & ~y:
+                return True
+            i += 8
+        while i < self._nbytes:
             if self._bits[i] & ~mine._bits[i]:
                 return True
+            i += 1
         return False
 
     def copy(self) -> Bitfield:

@@ -136,8 +136,9 @@ cdef unsigned char _check(const unsigned char* data, size_t size, const unsigned
     return memcmp(digest, want, 20) == 0
 
 
-def verify_many(list buffers not None, const unsigned char[::1] expected not None, int threads=0) -> list[bool]:
+def verify_many(object buffers not None, const unsigned char[::1] expected not None, int threads=0) -> list[bool]:
     """Check separate piece buffers (one per 20-byte digest in `expected`) in parallel."""
+    buffers = list(buffers)
     cdef Py_ssize_t count = len(buffers)
     if expected.shape[0] != count * 20:
         raise ValueError("need one 20-byte digest per buffer")
