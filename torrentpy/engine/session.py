@@ -72,6 +72,7 @@ class Session:
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self.started_at = time.monotonic()
         self.stop_event = asyncio.Event()
+        self.wake_event = asyncio.Event()  # a torrent finished: re-check at once, not on the next tick
         self.stop_signal: int | None = None
         self._server: asyncio.base_events.Server | None = None
         self._http: Any = None
@@ -201,8 +202,11 @@ class Session:
             return True
         if isinstance(event, ev.ProtocolError):
             torrent = self.pending.pop(link, None)
-            if torrent is not None and not link.incoming:
-                torrent.connect_failed(link.addr, event.reason)
+            if torrent is not None:
+                # A bad handshake (wrong info-hash, garbage) is a peer error like any later one.
+                torrent.emit("peer_error", peer=f"{link.addr[0]}:{link.addr[1]}", reason=event.reason)
+                if not link.incoming:
+                    torrent.connect_failed(link.addr, event.reason)
             link.close(event.reason)
             return False
         return True
@@ -312,10 +316,19 @@ class Session:
                     torrent.tick(now)
                 if self.all_done():
                     break
+                self.wake_event.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop_event.wait(), timeout=1.0)
+                    await asyncio.wait_for(self._stop_or_wake(), timeout=1.0)
         finally:
             await self.close()
+
+    async def _stop_or_wake(self) -> None:
+        waits = [asyncio.ensure_future(self.stop_event.wait()), asyncio.ensure_future(self.wake_event.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     async def close(self) -> None:
         if self._server is not None:
