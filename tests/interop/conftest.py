@@ -147,3 +147,14 @@ def transmission_peer(peer_registry: PeerRegistry) -> Callable[..., Transmission
 def qbittorrent_peer(peer_registry: PeerRegistry) -> Callable[..., QbittorrentPeer]:
     """``qbittorrent_peer(torrent, save_dir, seed, *, port=None, upload_limit_bps=0, …)``."""
     return _factory(peer_registry, QbittorrentPeer, "qbittorrent")
+
+
+# Shared by every interop module: the real tracker and torrentpy itself as a peer process.
+from tests.interop.opentracker import opentracker  # noqa: E402, F401
+from tests.interop.peers.torrentpy_peer import TorrentpyPeer, torrentpy_factory  # noqa: E402
+
+
+@pytest.fixture
+def torrentpy_peer(peer_registry: PeerRegistry) -> Callable[..., TorrentpyPeer]:
+    """``torrentpy_peer(torrent, save_dir, seed, *, port=None, peers=(), seed_ratio=None, extra_args=())``."""
+    return torrentpy_factory(peer_registry)
