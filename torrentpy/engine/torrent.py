@@ -49,6 +49,8 @@ READ_CACHE_BYTES = 64 * 1024 * 1024
 # Failed pieces a peer may be part of before it is banned, when we can't tell whose block was bad.
 MAX_STRIKES = 3
 CONNECT_TIMEOUT_S = 10.0
+# Verified-or-not pieces waiting for the thread pool (hash + write) before we stop requesting more.
+MAX_PENDING_WRITE_BYTES = 64 * 1024 * 1024
 # Spare piece buffers kept for reuse.
 BUFFER_POOL_SIZE = 32
 # Unchoke slots per torrent (BEP 3 suggests 4).
@@ -126,6 +128,7 @@ class Torrent:
         self.seeding_since: float | None = None
         self.piece_buffers: dict[int, bytearray] = {}
         self._buffer_pool: list[bytearray] = []
+        self._throttled = False
         self.hashing: set[int] = set()
         # For a piece that failed its hash: which peer sent which block, and the block's
         # digest. When the piece later passes, the peer whose block differs was lying.
@@ -578,6 +581,11 @@ class Torrent:
             return
         if conn.peer_choking or peer.snubbed:
             return
+        if len(self.hashing) * picker.piece_length > MAX_PENDING_WRITE_BYTES:
+            # Disk or hashing is behind the network: stop asking until it catches up, so
+            # piece buffers waiting for the thread pool can't grow without bound.
+            self._throttled = True
+            return
         depth = queue_depth(peer.down.rate(now), block_size=BLOCK_SIZE, min_depth=64)
         want = depth - picker.outstanding_count(peer.addr)
         if want < max(1, depth // 4):
@@ -675,6 +683,11 @@ class Torrent:
             return
         picker.piece_passed(index)
         self.pieces_downloaded += 1
+        if self._throttled and len(self.hashing) * picker.piece_length <= MAX_PENDING_WRITE_BYTES // 2:
+            self._throttled = False
+            now = self.now
+            for peer in list(self.peers.values()):
+                self._fill_requests(peer, now)
         self.resume_dirty = True
         self._smart_ban(index, buf)
         self._recycle(buf)
