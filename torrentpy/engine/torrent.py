@@ -51,6 +51,8 @@ MAX_STRIKES = 3
 CONNECT_TIMEOUT_S = 10.0
 # Verified-or-not pieces waiting for the thread pool (hash + write) before we stop requesting more.
 MAX_PENDING_WRITE_BYTES = 64 * 1024 * 1024
+# Bytes of blocks handed to the socket in one write when uploading.
+SEND_BATCH_BYTES = 256 * 1024
 # Spare piece buffers kept for reuse.
 BUFFER_POOL_SIZE = 32
 # Unchoke slots per torrent (BEP 3 suggests 4).
@@ -427,6 +429,19 @@ class Torrent:
         self.candidates.pop(peer.addr, None)
         self.emit("peer_banned", peer=f"{peer.addr[0]}:{peer.addr[1]}", reason=reason)
         peer.link.close(f"banned: {reason}")
+        # The same client may also hold a second connection (it dialled back in after we dialled
+        # it): the same peer id, or an incoming link whose announced listen port is a banned address.
+        for other in list(self.peers.values()):
+            if other is not peer and self._is_banned_identity(other):
+                self.banned.add(other.addr)
+                other.link.close(f"banned: {reason}")
+
+    def _is_banned_identity(self, peer: Peer) -> bool:
+        conn = peer.conn
+        if conn.peer_id and conn.peer_id in self.banned_ids:
+            return True
+        return bool(peer.link.incoming and conn.peer_listen_port
+                    and (peer.addr[0], conn.peer_listen_port) in self.banned)
 
     def _protocol_error(self, peer: Peer, reason: str) -> bool:
         self.emit("peer_error", peer=f"{peer.addr[0]}:{peer.addr[1]}", reason=reason)
@@ -509,6 +524,11 @@ class Torrent:
         conn = peer.conn
         if conn.peer_client:
             peer.client = client_name(conn.peer_id or b"")
+        if self._is_banned_identity(peer):
+            # A banned peer dialling back in comes from a fresh source port; the listen port it
+            # announces still gives it away.
+            peer.link.close("banned peer")
+            return False
         if self.metadata is not None and conn.peer_metadata_size:
             self._request_metadata(peer)
         return True
@@ -814,32 +834,53 @@ class Torrent:
             while peer.upload_queue and not peer.link.closed and not peer.conn.am_choking:
                 if peer.link.write_paused:
                     return  # resumed by on_writable
-                index, begin, length = peer.upload_queue.popleft()
-                data = self.read_cache.get(index)
-                if data is None:
-                    assert self.storage is not None
-                    try:
-                        # Kept as the bytearray it was read into: never mutated after this,
-                        # so block views handed to the transport stay valid.
-                        data = await loop.run_in_executor(
-                            self.session.executor, self.storage.read_piece_sync, index)
-                    except StorageError as exc:
-                        self.fail(str(exc))
-                        return
-                    self.read_cache.put(index, data)
-                wait_s = self.session.upload_bucket.consume(length, self.now)
+                bucket = self.session.upload_bucket
+                # Several blocks per write: one syscall per 16 KiB block was most of the seeding
+                # CPU. Under a rate limit keep batches small (about 50 ms of traffic) so the
+                # pacing stays smooth.
+                batch_limit = SEND_BATCH_BYTES if bucket.rate_bps <= 0 else \
+                    max(BLOCK_SIZE, min(SEND_BATCH_BYTES, int(bucket.rate_bps * 0.05)))
+                batch: list[tuple[int, int, int, bytes | bytearray]] = []
+                total = 0
+                while peer.upload_queue and total < batch_limit:
+                    index, begin, length = peer.upload_queue[0]
+                    data = self.read_cache.get(index)
+                    if data is None:
+                        if batch:
+                            break  # send what is ready before going to the disk
+                        assert self.storage is not None
+                        try:
+                            # Kept as the bytearray it was read into: never mutated after this,
+                            # so block views handed to the transport stay valid.
+                            data = await loop.run_in_executor(
+                                self.session.executor, self.storage.read_piece_sync, index)
+                        except StorageError as exc:
+                            self.fail(str(exc))
+                            return
+                        self.read_cache.put(index, data)
+                        if not peer.upload_queue or peer.upload_queue[0] != (index, begin, length):
+                            break  # cancelled or choked while we read
+                    peer.upload_queue.popleft()
+                    batch.append((index, begin, length, data))
+                    total += length
+                if not batch:
+                    continue
+                wait_s = bucket.consume(total, self.now)
                 if wait_s > 0:
                     await asyncio.sleep(wait_s)
                 if peer.link.closed or peer.conn.am_choking:
                     return
-                block = memoryview(data)[begin : begin + length]
-                peer.link.writelines([peer.conn.send_piece_header(index, begin, length), block])
+                chunks: list[bytes | bytearray | memoryview] = []
+                for index, begin, length, data in batch:
+                    chunks.append(peer.conn.send_piece_header(index, begin, length))
+                    chunks.append(memoryview(data)[begin : begin + length])
+                peer.link.writelines(chunks)
                 now = self.now
-                peer.up.add(length, now)
-                peer.uploaded += length
-                self.up.add(length, now)
-                self.uploaded += length
-                self.session.count_upload(length)
+                peer.up.add(total, now)
+                peer.uploaded += total
+                self.up.add(total, now)
+                self.uploaded += total
+                self.session.count_upload(total)
                 if self.complete:
                     self._check_goal()
         finally:
