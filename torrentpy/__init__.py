@@ -3,9 +3,8 @@
 __version__ = "0.1.0"
 
 # Fails with build instructions when the compiled core is missing: no slow fallback.
-import torrentpy._core  # noqa: E402, F401
-
-from torrentpy.errors import (  # noqa: E402
+import torrentpy._core  # noqa: F401
+from torrentpy.errors import (
     BencodeError,
     MetainfoError,
     StorageError,
@@ -13,7 +12,7 @@ from torrentpy.errors import (  # noqa: E402
     TrackerError,
     UsageError,
 )
-from torrentpy.metainfo import FileEntry, Magnet, Metainfo, load, parse_magnet, parse_torrent  # noqa: E402
+from torrentpy.metainfo import FileEntry, Magnet, Metainfo, load, parse_magnet, parse_torrent
 
 __all__ = [
     "BencodeError",

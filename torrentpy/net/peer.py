@@ -77,7 +77,8 @@ class PeerLink(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed:
             self.closed = True
-            self.close_reason = self.close_reason or (f"connection lost: {exc}" if exc else "peer closed the connection")
+            lost = f"connection lost: {exc}" if exc else "peer closed the connection"
+            self.close_reason = self.close_reason or lost
         self.handler.on_closed(self, self.close_reason)
 
     def pause_writing(self) -> None:
