@@ -57,7 +57,7 @@ class Session:
     def __init__(self, config: SessionConfig) -> None:
         self.config = config
         self.peer_id = make_peer_id()
-        self.listen_port = config.listen_port or 0
+        self.listen_port = config.listen_port or 0  # the real one is known after listen()
         self.torrents: dict[bytes, Torrent] = {}
         self.executor = ThreadPoolExecutor(max_workers=max(2, min(8, (os.cpu_count() or 2) * 2)),
                                            thread_name_prefix="torrentpy-io")
@@ -100,7 +100,7 @@ class Session:
 
     async def listen(self) -> int:
         loop = asyncio.get_running_loop()
-        ports = [self.config.listen_port] if self.config.listen_port else \
+        ports = [self.config.listen_port] if self.config.listen_port is not None else \
             [*range(DEFAULT_LISTEN_PORT, DEFAULT_LISTEN_PORT + LISTEN_PORT_TRIES), 0]
         last_error: OSError | None = None
         for port in ports:
