@@ -19,6 +19,7 @@ from torrentpy.engine.choker import Choker, PeerView
 from torrentpy.engine.peer import Peer
 from torrentpy.engine.picker import Block, PiecePicker, queue_depth
 from torrentpy.engine.snapshot import FileSnapshot, PeerSnapshot, TorrentSnapshot, TrackerSnapshot
+from torrentpy.engine.superseed import SuperSeeder
 from torrentpy.errors import StorageError, TorrentError
 from torrentpy.metainfo import Magnet, Metainfo
 from torrentpy.net.peer import PeerLink
@@ -122,6 +123,9 @@ class Torrent:
         self.up = RateMeter()
         self.downloaded = 0  # payload this session
         self.uploaded = 0
+        # Payload exchanged with peers that have since disconnected, keyed like peer_totals(), so a summary
+        # written after the download still credits every peer (and one that reconnected is counted once).
+        self.departed_totals: dict[tuple[str, int], tuple[str, int, int]] = {}
         self.pieces_downloaded = 0  # verified pieces fetched from peers this session
         self.pieces_at_start = 0  # verified pieces found on disk at start
         # Payload bytes from peers that have disconnected, by address, with their client name:
@@ -137,6 +141,8 @@ class Torrent:
         self.suspect_blocks: dict[int, dict[int, tuple[tuple[str, int], bytes]]] = {}
         self.block_sources: dict[int, dict[int, tuple[str, int]]] = {}
         self.read_cache = ReadCache(READ_CACHE_BYTES)
+        # BEP 16 state for peers that got no bitfield from us (see _super_seeding); None until first needed.
+        self.superseed: SuperSeeder | None = None
         self.storage: Storage | None = None
         self.layout: Layout | None = None
         self.picker: PiecePicker | None = None
@@ -343,6 +349,7 @@ class Torrent:
         if getattr(resp, "warning", None):
             self.emit("tracker_warning", message=resp.warning)
         self.add_candidates(resp.peers)
+        self._connect_more(self.now)  # now, not on the next 1 s tick
 
     def add_candidates(self, addrs: list[tuple[str, int]]) -> None:
         for addr in addrs:
@@ -352,6 +359,23 @@ class Torrent:
             self.candidates.setdefault(addr, 0.0)
 
     # --- connections ------------------------------------------------------------
+
+    @staticmethod
+    def _totals_key(peer: Peer) -> tuple[str, int]:
+        # An accepted connection comes from an ephemeral port; the listen port from the extension
+        # handshake names the same peer as a connection we made to it.
+        port = peer.conn.peer_listen_port if peer.link.incoming else None
+        return (peer.addr[0], port) if port else peer.addr
+
+    def peer_totals(self) -> dict[tuple[str, int], tuple[str, int, int]]:
+        """(client, downloaded, uploaded) payload bytes per peer this session, connected or gone,
+        keyed by (ip, listen port) when the port is known."""
+        totals = dict(self.departed_totals)
+        for peer in self.peers.values():
+            key = self._totals_key(peer)
+            client, down, up = totals.get(key, ("", 0, 0))
+            totals[key] = (peer.client or client, down + peer.downloaded, up + peer.uploaded)
+        return totals
 
     def wants_peers(self) -> bool:
         return not self.paused and self.state not in ("error", "checking") and not self.finished
@@ -412,11 +436,16 @@ class Torrent:
         if peer is None or peer.link is not link:
             return
         del self.peers[link.addr]
+        key = self._totals_key(peer)
+        client, down, up = self.departed_totals.get(key, ("", 0, 0))
+        self.departed_totals[key] = (peer.client or client, down + peer.downloaded, up + peer.uploaded)
         if peer.downloaded:
             before = self.downloaded_from_closed.get(link.addr, (0, ""))[0]
             self.downloaded_from_closed[link.addr] = (before + peer.downloaded, peer.client)
         if self.picker is not None:
             self.picker.remove_peer(link.addr)
+        if self.superseed is not None:
+            self.superseed.remove_peer(link.addr)
         log.debug("peer %s:%d closed: %s", link.addr[0], link.addr[1], reason)
         if not link.incoming and link.addr not in self.banned:
             self.candidates[link.addr] = self.now + 30.0
@@ -427,6 +456,10 @@ class Torrent:
         if peer.conn.peer_id:
             self.banned_ids.add(peer.conn.peer_id)
         self.candidates.pop(peer.addr, None)
+        if peer.link.incoming and peer.conn.peer_listen_port:
+            listen_addr = (peer.addr[0], peer.conn.peer_listen_port)
+            self.banned.add(listen_addr)  # never dial it back
+            self.candidates.pop(listen_addr, None)
         self.emit("peer_banned", peer=f"{peer.addr[0]}:{peer.addr[1]}", reason=reason)
         peer.link.close(f"banned: {reason}")
         # The same client may also hold a second connection (it dialled back in after we dialled
@@ -460,12 +493,36 @@ class Torrent:
             if self.meta is not None:
                 extra["metadata_size"] = len(self.meta.info_bytes)
             out.append(conn.send_extended_handshake(extra))
-        if self.picker is not None and self.picker.have.any():
+        super_seed = self._super_seeding()
+        if super_seed:
+            if conn.supports_fast:
+                out.append(conn.send_have_none())
+        elif self.picker is not None and self.picker.have.any():
             out.append(conn.send_bitfield(self.picker.have))
         elif self.picker is not None and conn.supports_fast:
             out.append(conn.send_bitfield(self.picker.have))
         peer.link.writelines(out)
         peer.client = client_name(conn.peer_id or b"")
+        if super_seed and self.superseed is not None:
+            self._announce_offers({peer.addr: self.superseed.add_peer(peer.addr, self.now)})
+
+    def _super_seeding(self) -> bool:
+        """Super-seed a new connection (BEP 16, engine/superseed.py) when we are a complete seed under an
+        upload limit: our upload is then the scarce resource, and a piece sent twice is one the swarm could
+        have passed on itself. Automatic, no flag: with a single leecher the policy serves it at full speed,
+        and without a limit there is no scarcity to manage. Decided per connection at the handshake, since a
+        bitfield once sent cannot be taken back; peers that got one are seeded normally."""
+        if not self.complete or self.meta is None or self.session.upload_bucket.rate_bps <= 0:
+            return False
+        if self.superseed is None:
+            self.superseed = SuperSeeder(self.meta.num_pieces, rng=self.rng)
+        return True
+
+    def _announce_offers(self, offers: dict[tuple[str, int], list[int]]) -> None:
+        for addr, pieces in offers.items():
+            peer = self.peers.get(addr)
+            if peer is not None and pieces:
+                peer.link.writelines([peer.conn.send_have(i) for i in pieces])
 
     def on_event(self, link: PeerLink, event: ev.Event) -> bool:
         peer = self.peers.get(link.addr)
@@ -544,6 +601,8 @@ class Torrent:
         if self.complete and bitfield.all():
             peer.link.close("both sides are seeds")
             return False
+        if self.superseed is not None and peer.addr in self.superseed:
+            self._announce_offers(self.superseed.peer_bitfield(peer.addr, bitfield, self.now))
         self._update_interest(peer)
         return True
 
@@ -556,6 +615,8 @@ class Torrent:
         if not peer.bitfield[index]:
             peer.bitfield.set(index)
             self.picker.peer_have(peer.addr, index)
+            if self.superseed is not None and peer.addr in self.superseed:
+                self._announce_offers(self.superseed.peer_have(peer.addr, index, self.now))
         if not peer.conn.am_interested and not self.picker.have[index]:
             self._update_interest(peer)
         elif peer.conn.am_interested and not peer.conn.peer_choking:
@@ -712,8 +773,9 @@ class Torrent:
         self._smart_ban(index, buf)
         self._recycle(buf)
         for peer in list(self.peers.values()):
-            if peer.bitfield is None or not peer.bitfield[index]:
-                peer.link.write(peer.conn.send_have(index))
+            # HAVE goes to every peer, those that have the piece too: a super-seeder (BEP 16) offers its
+            # next piece only once it sees this one arrived, and seeders count their swarm's progress by it.
+            peer.link.write(peer.conn.send_have(index))
             if peer.conn.am_interested and peer.bitfield is not None and not picker.is_interesting(peer.bitfield):
                 peer.link.write(peer.conn.send_not_interested())
         if picker.done():
@@ -756,12 +818,12 @@ class Torrent:
                     self.ban(peer, f"sent a corrupt block of piece {index}")
 
     def download_sources(self) -> list[dict[str, Any]]:
-        """Payload bytes received per peer address this session (including duplicates), largest first."""
+        """Payload bytes received per peer address this session (including duplicates), largest first:
+        every connected peer, and those gone that sent something."""
         totals = dict(self.downloaded_from_closed)
         for addr, peer in self.peers.items():
-            if peer.downloaded:
-                before = totals.get(addr, (0, ""))[0]
-                totals[addr] = (before + peer.downloaded, peer.client)
+            before = totals.get(addr, (0, ""))[0]
+            totals[addr] = (before + peer.downloaded, peer.client)
         return [{"peer": f"{addr[0]}:{addr[1]}", "client": client, "downloaded": nbytes}
                 for addr, (nbytes, client) in sorted(totals.items(), key=lambda item: -item[1][0])]
 
@@ -938,15 +1000,29 @@ class Torrent:
         self.name = meta.name
         self.emit("metadata_received", name=meta.name)
         await self._prepare_storage()
+        if self.state == "error" or self.picker is None:
+            return
         for peer in list(self.peers.values()):
-            if peer.bitfield is not None and self.picker is not None:
-                if len(peer.bitfield) != meta.num_pieces:
-                    peer.link.close("bitfield does not match the torrent")
-                    continue
-                self.picker.add_peer(peer.addr, peer.bitfield)
-                peer.conn.set_torrent_size(meta.num_pieces, meta.piece_length, meta.total_length)
-            self.start_peer(peer)
-            self._update_interest(peer)
+            conn = peer.conn
+            if peer.link.closed:
+                continue
+            if not conn.num_pieces:
+                conn.set_torrent_size(meta.num_pieces, meta.piece_length, meta.total_length)
+            # Until now we sent only extension messages, so our bitfield may still go first (BEP 3).
+            if self.picker.have.any() or conn.supports_fast:
+                peer.link.write(conn.send_bitfield(self.picker.have))
+            # The peer's bitfield and haves, held back while the size was unknown, come out as
+            # queued events now: handle them as if they had just arrived.
+            self._process_queued_events(peer)
+            if not peer.link.closed:
+                self._update_interest(peer)
+
+    def _process_queued_events(self, peer: Peer) -> None:
+        link = peer.link
+        while not link.closed:
+            event = link.conn.next_event()
+            if event is None or not self.on_event(link, event):
+                break
 
     # --- the 1 Hz tick ----------------------------------------------------------
 
@@ -960,6 +1036,8 @@ class Torrent:
             self._rechoke(now)
             self.next_choke_at = now + 10.0
         self._connect_more(now)
+        if self.superseed is not None:
+            self._announce_offers(self.superseed.tick(now))
         if self.tiers is not None and not self.announcing and not self.finished:
             if self.tiers.next_announce_in(now) <= 0:
                 self._spawn(self._announce(""))

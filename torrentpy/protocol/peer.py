@@ -92,7 +92,8 @@ class LocalProtocolError(Exception):
 
 
 class _Kind(enum.Enum):
-    ANNOUNCE = "announce"  # bitfield, have_all, have_none: what the sender has, once, up front
+    ANNOUNCE = "announce"  # have_all, have_none: what the sender has, once, up front
+    BITFIELD = "bitfield"  # up front as BEP 3 says, but aria2 also sends one later instead of many HAVEs
     NEUTRAL = "neutral"  # keep-alive, extended, port: may precede the announcement
     ORDINARY = "ordinary"  # everything else
 
@@ -111,6 +112,8 @@ class _Phase(enum.Enum):
 # A (phase, kind) pair missing from the table is a protocol error.
 _TRANSITIONS: Mapping[tuple[_Phase, _Kind], _Phase] = {
     (_Phase.AWAITING_ANNOUNCE, _Kind.ANNOUNCE): _Phase.MESSAGES,
+    (_Phase.AWAITING_ANNOUNCE, _Kind.BITFIELD): _Phase.MESSAGES,
+    (_Phase.MESSAGES, _Kind.BITFIELD): _Phase.MESSAGES,
     (_Phase.AWAITING_ANNOUNCE, _Kind.NEUTRAL): _Phase.AWAITING_ANNOUNCE,
     (_Phase.AWAITING_ANNOUNCE, _Kind.ORDINARY): _Phase.MESSAGES,
     (_Phase.MESSAGES, _Kind.NEUTRAL): _Phase.MESSAGES,
@@ -138,7 +141,7 @@ _SPECS: Mapping[int, _Spec] = {
     wire.INTERESTED: _Spec("interested", _Kind.ORDINARY, _Needs.NOTHING, 1),
     wire.NOT_INTERESTED: _Spec("not interested", _Kind.ORDINARY, _Needs.NOTHING, 1),
     wire.HAVE: _Spec("have", _Kind.ORDINARY, _Needs.NOTHING, 5),
-    wire.BITFIELD: _Spec("bitfield", _Kind.ANNOUNCE, _Needs.NOTHING, None),
+    wire.BITFIELD: _Spec("bitfield", _Kind.BITFIELD, _Needs.NOTHING, None),
     wire.REQUEST: _Spec("request", _Kind.ORDINARY, _Needs.NOTHING, 13),
     wire.PIECE: _Spec("piece", _Kind.ORDINARY, _Needs.NOTHING, None),
     wire.CANCEL: _Spec("cancel", _Kind.ORDINARY, _Needs.NOTHING, 13),
