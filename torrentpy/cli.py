@@ -285,7 +285,7 @@ async def _run_session(args: argparse.Namespace, sources: list[Metainfo | Magnet
 
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         session.listeners.append(queue.put_nowait)
-        ui = run_json(session, stop_event=ui_stop, events=queue)
+        ui = run_json(session, stop_event=ui_stop, events=queue, interval_s=args.interval)
     elif use_tui:
         from torrentpy.tui.live import run_dashboard
 
@@ -337,12 +337,53 @@ def cmd_add(args: argparse.Namespace) -> int:
 # --- tracker ----------------------------------------------------------------
 
 
-def cmd_tracker(args: argparse.Namespace) -> int:
-    from torrentpy.net.loop import run
+async def _serve_tracker(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
     from torrentpy.tracker.server import run_forever
 
-    run(run_forever(http_port=args.http_port, udp_port=args.udp_port, bind=args.bind))
-    return EXIT_OK
+    task = asyncio.ensure_future(run_forever(args.http_port, args.udp_port, args.bind))
+    stopped_by: list[int] = []
+
+    def stop(signum: int) -> None:
+        stopped_by.append(signum)
+        task.cancel()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop, signum)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not stopped_by:
+            raise
+    # SIGTERM is how a service is asked to stop: a clean stop, so 0; Ctrl-C keeps the shell's 130.
+    return EXIT_INTERRUPTED if stopped_by and stopped_by[0] == signal.SIGINT else EXIT_OK
+
+
+def cmd_tracker(args: argparse.Namespace) -> int:
+    from torrentpy.net.loop import run
+
+    for name in ("http_port", "udp_port"):
+        if not 0 <= getattr(args, name) < 65536:
+            raise UsageError(f"--{name.replace('_', '-')} must be between 0 and 65535")
+    return run(_serve_tracker(args))
+
+
+# --- demo -------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from torrentpy.demo import DemoOptions, run_demo
+
+    try:
+        size = _rate_arg(args.size)
+    except UsageError:
+        raise UsageError(f"invalid --size {args.size!r}: use bytes or e.g. 32M, 1G") from None
+    rate = _rate_arg(args.rate) if args.rate else 0
+    return run_demo(DemoOptions(size_bytes=size, peers=args.peers, keep=args.keep, tui=not args.no_tui,
+                                download_rate_bps=rate))
 
 
 # --- parser -----------------------------------------------------------------
@@ -411,6 +452,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--udp-port", type=int, default=6969, metavar="N")
     p.add_argument("--bind", default="0.0.0.0", metavar="ADDR")
     p.set_defaults(func=cmd_tracker)
+
+    p = sub.add_parser("demo", help="download a generated payload from local seeders, with the dashboard")
+    p.add_argument("--size", default="256M", metavar="SIZE", help="payload size, e.g. 32M, 1G (default 256M)")
+    p.add_argument("--peers", type=int, default=3, metavar="N", help="seeding processes (default 3)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder (payload, torrent, logs)")
+    p.add_argument("--rate", metavar="RATE", help="limit the download, e.g. 8M, to watch it (default: none)")
+    p.add_argument("--no-tui", action="store_true", help="plain progress lines instead of the dashboard")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

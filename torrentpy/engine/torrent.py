@@ -789,6 +789,8 @@ class Torrent:
         if len(contributors) == 1:
             (addr,) = contributors
             peer = self.peers.get(addr)
+            if addr in self.banned and peer is None:
+                return  # several of its pieces were in flight: banned once is enough
             self.banned.add(addr)
             if peer is not None:
                 self.ban(peer, f"sent corrupt data for piece {index}")
