@@ -10,23 +10,30 @@ from torrentpy._core import Bitfield
 from torrentpy.engine.superseed import SuperSeeder
 
 
+def join(ss: SuperSeeder, key: str, now: float) -> list[int]:
+    """A leecher connects and, as leechers do once offered something, says it is interested."""
+    offers = ss.add_peer(key, now)
+    ss.peer_interested(key)
+    return offers
+
+
 def seeder(num_pieces: int = 16, **kwargs: float) -> SuperSeeder:
     return SuperSeeder(num_pieces, rng=random.Random(7), **kwargs)  # type: ignore[arg-type]
 
 
 def test_first_round_never_offers_a_piece_twice() -> None:
     ss = seeder(12, offers_per_peer=3)
-    offers = [ss.add_peer(k, 0.0) for k in "ABCD"]
+    offers = [join(ss, k, 0.0) for k in "ABCD"]
     flat = [i for o in offers for i in o]
     assert all(len(o) == 3 for o in offers)
     assert sorted(flat) == list(range(12))
-    assert ss.add_peer("E", 0.0) == []  # everything is out and being fetched: nothing to give yet
+    assert join(ss, "E", 0.0) == []  # everything is out and being fetched: nothing to give yet
 
 
 def test_next_offer_waits_until_the_piece_is_seen_elsewhere() -> None:
     ss = seeder(16, offers_per_peer=1)
-    (a,) = ss.add_peer("A", 0.0)
-    (b,) = ss.add_peer("B", 0.0)
+    (a,) = join(ss, "A", 0.0)
+    (b,) = join(ss, "B", 0.0)
     assert ss.peer_have("A", a, 1.0) == {}  # A got it, but B lacks it: A must pass it on first
     assert ss.offers("A") == [a]
     new = ss.peer_have("B", a, 1.5)  # B got it (from A): A's offer is done
@@ -35,15 +42,15 @@ def test_next_offer_waits_until_the_piece_is_seen_elsewhere() -> None:
 
 def test_a_lone_leecher_is_served_without_waiting() -> None:
     ss = seeder(8, offers_per_peer=2)
-    first = ss.add_peer("A", 0.0)
+    first = join(ss, "A", 0.0)
     new = ss.peer_have("A", first[0], 0.1)
     assert len(new["A"]) == 1 and new["A"][0] not in first
 
 
 def test_a_peer_that_does_not_share_is_not_blocked_forever() -> None:
     ss = seeder(16, offers_per_peer=1, spread_wait_s=5.0)
-    (a,) = ss.add_peer("A", 0.0)
-    ss.add_peer("B", 0.0)
+    (a,) = join(ss, "A", 0.0)
+    join(ss, "B", 0.0)
     ss.peer_have("A", a, 1.0)
     assert ss.tick(5.9) == {}
     assert list(ss.tick(6.0)) == ["A"]
@@ -51,8 +58,8 @@ def test_a_peer_that_does_not_share_is_not_blocked_forever() -> None:
 
 def test_unfetched_offer_lapses_and_the_piece_is_offered_again() -> None:
     ss = seeder(2, offers_per_peer=1, offer_timeout_s=20.0)
-    (a,) = ss.add_peer("A", 0.0)
-    (b,) = ss.add_peer("B", 0.0)
+    (a,) = join(ss, "A", 0.0)
+    (b,) = join(ss, "B", 0.0)
     assert ss.tick(19.0) == {}
     # Both offers lapsed; each piece is still nobody's, so each peer is offered the other's piece.
     assert ss.tick(20.0) == {"A": [b], "B": [a]}
@@ -61,9 +68,9 @@ def test_unfetched_offer_lapses_and_the_piece_is_offered_again() -> None:
 
 def test_pieces_a_departed_peer_held_alone_are_offered_again() -> None:
     ss = seeder(4, offers_per_peer=1)
-    (a,) = ss.add_peer("A", 0.0)
+    (a,) = join(ss, "A", 0.0)
     ss.peer_have("A", a, 0.5)
-    ss.add_peer("B", 0.6)
+    join(ss, "B", 0.6)
     ss.remove_peer("A")
     new = ss.tick(1.0)
     got = ss.offers("B")
@@ -73,8 +80,8 @@ def test_pieces_a_departed_peer_held_alone_are_offered_again() -> None:
 
 def test_end_phase_leaves_pieces_to_the_swarm_until_a_peer_starves() -> None:
     ss = seeder(4, offers_per_peer=2, starving_s=3.0)
-    a = ss.add_peer("A", 0.0)
-    b = ss.add_peer("B", 0.0)
+    a = join(ss, "A", 0.0)
+    b = join(ss, "B", 0.0)
     for i in a:
         ss.peer_have("A", i, 1.0)
     for i in b:
@@ -89,8 +96,8 @@ def test_end_phase_leaves_pieces_to_the_swarm_until_a_peer_starves() -> None:
 
 def test_bitfield_counts_as_having_and_replaces_offers() -> None:
     ss = seeder(8, offers_per_peer=2)
-    first = ss.add_peer("A", 0.0)
-    ss.add_peer("B", 0.0)
+    first = join(ss, "A", 0.0)
+    join(ss, "B", 0.0)
     for i in first:
         ss.peer_have("A", i, 0.2)
     assert ss.offers("A") == sorted(first)  # B lacks them: A has to pass them on first
@@ -104,13 +111,22 @@ def test_bitfield_counts_as_having_and_replaces_offers() -> None:
 
 def test_seeds_get_no_offers_and_unknown_input_is_ignored() -> None:
     ss = seeder(4)
-    ss.add_peer("S", 0.0)
+    join(ss, "S", 0.0)
     assert "S" not in ss.peer_bitfield("S", Bitfield.full(4), 0.1)
     assert ss.offers("S") == []
     assert ss.peer_have("nobody", 1, 0.3) == {}
     assert ss.peer_have("S", 99, 0.3) == {}
     ss.remove_peer("nobody")
     with pytest.raises(ValueError):
-        ss.add_peer("S", 0.4)
+        join(ss, "S", 0.4)
     with pytest.raises(ValueError):
         SuperSeeder(0)
+
+
+def test_a_peer_that_never_wants_anything_does_not_stall_offers() -> None:
+    # Another super-seeding seed sends us no bitfield either; it never gets interested.
+    ss = SuperSeeder(8, rng=random.Random(1), offers_per_peer=1, spread_wait_s=5.0)
+    (a,) = join(ss, "A", 0.0)
+    ss.add_peer("other-seed", 0.0)
+    offers = ss.peer_have("A", a, 0.1)
+    assert offers.get("A"), "A's next offer must not wait for the piece to reach a peer that wants nothing"

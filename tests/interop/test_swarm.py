@@ -77,3 +77,24 @@ def test_seeder_uploads_little_more_than_one_copy(payload_factory, torrent_facto
     assert ratio <= MAX_SEEDER_UPLOAD_RATIO, figure
     # Super-seeding must not cost time: libtorrent takes about 2 x the ideal here; allow 1.75 x.
     assert elapsed_s <= MAX_TIME_OVER_IDEAL * ideal_s, figure
+
+
+def test_two_rate_limited_seeders_serve_one_leecher_at_their_combined_rate(
+        payload_factory, torrent_factory, peer_registry, tracker, tmp_path: Path) -> None:
+    # Each seeder super-seeds; each must still give the lone leecher its full rate even though the
+    # other seeder (which also sent no bitfield) looks like a peer lacking every piece.
+    size = 16 * MiB
+    payload = payload_factory(size, name="two.bin")
+    torrent = torrent_factory(payload, piece_length=PIECE, trackers=[tracker.http_url])
+    tracker.allow(info_hash_libtorrent(torrent))
+    make = torrentpy_factory(peer_registry)
+    seeders = [make(torrent, payload.save_dir, True, extra_args=["--max-upload-rate", "2M"]) for _ in range(2)]
+    for seeder in seeders:
+        seeder.wait_event("resumed", 30)
+    started = time.monotonic()
+    leecher = make(torrent, tmp_path / "dl", False)
+    assert leecher.wait_exit(60) == 0
+    elapsed_s = time.monotonic() - started
+    ideal_s = size / (4 * MiB)
+    assert payload.differences(tmp_path / "dl") == []
+    assert elapsed_s <= 2.0 * ideal_s + 3.0, f"took {elapsed_s:.1f} s; ideal {ideal_s:.0f} s"

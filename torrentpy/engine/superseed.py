@@ -65,6 +65,10 @@ class SuperSeeder:
         self._announced: dict[PeerKey, Bitfield] = {}
         self._offers: dict[PeerKey, dict[int, _Offer]] = {}
         self._idle_since: dict[PeerKey, float] = {}
+        # Peers that ever said they were interested. Only they count as "lacking" a piece: another
+        # super-seeding seed also gave us no bitfield, and waiting for a piece to spread to it stalled
+        # every offer for spread_wait_s.
+        self._wanting: set[PeerKey] = set()
 
     # --- what the engine tells us ------------------------------------------------------------
 
@@ -82,7 +86,13 @@ class SuperSeeder:
         self.availability.add_peer(empty)
         return self._fill(key, now)
 
+    def peer_interested(self, key: PeerKey) -> None:
+        """The peer sent INTERESTED: it wants pieces, so offers wait until they reach it too."""
+        if key in self._have:
+            self._wanting.add(key)
+
     def remove_peer(self, key: PeerKey) -> None:
+        self._wanting.discard(key)
         have = self._have.pop(key, None)
         if have is None:
             return
@@ -141,7 +151,8 @@ class SuperSeeder:
             self._fetching[index] -= 1
 
     def _others_lack(self, key: PeerKey, index: int) -> bool:
-        return any(not have[index] for other, have in self._have.items() if other != key)
+        return any(not have[index] for other, have in self._have.items()
+                   if other != key and other in self._wanting)
 
     def _retire(self, key: PeerKey, now: float) -> None:
         offers = self._offers[key]

@@ -546,6 +546,8 @@ class Torrent:
             self._on_choked(peer)
             return True
         if kind is ev.Interested:
+            if self.superseed is not None:
+                self.superseed.peer_interested(peer.addr)
             self._maybe_unchoke_now(peer, now)
             return True
         if kind is ev.NotInterested:
