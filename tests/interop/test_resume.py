@@ -1,0 +1,67 @@
+"""Kill -9 in the middle of a download, start again: torrentpy finishes, fetching no verified piece twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.interop.peers.base import wait_for
+from tests.interop.peers.payload import info_hash_libtorrent, multi_file_spec
+from tests.interop.peers.torrentpy_peer import torrentpy_factory
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(90)]
+
+PIECE = 64 * 1024
+# ~3.8 MiB over five files; at 512 KiB/s (after the rate limiter's initial burst) the first run is
+# killed about a third of the way in.
+SPEC = multi_file_spec(10 * PIECE)
+FIRST_RUN_RATE = "512K"
+
+
+def verified_pieces(done_bytes: int, total_bytes: int) -> int:
+    """Pieces behind a `done` byte count: every piece is PIECE bytes except a shorter last one."""
+    full, rest = divmod(done_bytes, PIECE)
+    # A remainder can only be the short last piece (done counts verified pieces only).
+    assert rest in (0, total_bytes % PIECE), (done_bytes, total_bytes)
+    return full + (1 if rest else 0)
+
+
+def test_kill9_then_restart_downloads_no_verified_piece_again(
+    payload_factory, torrent_factory, libtorrent_peer, peer_registry, tmp_path: Path
+) -> None:
+    payload = payload_factory(SPEC, name="resume.data")
+    torrent = torrent_factory(payload, piece_length=PIECE)
+    seeder = libtorrent_peer(torrent, payload.save_dir, True)
+    seeder.wait_seeding(20)
+    dl = tmp_path / "dl"
+    make = torrentpy_factory(peer_registry)
+
+    first = make(torrent, dl, False, peers=[seeder.address],
+                 extra_args=["--max-download-rate", FIRST_RUN_RATE])
+    total = first.wait_event("resumed", 20)["total"]
+    stats = wait_for(
+        lambda: (s := first.stats()) and s["torrents"][0]["done"] >= payload.total_size // 3 and s,
+        30, 0.05, "a third of the payload",
+    )
+    first.kill9()
+    assert first.process is not None and first.process.returncode == -9
+    done = first.stats()["torrents"][0]["done"]  # the last line written before the kill
+    assert stats["torrents"][0]["done"] <= done < payload.total_size, "the kill did not land mid-download"
+    at_kill = verified_pieces(done, payload.total_size)
+    assert 0 < at_kill < total
+    assert first.event("completed") is None
+
+    second = make(torrent, dl, False, peers=[seeder.address])
+    assert second.wait_exit(60) == 0, second.log_tail()
+    assert payload.differences(dl) == []
+    resumed = second.event("resumed")
+    assert resumed is not None and resumed["total"] == total
+    assert resumed["pieces"] >= at_kill, (resumed, at_kill)
+    completed = second.event("completed")
+    assert completed is not None
+    assert completed["downloaded_pieces"] == total - resumed["pieces"]
+    # The bytes moved agree: at most the missing pieces (the short last one may be among them).
+    received = sum(p["downloaded"] for p in completed["peers"])
+    assert received <= (total - resumed["pieces"]) * PIECE, (received, resumed, total)
+    assert info_hash_libtorrent(torrent).hex() == completed["info_hash"]
