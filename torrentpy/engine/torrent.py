@@ -10,8 +10,8 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Hashable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 from torrentpy._core import Bitfield, sha1, verify_piece
 from torrentpy.engine.accounting import RateMeter
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from torrentpy.engine.session import Session
 
 log = logging.getLogger("torrentpy")
+
+Addr = tuple[str, int]
 
 BLOCK_SIZE = 16 * 1024
 # A peer that sent no block for this long while we had requests out is snubbing us.
@@ -520,9 +522,9 @@ class Torrent:
             self.superseed = SuperSeeder(self.meta.num_pieces, rng=self.rng)
         return True
 
-    def _announce_offers(self, offers: dict[tuple[str, int], list[int]]) -> None:
+    def _announce_offers(self, offers: Mapping[Hashable, list[int]]) -> None:
         for addr, pieces in offers.items():
-            peer = self.peers.get(addr)
+            peer = self.peers.get(cast(Addr, addr))
             if peer is not None and pieces:
                 peer.link.writelines([peer.conn.send_have(i) for i in pieces])
 
@@ -720,7 +722,7 @@ class Torrent:
         self.downloaded += length
         if result.cancel:
             for other_key, other_block in result.cancel:
-                other = self.peers.get(other_key)
+                other = self.peers.get(cast(Addr, other_key))
                 if other is not None:
                     other.released.add(other_block)
                     other.link.write(other.conn.send_cancel(other_block.index, other_block.begin,
@@ -796,7 +798,8 @@ class Torrent:
     def _on_hash_failed(self, index: int, buf: bytearray, sources: dict[int, tuple[str, int]]) -> None:
         assert self.picker is not None
         self.failed_pieces += 1
-        contributors = set(self.picker.piece_failed(index)) | set(sources.values())
+        # The picker keys peers by address; it types them as any Hashable.
+        contributors = {cast(Addr, k) for k in self.picker.piece_failed(index)} | set(sources.values())
         self.emit("hash_failed", piece=index, peers=[f"{a[0]}:{a[1]}" for a in contributors])
         if len(contributors) == 1:
             (addr,) = contributors
@@ -1083,11 +1086,11 @@ class Torrent:
                         picker.on_timeout(peer.addr, block)
         if picker is not None:
             for key, block in picker.timed_out(now, REQUEST_TIMEOUT_S):
-                peer = self.peers.get(key)
+                late = self.peers.get(cast(Addr, key))
                 picker.on_timeout(key, block)
-                if peer is not None:
-                    peer.released.add(block)
-                    peer.link.write(peer.conn.send_cancel(block.index, block.begin, block.length))
+                if late is not None:
+                    late.released.add(block)
+                    late.link.write(late.conn.send_cancel(block.index, block.begin, block.length))
             for peer in list(self.peers.values()):
                 if peer.conn.am_interested and not peer.conn.peer_choking:
                     self._fill_requests(peer, now)

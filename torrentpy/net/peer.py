@@ -6,7 +6,7 @@ in the engine. This adapter only moves bytes and reports flow-control changes.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from torrentpy.protocol.events import Event
@@ -95,7 +95,7 @@ class PeerLink(asyncio.BufferedProtocol):
             self.bytes_out += len(data)
             self.transport.write(data)
 
-    def writelines(self, chunks: list[bytes | bytearray | memoryview]) -> None:
+    def writelines(self, chunks: Sequence[bytes | bytearray | memoryview]) -> None:
         if self.transport is not None and not self.closed:
             self.bytes_out += sum(len(c) for c in chunks)
             self.transport.writelines(chunks)
