@@ -24,8 +24,9 @@ system-deps:
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBS); \
 	fi
 
+# The download is rate-limited so a person can watch the dashboard for a few seconds.
 demo: $(STAMP)
-	$(VENV)/bin/torrentpy demo
+	$(VENV)/bin/torrentpy demo --rate 40M
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check torrentpy tests bench
