@@ -273,6 +273,7 @@ async def _run_session(args: argparse.Namespace, sources: list[Metainfo | Magnet
 
     from torrentpy.engine.session import Session
 
+    _configure_logging(args.log_file, quiet=not args.no_tui and not args.json and sys.stderr.isatty())
     session = Session(_session_config(args))
     for source in sources:
         torrent = session.add(source)
@@ -307,6 +308,12 @@ async def _run_session(args: argparse.Namespace, sources: list[Metainfo | Magnet
     finally:
         ui_stop.set()
         await ui_task
+    if use_tui:
+        # The dashboard left the alternate screen: leave a line per torrent in the scrollback.
+        for snap in session.snapshot().torrents:
+            print(f"{printable(snap.name)}: {snap.state}, {100 * snap.progress:.1f}% of "
+                  f"{format_size(snap.total_size)}, downloaded {format_size(snap.downloaded)}, "
+                  f"uploaded {format_size(snap.uploaded)}")
     if session.stop_signal is not None:
         import signal
 
@@ -317,6 +324,26 @@ async def _run_session(args: argparse.Namespace, sources: list[Metainfo | Magnet
                 print(f"torrentpy: error: {printable(t.name)}: {printable(t.error)}", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_OK
+
+
+def _configure_logging(log_file: str | None, *, quiet: bool) -> None:
+    """Engine diagnostics (why a peer was closed, banned …) go to --log-file. Without one, warnings go
+    to stderr, except under the dashboard, which would paint over them."""
+    import logging
+
+    logger = logging.getLogger("torrentpy")
+    logger.propagate = False
+    if log_file:
+        handler: logging.Handler = logging.FileHandler(log_file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.setLevel(logging.DEBUG)
+    elif quiet:
+        handler = logging.NullHandler()
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("torrentpy: %(levelname)s: %(message)s"))
+        logger.setLevel(logging.WARNING)
+    logger.addHandler(handler)
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -444,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also connect to this peer")
     p.add_argument("--no-tui", action="store_true", help="plain progress lines instead of the dashboard")
     p.add_argument("--json", action="store_true", help="JSON lines: events and periodic stats")
+    p.add_argument("--log-file", metavar="FILE", help="write a debug log (connections, bans, errors) here")
     p.add_argument("--interval", type=float, default=5.0, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_add, seed_ratio_given=False)
 
