@@ -32,6 +32,9 @@ class Peer:
     serving: bool = False
     allowed_fast: set[int] = field(default_factory=set)
     unchoked_at: float = 0.0
+    # Request-queue refill threshold and until when it holds (see Torrent._fill_requests).
+    refill_below: int = 0
+    depth_until: float = 0.0
 
     @property
     def addr(self) -> tuple[str, int]:

@@ -673,8 +673,13 @@ class Torrent:
             # piece buffers waiting for the thread pool can't grow without bound.
             self._throttled = True
             return
-        depth = queue_depth(peer.down.rate(now), block_size=BLOCK_SIZE, min_depth=64)
         outstanding = picker.outstanding_count(peer.addr)
+        if outstanding > peer.refill_below and now < peer.depth_until:
+            return  # the common case, once per received block: nothing to do yet
+        depth = queue_depth(peer.down.rate(now), block_size=BLOCK_SIZE, min_depth=64)
+        # Re-measure the rate at most every 100 ms; until then refill only below 3/4 of the queue.
+        peer.refill_below = depth - max(1, depth // 4)
+        peer.depth_until = now + 0.1
         if picker.in_endgame():
             # Duplicate requests only to peers that have almost nothing left in flight: with deep
             # queues every block would be fetched twice (the demo received 16% extra).
