@@ -56,6 +56,7 @@ EXPECTED_REASON: dict[str, str | None] = {
     "wrong_info_hash": "is not ours",
     "request_flood": "request flood",
     "oversized_request": "exceeds the block limit",
+    "metadata_flood": "metadata request flood",
     "wrong_data": None,
 }
 BEHAVIOURS = tuple(EXPECTED_REASON)
@@ -133,7 +134,9 @@ class _Connection:
         if self.owner.behaviour == "wrong_info_hash":
             info_hash = hashlib.sha1(b"some other torrent").digest()
         peer_id = b"-HO0001-" + random.Random(self.owner.port).randbytes(12)
-        self.send(PROTOCOL + RESERVED + info_hash + peer_id, "handshake")
+        # The extension bit (BEP 10) only where the behaviour speaks ut_metadata.
+        reserved = bytes(5) + b"\x10" + bytes(2) if self.owner.behaviour == "metadata_flood" else RESERVED
+        self.send(PROTOCOL + reserved + info_hash + peer_id, "handshake")
         return True
 
     async def read_loop(self) -> None:
@@ -210,6 +213,12 @@ class _Connection:
             self.send(_message(INTERESTED), "interested")
             too_long = _message(REQUEST, struct.pack(">III", 0, 0, BLOCK + 1))
             self.send(too_long, f"request of {BLOCK + 1} bytes")
+        elif b == "metadata_flood":
+            # Our m dict names ut_metadata 3; torrentpy's (its extended handshake) names it 1, and
+            # requests are sent with the receiver's id.
+            self.send(_message(20, b"\x00d1:md11:ut_metadatai3eee"), "extended handshake")
+            request = _message(20, b"\x01d8:msg_typei0e5:piecei0ee")
+            self.send(request * 3000, "3000 metadata requests")
         elif b == "wrong_data":
             await self._serve_wrong_data()
         else:

@@ -34,6 +34,7 @@ class Peer:
     unchoked_at: float = 0.0
     # Request-queue refill threshold and until when it holds (see Torrent._fill_requests).
     refill_below: int = 0
+    metadata_requests: int = 0
     depth_until: float = 0.0
 
     @property

@@ -54,6 +54,10 @@ MAX_STRIKES = 3
 CONNECT_TIMEOUT_S = 10.0
 # Verified-or-not pieces waiting for the thread pool (hash + write) before we stop requesting more.
 MAX_PENDING_WRITE_BYTES = 64 * 1024 * 1024
+# Peer addresses kept to dial later; more from PEX or trackers are dropped.
+MAX_CANDIDATES = 2000
+# ut_metadata requests one connection may make: a 10 MiB info dict is 640 pieces, asked for twice at most.
+MAX_METADATA_REQUESTS = 2000
 # Requests a peer may have in flight in endgame, duplicates included.
 ENDGAME_QUEUE = 4
 # Bytes of blocks handed to the socket in one write when uploading.
@@ -358,8 +362,10 @@ class Torrent:
     def add_candidates(self, addrs: list[tuple[str, int]]) -> None:
         for addr in addrs:
             addr = (str(addr[0]), int(addr[1]))
-            if addr in self.banned or self.session.is_self(addr):
+            if addr in self.banned or self.session.is_self(addr) or not 0 < addr[1] < 65536:
                 continue
+            if addr not in self.candidates and len(self.candidates) >= MAX_CANDIDATES:
+                return  # PEX or trackers flooding us with addresses
             self.candidates.setdefault(addr, 0.0)
 
     # --- connections ------------------------------------------------------------
@@ -983,7 +989,11 @@ class Torrent:
 
     def _on_metadata(self, peer: Peer, event: ev.Event) -> bool:
         if isinstance(event, ev.MetadataRequest):
-            if self.meta is None or (self.meta.private and False):
+            peer.metadata_requests += 1
+            if peer.metadata_requests > MAX_METADATA_REQUESTS:
+                # Each request costs one byte-sized message and returns 16 KiB: cap the amplification.
+                return self._protocol_error(peer, "metadata request flood")
+            if self.meta is None:
                 peer.link.write(peer.conn.send_metadata_reject(event.piece))
                 return True
             info = self.meta.info_bytes
