@@ -78,13 +78,14 @@ def address_text(peer: PeerProcess) -> str:
     return f"{peer.address[0]}:{peer.address[1]}"
 
 
-@pytest.mark.parametrize("client", ["libtorrent", "aria2", "transmission"])
+@pytest.mark.parametrize("client", ["libtorrent", "aria2", "transmission", "qbittorrent"])
 def test_download_single_and_multi_file_from_seeders_found_via_opentracker(
     client: str, payload_factory, torrent_factory, libtorrent_peer, aria2_peer, transmission_peer,
-    peer_registry, opentracker, tmp_path: Path,  # noqa: F811
+    qbittorrent_peer, peer_registry, opentracker, tmp_path: Path,  # noqa: F811
 ) -> None:
     """Both layouts at once, in one torrentpy session: two seeders of ``client``, one per torrent."""
-    factory = {"libtorrent": libtorrent_peer, "aria2": aria2_peer, "transmission": transmission_peer}[client]
+    factory = {"libtorrent": libtorrent_peer, "aria2": aria2_peer, "transmission": transmission_peer,
+               "qbittorrent": qbittorrent_peer}[client]
     swarms = []
     for layout, spec in LAYOUTS.items():
         payload, torrent, info_hash = tracked_torrent(payload_factory, torrent_factory, opentracker, spec,
