@@ -178,3 +178,26 @@ def test_dashboard_exits_by_itself_when_the_download_completes(payload_factory, 
     assert rc == 0, term.raw[-2000:]
     assert_terminal_restored(term, stty)
     assert payload.differences(tmp_path / "dl") == []
+
+
+def test_p_pauses_and_resumes_the_selected_torrent(payload_factory, torrent_factory, libtorrent_peer,
+                                                   pty_terminal, tmp_path: Path) -> None:
+    payload = payload_factory(3 * MiB, name="pause.bin")
+    torrent = torrent_factory(payload, piece_length=64 * 1024)
+    seeder = libtorrent_peer(torrent, payload.save_dir, True, upload_limit_bps=600 * 1024)
+    seeder.wait_seeding(20)
+    term = pty_terminal(_add_argv(torrent, tmp_path / "dl", seeder.address), 120, 40)
+    term.wait_for(lambda s: (term.percent("pause.bin") or 0) > 0, 20, "progress above 0%")
+    term.child.send("p")
+    term.wait_for(lambda s: "paused" in s, 10, "the paused state")
+    held = term.percent("pause.bin")
+    time.sleep(2.0)
+    term.pump()
+    assert term.percent("pause.bin") == held, "progress moved while paused"
+    assert held is not None and held < 100
+    term.child.send("p")
+    # Resuming reconnects (torrentpy redials at once; libtorrent may also dial back) and completes.
+    rc, stty = term.wait_exit(30)
+    assert rc == 0, term.raw[-2000:]
+    assert_terminal_restored(term, stty)
+    assert payload.differences(tmp_path / "dl") == []

@@ -308,7 +308,13 @@ class Torrent:
         self._save_resume()
 
     def resume(self) -> None:
+        if not self.paused:
+            return
         self.paused = False
+        # Pausing closed every connection and pushed each address's retry 30 s out: dial again now.
+        for addr in self.candidates:
+            self.candidates[addr] = 0.0
+        self._connect_more(self.now)
 
     def _save_resume(self) -> None:
         """A piece is claimed only after its write returned, so a killed process (kill -9) loses
