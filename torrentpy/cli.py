@@ -12,14 +12,6 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.tree import Tree
 
 from torrentpy import __version__
@@ -27,6 +19,7 @@ from torrentpy.errors import TorrentError, UsageError
 from torrentpy.metainfo import Magnet, Metainfo, load
 from torrentpy.peer_id import printable
 from torrentpy.tui.dashboard import format_size
+from torrentpy.tui.progress import transfer_progress
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -44,24 +37,12 @@ def _stderr_console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
-def _progress_bar(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(binary_units=True),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
-
-
 def _with_progress(description: str, work: Callable[[Callable[[int], None], Callable[[int], None]], Any]) -> Any:
     """Run `work(advance, set_total)` under a rich progress bar on a terminal, plainly otherwise."""
     console = _stderr_console()
     if not console.is_terminal:
         return work(lambda _n: None, lambda _t: None)
-    with _progress_bar(console) as bar:
+    with transfer_progress(console) as bar:
         task = bar.add_task(description, total=None)
         return work(lambda n: bar.advance(task, n), lambda t: bar.update(task, total=t))
 

@@ -31,18 +31,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 
 from torrentpy.errors import UsageError
 from torrentpy.tui.dashboard import format_rate, format_size
+from torrentpy.tui.progress import transfer_progress
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -151,18 +144,6 @@ def _generate(root: str, total: int, run: _Run, advance: Callable[[int], None]) 
                 advance(n)
 
 
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description:<22}"),
-        BarColumn(),
-        DownloadColumn(binary_units=True),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
-
-
 async def _in_thread(run: _Run, work: Callable[[], T]) -> T:
     """Run blocking work off the loop; if we are cancelled meanwhile, tell it to stop and wait for it,
     so nothing is still writing into the folder that cleanup is about to remove."""
@@ -190,7 +171,7 @@ async def _with_bar(run: _Run, description: str, total: int,
     if not run.err.is_terminal:
         print(f"{description} ({format_size(total)})…", file=sys.stderr, flush=True)
         return await _in_thread(run, lambda: work(checked(lambda _n: None)))
-    with _progress(run.err) as bar:
+    with transfer_progress(run.err, label_width=22) as bar:
         task = bar.add_task(description, total=total)
         return await _in_thread(run, lambda: work(checked(lambda n: bar.advance(task, n))))
 
