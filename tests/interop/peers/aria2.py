@@ -7,7 +7,6 @@ DHT/LPD/PEX off it learns peers only from trackers, so either the other side dia
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import os
@@ -28,7 +27,6 @@ from .base import (
 )
 
 # Tries with fresh ports when aria2 fails to bind (another process took the port after free_port()).
-START_ATTEMPTS = 3
 
 
 class Aria2Peer(PeerProcess):
@@ -122,39 +120,17 @@ class Aria2Peer(PeerProcess):
     def start(self, timeout_s: float = 15.0) -> Aria2Peer:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.save_dir.mkdir(parents=True, exist_ok=True)
-        last_error: Exception | None = None
-        for attempt in range(START_ATTEMPTS):
-            port = self.requested_port or free_port()
+
+        def launch(port: int, attempt: int) -> ManagedProcess:
             self.rpc_port = free_port()
-            self.process = ManagedProcess(
-                self._argv(port, self.rpc_port),
-                self.work_dir / f"{self.name}.{attempt}.out",
-                env=client_env(self.work_dir / f"{self.name}.home"),
-            )
-            self.process.start()
-            try:
-                wait_for(
-                    functools.partial(self._ready, port),
-                    timeout_s,
-                    0.05,
-                    f"{self.name} to listen on {port}",
-                )
-                self._port = port
-                return self
-            except (TimeoutError, PeerError) as err:
-                last_error = err
-                self.process.stop()
-                if self.requested_port:
-                    break
-        raise PeerError(f"{self.name} did not start: {last_error}\n{self.log_tail()}")
+            return ManagedProcess(self._argv(port, self.rpc_port), self.work_dir / f"{self.name}.{attempt}.out",
+                                  env=client_env(self.work_dir / f"{self.name}.home"))
+
+        self._launch_until_listening(launch, self._ready, timeout_s)
+        return self
 
     def _ready(self, port: int) -> bool:
         return self._alive() and listens_on(self.pid, port) and self._rpc_ready()
-
-    def _alive(self) -> bool:
-        assert self.process is not None
-        self.process.check_alive(self.name)
-        return True
 
     def _rpc_ready(self) -> bool:
         try:

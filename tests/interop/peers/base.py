@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import random
@@ -315,12 +316,44 @@ def http_json(
     return json.loads(body)
 
 
+# Port races (another process grabbing the free port we picked) are retried with a fresh port.
+START_ATTEMPTS = 3
+
+
 class PeerProcess:
     """What every peer fixture offers: an address, a status dict, a finish wait, and a PID-based stop."""
 
     name = "peer"
     process: ManagedProcess | None = None
     _port: int | None = None
+    requested_port: int | None = None
+
+    def _launch_until_listening(
+        self, launch: Callable[[int, int], ManagedProcess], ready: Callable[[int], bool], timeout_s: float
+    ) -> int:
+        """Start the client (``launch(port, attempt)``) until ``ready(port)`` — its own PID listening —
+        holds, with a fresh port after a failed attempt unless the caller asked for one. Returns the port."""
+        last_error: Exception | None = None
+        for attempt in range(START_ATTEMPTS):
+            port = self.requested_port or free_port()
+            self.process = launch(port, attempt)
+            self.process.start()
+            try:
+                wait_for(functools.partial(ready, port), timeout_s, 0.05, f"{self.name} to listen on {port}")
+            except (TimeoutError, PeerError) as err:
+                last_error = err
+                self.process.stop()
+                if self.requested_port:
+                    break
+                continue
+            self._port = port
+            return port
+        raise PeerError(f"{self.name} did not start: {last_error}\n{self.log_tail()}")
+
+    def _alive(self) -> bool:
+        assert self.process is not None
+        self.process.check_alive(self.name)
+        return True
 
     @property
     def port(self) -> int:

@@ -5,7 +5,6 @@ qBittorrent can be told to dial a peer: ``add_peer(ip, port)`` (POST /api/v2/tor
 
 from __future__ import annotations
 
-import functools
 import json
 import urllib.parse
 import uuid
@@ -26,7 +25,6 @@ from .base import (
 )
 from .payload import info_hash_libtorrent
 
-START_ATTEMPTS = 3
 _SEEDING_STATES = {"uploading", "stalledUP", "forcedUP", "queuedUP"}
 _ERROR_STATES = {"error", "missingFiles"}
 
@@ -124,50 +122,26 @@ class QbittorrentPeer(PeerProcess):
         self.save_dir.mkdir(parents=True, exist_ok=True)
         conf = self.profile_dir / "qBittorrent" / "config" / "qBittorrent.conf"
         conf.parent.mkdir(parents=True, exist_ok=True)
-        last_error: Exception | None = None
-        for attempt in range(START_ATTEMPTS):
-            port = self.requested_port or free_port()
+
+        def launch(port: int, attempt: int) -> ManagedProcess:
             self.webui_port = free_port()
             conf.write_text(self._config(port, self.webui_port))
-            self.process = ManagedProcess(
-                [
-                    "qbittorrent-nox",
-                    f"--profile={self.profile_dir}",
-                    f"--webui-port={self.webui_port}",
-                ],
+            return ManagedProcess(
+                ["qbittorrent-nox", f"--profile={self.profile_dir}", f"--webui-port={self.webui_port}"],
                 self.work_dir / f"{self.name}.{attempt}.log",
                 env=client_env(self.work_dir / f"{self.name}.home"),
             )
-            self.process.start()
-            try:
-                wait_for(
-                    functools.partial(self._ready, port),
-                    timeout_s,
-                    0.1,
-                    f"{self.name} web UI on {self.webui_port} and peer port {port}",
-                )
-            except (TimeoutError, PeerError) as err:
-                last_error = err
-                self.process.stop()
-                if self.requested_port:
-                    break
-                continue
-            self._port = port
-            try:
-                self._add_torrent()
-            except BaseException:
-                self.stop()
-                raise
-            return self
-        raise PeerError(f"{self.name} did not start: {last_error}\n{self.log_tail()}")
+
+        self._launch_until_listening(launch, self._ready, timeout_s)
+        try:
+            self._add_torrent()
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def _ready(self, port: int) -> bool:
         return self._alive() and self._api_ready() and listens_on(self.pid, port)
-
-    def _alive(self) -> bool:
-        assert self.process is not None
-        self.process.check_alive(self.name)
-        return True
 
     def _api_ready(self) -> bool:
         try:

@@ -7,7 +7,6 @@ Transmission 3.00 never dials a peer on 127.0.0.0/8 that it learned from a track
 from __future__ import annotations
 
 import base64
-import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +24,6 @@ from .base import (
     wait_for,
 )
 
-START_ATTEMPTS = 3
 # torrent-get "status" values (libtransmission tr_torrent_activity).
 STATUS_NAMES = {
     0: "stopped",
@@ -140,46 +138,24 @@ class TransmissionPeer(PeerProcess):
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.save_dir.mkdir(parents=True, exist_ok=True)
         self.config_dir.mkdir(parents=True, exist_ok=True)
-        last_error: Exception | None = None
-        for attempt in range(START_ATTEMPTS):
-            port = self.requested_port or free_port()
+
+        def launch(port: int, attempt: int) -> ManagedProcess:
             self.rpc_port = free_port()
             (self.config_dir / "settings.json").write_text(json.dumps(self._settings(port, self.rpc_port)))
-            self.process = ManagedProcess(
-                ["transmission-daemon", "-f", "-g", str(self.config_dir)],
-                self.work_dir / f"{self.name}.{attempt}.log",
-                env=client_env(self.work_dir / f"{self.name}.home"),
-            )
-            self.process.start()
-            try:
-                wait_for(
-                    functools.partial(self._ready, port),
-                    timeout_s,
-                    0.05,
-                    f"{self.name} to listen on {port}",
-                )
-            except (TimeoutError, PeerError) as err:
-                last_error = err
-                self.process.stop()
-                if self.requested_port:
-                    break
-                continue
-            self._port = port
-            try:
-                self._add_torrent()
-            except BaseException:
-                self.stop()
-                raise
-            return self
-        raise PeerError(f"{self.name} did not start: {last_error}\n{self.log_tail()}")
+            return ManagedProcess(["transmission-daemon", "-f", "-g", str(self.config_dir)],
+                                  self.work_dir / f"{self.name}.{attempt}.log",
+                                  env=client_env(self.work_dir / f"{self.name}.home"))
+
+        self._launch_until_listening(launch, self._ready, timeout_s)
+        try:
+            self._add_torrent()
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def _ready(self, port: int) -> bool:
         return self._alive() and listens_on(self.pid, port) and self._rpc_ready()
-
-    def _alive(self) -> bool:
-        assert self.process is not None
-        self.process.check_alive(self.name)
-        return True
 
     def _rpc_ready(self) -> bool:
         try:
