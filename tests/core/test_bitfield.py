@@ -366,3 +366,17 @@ def test_availability_zero_pieces() -> None:
     av = Availability(0)
     av.add_peer(Bitfield(0))
     assert av.peers == 1 and av.counts() == [] and av.rarest(Bitfield(0)) == []
+
+
+def test_to_flags_is_one_byte_per_piece() -> None:
+    bf = Bitfield.from_string("1010011")
+    assert bf.to_flags() == bytes([1, 0, 1, 0, 0, 1, 1])
+    assert Bitfield(0).to_flags() == b""
+
+
+def test_clamped_bytes_caps_counts_at_255() -> None:
+    avail = Availability(3)
+    for _ in range(300):
+        avail.increment(0)
+    avail.increment(2)
+    assert avail.clamped_bytes() == bytes([255, 0, 1])

@@ -174,6 +174,15 @@ cdef class Bitfield:
                         out.append(i * 8 + b)
         return iter(out)
 
+    def to_flags(self) -> bytes:
+        """One byte per piece, 1 where the bit is set: what a piece map draws from."""
+        cdef bytearray out = bytearray(self._nbits)
+        cdef unsigned char[::1] view = out
+        cdef Py_ssize_t i
+        for i in range(self._nbits):
+            view[i] = self.get_c(i)
+        return bytes(out)
+
     def missing(self) -> list[int]:
         """The indexes of clear bits, ascending."""
         cdef Py_ssize_t i
@@ -360,6 +369,15 @@ cdef class Availability:
             if 0 <= limit <= len(out):
                 return out[:limit]
         return out
+
+    def clamped_bytes(self) -> bytes:
+        """One byte per piece: its count, capped at 255 (for the dashboard's rarity colouring)."""
+        cdef bytearray out = bytearray(self._n)
+        cdef unsigned char[::1] view = out
+        cdef Py_ssize_t i
+        for i in range(self._n):
+            view[i] = self._counts[i] if self._counts[i] < 255 else 255
+        return bytes(out)
 
     def counts(self) -> list[int]:
         cdef Py_ssize_t i

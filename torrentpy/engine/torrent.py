@@ -1143,12 +1143,11 @@ class Torrent:
         if picker is not None and meta is not None:
             have = picker.have
             done = total - int(picker.left_bytes())
-            states = bytearray(have.to_bytes_per_piece()) if hasattr(have, "to_bytes_per_piece") else bytearray(
-                1 if have[i] else 0 for i in range(meta.num_pieces))
+            states = bytearray(have.to_flags())
             for i in picker.downloading_pieces():
                 if not have[i]:
                     states[i] = 2
-            avail = bytes(min(255, c) for c in picker.availability.counts())
+            avail = picker.availability.clamped_bytes()
         else:
             have, done, states, avail = None, 0, bytearray(), b""
         progress = done / total if total else 0.0

@@ -125,6 +125,35 @@ def _fit(text: Text, width: int) -> Text:
     return text
 
 
+@dataclass(frozen=True, slots=True)
+class _Col:
+    header: str
+    width: int = 0  # 0: this column takes whatever width the others leave
+    right: bool = False
+
+
+def _grid(cols: list[_Col], rows: list[list[Text]], width: int) -> list[Text]:
+    """Rows of cells in fixed columns, one space apart. rich's Table measures every cell of every
+    frame; with the widths known up front this costs a tenth of that (bench/test_dashboard_bench.py)."""
+    fixed = sum(c.width for c in cols) + len(cols) - 1
+    flex = max(4, width - fixed)
+    lines = []
+    for cells in [[Text(c.header, style="bold") for c in cols], *rows]:
+        line = Text(no_wrap=True, overflow="ellipsis")
+        for i, (col, cell) in enumerate(zip(cols, cells, strict=False)):
+            w = col.width or flex
+            cell.truncate(w, overflow="ellipsis")
+            if col.right:
+                cell.pad_left(w - cell.cell_len)
+            elif i < len(cols) - 1:
+                cell.pad_right(w - cell.cell_len)
+            if i:
+                line.append(" ")
+            line.append_text(cell)
+        lines.append(_fit(line, width))
+    return lines
+
+
 _STATE_STYLE = {
     "downloading": "bold green",
     "seeding": "cyan",
@@ -455,16 +484,13 @@ def _peers_body(t: TorrentSnapshot, width: int, height: int) -> list[RenderableT
     if hidden:
         shown = peers[: rows - 1]
         hidden = len(peers) - len(shown)
-    table = _table()
-    table.add_column("Address", no_wrap=True, overflow="ellipsis", min_width=12, max_width=47)
-    table.add_column("Client", ratio=1, no_wrap=True, overflow="ellipsis", min_width=8)
-    table.add_column("Flags", width=5, no_wrap=True, overflow="ellipsis")
-    table.add_column("↓", justify="right", width=6 if compact else 10, no_wrap=True)
-    table.add_column("↑", justify="right", width=6 if compact else 10, no_wrap=True)
+    address_w = min(47, max(12, *(len(_address(p)) for p in shown)))
+    cols = [_Col("Address", address_w), _Col("Client"), _Col("Flags", 5),
+            _Col("↓", 6 if compact else 10, right=True), _Col("↑", 6 if compact else 10, right=True)]
     if not compact:
-        table.add_column("Got", justify="right", width=8, no_wrap=True)
-        table.add_column("Sent", justify="right", width=8, no_wrap=True)
-    table.add_column("Has", justify="right", width=4, no_wrap=True)
+        cols += [_Col("Got", 8, right=True), _Col("Sent", 8, right=True)]
+    cols.append(_Col("Has", 4, right=True))
+    cells = []
     for p in shown:
         client = p.client or client_name(p.peer_id)
         row = [
@@ -477,11 +503,12 @@ def _peers_body(t: TorrentSnapshot, width: int, height: int) -> list[RenderableT
         if not compact:
             row += [_fixed(format_size(p.downloaded)), _fixed(format_size(p.uploaded))]
         row.append(_fixed(f"{min(100, max(0, int(p.progress * 100)))}%"))
-        table.add_row(*row)
+        cells.append(row)
+    lines: list[RenderableType] = list(_grid(cols, cells, width))
     if hidden:
-        table.add_row(_fixed(f"… {hidden} more", "dim"))
+        lines.append(_fixed(f"… {hidden} more", "dim"))
     legend = _fixed(_FLAGS_LEGEND_NARROW if compact else _FLAGS_LEGEND_WIDE, "dim")
-    return [table, _fit(legend, width)]
+    return [*lines, _fit(legend, width)]
 
 
 # -------------------------------------------------------------------------------------------- trackers
@@ -530,25 +557,25 @@ def _files_body(t: TorrentSnapshot, width: int, height: int) -> list[RenderableT
     if not t.files:
         return [_fixed("no file list yet (waiting for metadata)", "dim")]
     compact = width < WIDE_MIN_COLS - 4
-    table = _table()
-    table.add_column("Path", ratio=1, no_wrap=True, overflow="ellipsis", min_width=10)
-    table.add_column("Size", justify="right", width=8, no_wrap=True)
+    cols = [_Col("Path"), _Col("Size", 8, right=True)]
     if not compact:
-        table.add_column("Progress", width=12, no_wrap=True)
-    table.add_column("Done", justify="right", width=6, no_wrap=True)
+        cols.append(_Col("Progress", 12))
+    cols.append(_Col("Done", 6, right=True))
     rows = max(1, height - 1)
     files = list(t.files)
     shown = files if len(files) <= rows else files[: rows - 1]
+    cells = []
     for f in shown:
         fraction = f.done / f.size if f.size > 0 else 1.0
         row = [_plain(f.path), _fixed(format_size(f.size))]
         if not compact:
             row.append(_bar(fraction, 12))
         row.append(_fixed(_percent(fraction), "green" if fraction >= 1.0 else ""))
-        table.add_row(*row)
+        cells.append(row)
+    lines: list[RenderableType] = list(_grid(cols, cells, width))
     if len(shown) < len(files):
-        table.add_row(_fixed(f"… {len(files) - len(shown)} more files", "dim"))
-    return [table]
+        lines.append(_fixed(f"… {len(files) - len(shown)} more files", "dim"))
+    return lines
 
 
 _BODIES = {"pieces": _pieces_body, "peers": _peers_body, "trackers": _trackers_body, "files": _files_body}
