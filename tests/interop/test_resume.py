@@ -65,3 +65,36 @@ def test_kill9_then_restart_downloads_no_verified_piece_again(
     received = sum(p["downloaded"] for p in completed["peers"])
     assert received <= (total - resumed["pieces"]) * PIECE, (received, resumed, total)
     assert info_hash_libtorrent(torrent).hex() == completed["info_hash"]
+
+
+def test_stop_during_a_long_check_is_prompt_and_keeps_the_resume_file(peer_registry, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    # A sparse 3 GiB file: cheap to make, but hashing it all takes seconds on two cores.
+    data = tmp_path / "seed" / "big.bin"
+    data.parent.mkdir()
+    with open(data, "wb") as fh:
+        fh.truncate(3 << 30)
+    torrent = tmp_path / "big.torrent"
+    subprocess.run([sys.executable, "-m", "torrentpy", "create", str(data), "--piece-size", "4M",
+                    "-o", str(torrent)], check=True, stdout=subprocess.DEVNULL)
+    make = torrentpy_factory(peer_registry)
+    first = make(torrent, data.parent, True)
+    first.wait_event("resumed", 60)
+    first.stop()
+    resume_files = list((data.parent / ".torrentpy").glob("*.resume"))
+    assert len(resume_files) == 1
+    saved = resume_files[0].read_bytes()
+
+    # A newer mtime makes the resume file stale for this file: the next start re-hashes all of it.
+    os.utime(data, (time.time() + 5, time.time() + 5))
+    second = make(torrent, data.parent, True)
+    second.wait_event("checking", 20)
+    asked = time.monotonic()
+    assert second.stop() == 143
+    assert time.monotonic() - asked < 3.0, "a stop request waited for the whole check"
+    assert second.event("resumed") is None, "the check finished before the stop: make the file bigger"
+    assert resume_files[0].read_bytes() == saved, "an interrupted check overwrote the resume file"

@@ -18,7 +18,7 @@ from torrentpy.engine.accounting import RateMeter
 from torrentpy.engine.ratelimit import TokenBucket
 from torrentpy.engine.snapshot import SessionSnapshot
 from torrentpy.engine.torrent import CONNECT_TIMEOUT_S, Torrent
-from torrentpy.errors import UsageError
+from torrentpy.errors import TorrentError, UsageError
 from torrentpy.metainfo import Magnet, Metainfo
 from torrentpy.net.peer import PeerLink
 from torrentpy.protocol import events as ev
@@ -308,8 +308,10 @@ class Session:
         if self._server is None:
             await self.listen()
         self.emit({"event": "listening", "port": self.listen_port})
+        # Started as tasks, not awaited: checking a large download takes a while, and a stop
+        # request (Ctrl-C, q) must be heard meanwhile.
+        starting = [asyncio.ensure_future(self._start(t)) for t in self.torrents.values()]
         try:
-            await asyncio.gather(*(t.start() for t in self.torrents.values()))
             while not self.stop_event.is_set():
                 now = time.monotonic()
                 for torrent in list(self.torrents.values()):
@@ -320,7 +322,21 @@ class Session:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop_or_wake(), timeout=1.0)
         finally:
+            for task in starting:
+                task.cancel()
+            await asyncio.gather(*starting, return_exceptions=True)
             await self.close()
+
+    async def _start(self, torrent: Torrent) -> None:
+        try:
+            await torrent.start()
+        except TorrentError as exc:
+            torrent.fail(str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # one torrent's bug must not take the session down
+            log.error("internal error starting %s", torrent.name, exc_info=exc)
+            torrent.fail(f"internal error: {exc!r}")
 
     async def _stop_or_wake(self) -> None:
         waits = [asyncio.ensure_future(self.stop_event.wait()), asyncio.ensure_future(self.wake_event.wait())]

@@ -233,11 +233,15 @@ class Torrent:
 
     # --- lifecycle --------------------------------------------------------------
 
+    started = False  # storage checked and the first announce sent: the 1 Hz tick may act
+    storage_ready = False  # the check (or resume file) has told the picker what is on disk
+
     async def start(self) -> None:
         if self.meta is not None:
             await self._prepare_storage()
         if self.state == "error":
             return
+        self.started = True
         if self.tiers is not None:
             self._spawn(self._announce("started"))
 
@@ -269,6 +273,7 @@ class Torrent:
         for index in have:
             self.picker.piece_passed(index)
         self.pieces_at_start = have.count()
+        self.storage_ready = True
         self.check_progress = meta.num_pieces
         self.emit("resumed", pieces=self.pieces_at_start, total=meta.num_pieces)
         self._save_resume()
@@ -322,8 +327,8 @@ class Torrent:
         forcing writeback of every dirty page cost more than the whole transfer on a fast link,
         and files written after the save have a newer mtime, so their pieces are re-hashed on the
         next start anyway (storage.resume.resume_state)."""
-        if self.meta is None or self.picker is None or self.storage is None:
-            return
+        if self.meta is None or self.picker is None or self.storage is None or not self.storage_ready:
+            return  # stopped mid-check: an empty bitfield would overwrite what the old file knew
         have = self.picker.have.copy()
         try:
             save_resume(self.meta, self.save_dir, have)
@@ -1065,9 +1070,7 @@ class Torrent:
     # --- the 1 Hz tick ----------------------------------------------------------
 
     def tick(self, now: float) -> None:
-        if self.state == "error":
-            return
-        if self.paused:
+        if self.state == "error" or self.paused or not self.started:
             return
         self._check_peers(now)
         if now >= self.next_choke_at:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -70,8 +71,12 @@ def check_pieces(
     pieces: Iterable[int] | None = None,
     progress: Callable[[int], None] | None = None,
     threads: int = 0,
+    cancel: threading.Event | None = None,
 ) -> Bitfield:
     """Hash-check `pieces` (all by default) and return the bitfield of those that are good.
+
+    `cancel`, when set by another thread, stops the check after the current batch
+    (CheckCancelled): a stop request must not wait for a whole torrent to be hashed.
 
     `progress(n)` is called with the cumulative number of pieces handled so far (good or not),
     suitable for `rich.progress.Progress.update(task, completed=n)`. `threads=0` lets the core pick
@@ -108,6 +113,8 @@ def check_pieces(
         pending = reader.submit(_read_batch, storage, batches[0][0], pools[0])
         for k, (_, handled) in enumerate(batches):
             read = pending.result()
+            if cancel is not None and cancel.is_set():
+                raise CheckCancelled("piece check cancelled")
             if k + 1 < len(batches):
                 pending = reader.submit(_read_batch, storage, batches[k + 1][0], pools[(k + 1) % 2])
             if read:
@@ -138,10 +145,19 @@ async def check_pieces_async(
         def report(n: int) -> None:
             loop.call_soon_threadsafe(callback, n)
 
-    have = await asyncio.to_thread(check_pieces, storage, meta, pieces=pieces, progress=report,
-                                   threads=threads)
+    cancel = threading.Event()
+    try:
+        have = await asyncio.to_thread(check_pieces, storage, meta, pieces=pieces, progress=report,
+                                       threads=threads, cancel=cancel)
+    except asyncio.CancelledError:
+        cancel.set()  # the worker thread stops after its current batch
+        raise
     await asyncio.sleep(0)  # let the last progress call run before the caller goes on
     return have
+
+
+class CheckCancelled(Exception):
+    """A piece check was stopped before it finished."""
 
 
 class FileStatus(NamedTuple):
