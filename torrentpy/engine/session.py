@@ -330,6 +330,7 @@ class Session:
     async def _start(self, torrent: Torrent) -> None:
         try:
             await torrent.start()
+            self.wake_event.set()  # tick now: dial peers without waiting for the next second
         except TorrentError as exc:
             torrent.fail(str(exc))
         except asyncio.CancelledError:
