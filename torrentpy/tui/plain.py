@@ -121,6 +121,7 @@ def stats_record(snapshot: SessionSnapshot, *, now_s: float | None = None) -> di
                 "swarm_seeds": t.swarm_seeds,
                 "swarm_leechers": t.swarm_leechers,
                 "pieces": len(t.piece_states),
+                "pieces_have": t.piece_states.count(1),  # PIECE_HAVE: verified pieces
                 "trackers": [
                     {"url": tr.url, "status": tr.status, "peers": tr.peers_returned, "message": tr.message}
                     for tr in t.trackers
