@@ -136,9 +136,6 @@ class Torrent:
         self.departed_totals: dict[tuple[str, int], tuple[str, int, int]] = {}
         self.pieces_downloaded = 0  # verified pieces fetched from peers this session
         self.pieces_at_start = 0  # verified pieces found on disk at start
-        # Payload bytes from peers that have disconnected, by address, with their client name:
-        # with the live peers' counters it makes the per-peer summary of the `completed` event.
-        self.downloaded_from_closed: dict[tuple[str, int], tuple[int, str]] = {}
         self.seeding_since: float | None = None
         self.piece_buffers: dict[int, bytearray] = {}
         self._buffer_pool: list[bytearray] = []
@@ -407,7 +404,6 @@ class Torrent:
         room = self.max_peers - len(self.peers) - len(self.connecting)
         if room <= 0:
             return
-        seeding = self.complete
         for addr, retry_at in list(self.candidates.items()):
             if room <= 0 or not self.session.can_connect():
                 break
@@ -419,7 +415,6 @@ class Torrent:
             self.connecting.add(addr)
             room -= 1
             self._spawn(self.session.connect(self, addr))
-        del seeding
 
     def connect_failed(self, addr: tuple[str, int], reason: str) -> None:
         self.connecting.discard(addr)
@@ -460,9 +455,6 @@ class Torrent:
         key = self._totals_key(peer)
         client, down, up = self.departed_totals.get(key, ("", 0, 0))
         self.departed_totals[key] = (peer.client or client, down + peer.downloaded, up + peer.uploaded)
-        if peer.downloaded:
-            before = self.downloaded_from_closed.get(link.addr, (0, ""))[0]
-            self.downloaded_from_closed[link.addr] = (before + peer.downloaded, peer.client)
         if self.picker is not None:
             self.picker.remove_peer(link.addr)
         if self.superseed is not None:
@@ -857,14 +849,13 @@ class Torrent:
                     self.ban(peer, f"sent a corrupt block of piece {index}")
 
     def download_sources(self) -> list[dict[str, Any]]:
-        """Payload bytes received per peer address this session (including duplicates), largest first:
+        """Payload bytes received per peer this session (including duplicates), largest first:
         every connected peer, and those gone that sent something."""
-        totals = dict(self.downloaded_from_closed)
-        for addr, peer in self.peers.items():
-            before = totals.get(addr, (0, ""))[0]
-            totals[addr] = (before + peer.downloaded, peer.client)
-        return [{"peer": f"{addr[0]}:{addr[1]}", "client": client, "downloaded": nbytes}
-                for addr, (nbytes, client) in sorted(totals.items(), key=lambda item: -item[1][0])]
+        connected = {self._totals_key(p) for p in self.peers.values()}
+        rows = [(addr, client, down) for addr, (client, down, _) in self.peer_totals().items()
+                if down or addr in connected]
+        rows.sort(key=lambda row: -row[2])
+        return [{"peer": f"{addr[0]}:{addr[1]}", "client": client, "downloaded": down} for addr, client, down in rows]
 
     def _on_download_complete(self, *, announce: bool) -> None:
         self.state = "seeding"
