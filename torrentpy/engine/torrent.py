@@ -675,7 +675,7 @@ class Torrent:
         conn = peer.conn
         if picker is None or self.paused or self.state != "downloading" or not conn.am_interested:
             return
-        if conn.peer_choking or peer.snubbed:
+        if conn.peer_choking:
             return
         if len(self.hashing) * picker.piece_length > MAX_PENDING_WRITE_BYTES:
             # Disk or hashing is behind the network: stop asking until it catches up, so
@@ -683,6 +683,13 @@ class Torrent:
             self._throttled = True
             return
         outstanding = picker.outstanding_count(peer.addr)
+        if peer.snubbed:
+            # One request at a time: a block arriving lifts the snub; more would be stranded again.
+            if not outstanding:
+                blocks = picker.pick(peer.addr, 1, now=now)
+                if blocks:
+                    peer.link.write(conn.send_request(*blocks[0]))
+            return
         if outstanding > peer.refill_below and now < peer.depth_until:
             return  # the common case, once per received block: nothing to do yet
         depth = queue_depth(peer.down.rate(now), block_size=BLOCK_SIZE, min_depth=64)
@@ -701,7 +708,7 @@ class Torrent:
                 return  # top up in batches: fewer, larger writes
         blocks = picker.pick(peer.addr, want, now=now)
         if not blocks:
-            if not picker.is_interesting(peer.bitfield) if peer.bitfield is not None else True:
+            if peer.bitfield is None or not picker.is_interesting(peer.bitfield):
                 self._update_interest(peer)
             return
         peer.link.writelines([conn.send_request(b.index, b.begin, b.length) for b in blocks])
