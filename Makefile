@@ -3,12 +3,12 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-# Real peers and tools the tests drive, plus what the build needs (OpenSSL headers).
-DEBS   := aria2 transmission-cli transmission-daemon qbittorrent-nox opentracker mktorrent \
-          libssl-dev gcc tmux
+# What the build needs (a C compiler, OpenSSL headers), and the real peers and tools the tests drive.
+BUILD_DEBS := gcc libssl-dev
+DEBS   := $(BUILD_DEBS) aria2 transmission-cli transmission-daemon qbittorrent-nox opentracker mktorrent tmux
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint system-deps venv clean
+.PHONY: demo test bench lint system-deps build-deps venv clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard torrentpy/_core/*.pyx torrentpy/_core/*.pxd)
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,14 @@ system-deps:
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBS); \
 	fi
 
+build-deps:
+	@if ! dpkg -s $(BUILD_DEBS) >/dev/null 2>&1; then \
+		echo "installing Debian packages: $(BUILD_DEBS)"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BUILD_DEBS); \
+	fi
+
 # The download is rate-limited so a person can watch the dashboard for a few seconds.
-demo: $(STAMP)
+demo: build-deps $(STAMP)
 	$(VENV)/bin/torrentpy demo --rate 40M
 
 lint: $(STAMP)
