@@ -8,6 +8,7 @@ and keep serving an honest libtorrent leecher to completion.
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import time
@@ -33,7 +34,9 @@ class ScriptedLeecher:
     def __init__(self, port: int, info_hash: bytes) -> None:
         self.sock = socket.create_connection((LOOPBACK, port), timeout=5)
         self.buf = b""
-        peer_id = b"-XX0001-" + bytes(range(12))
+        # Each connection its own peer id: one id on two connections is one client twice, and the
+        # seeder keeps only the first.
+        peer_id = b"-XX0001-" + os.urandom(12)
         self.sock.sendall(b"\x13BitTorrent protocol" + bytes(8) + info_hash + peer_id)
         reply = self._read_exact(68)
         assert reply[28:48] == info_hash, "seeder answered for another torrent"

@@ -432,6 +432,11 @@ class Torrent:
         if link.addr in self.peers:
             link.close("duplicate connection")
             return
+        peer_id = link.conn.peer_id
+        if peer_id and any(p.conn.peer_id == peer_id for p in self.peers.values()):
+            # Both sides dialled each other (each learned the other from the tracker): keep one.
+            link.close("duplicate connection (same peer id)")
+            return
         now = self.now
         peer = Peer(link=link, connected_at=now, last_recv_at=now, last_sent_at=now)
         self.peers[link.addr] = peer
