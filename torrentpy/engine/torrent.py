@@ -558,6 +558,10 @@ class Torrent:
         if kind is ev.BitfieldReceived:
             return self._on_bitfield(peer, event.bitfield)  # type: ignore[attr-defined]
         if kind is ev.Unchoke:
+            # A fresh unchoke is a fresh chance: a snubbing peer that chokes and unchokes us again
+            # may have spare upload now.
+            peer.snubbed = False
+            peer.unchoked_us_at = now
             self._fill_requests(peer, now)
             return True
         if kind is ev.Choke:
@@ -689,12 +693,7 @@ class Torrent:
             return
         outstanding = picker.outstanding_count(peer.addr)
         if peer.snubbed:
-            # One request at a time: a block arriving lifts the snub; more would be stranded again.
-            if not outstanding:
-                blocks = picker.pick(peer.addr, 1, now=now)
-                if blocks:
-                    peer.link.write(conn.send_request(*blocks[0]))
-            return
+            return  # no block for SNUB_TIMEOUT_S: no new requests until it unchokes us afresh
         if outstanding > peer.refill_below and now < peer.depth_until:
             return  # the common case, once per received block: nothing to do yet
         depth = queue_depth(peer.down.rate(now), block_size=BLOCK_SIZE, min_depth=64)
@@ -1105,7 +1104,7 @@ class Torrent:
             if picker is None:
                 continue
             outstanding = picker.outstanding(peer.addr) if picker.outstanding_count(peer.addr) else []
-            if outstanding and now - max(peer.last_block_at, peer.unchoked_at, peer.connected_at) > SNUB_TIMEOUT_S:
+            if outstanding and now - max(peer.last_block_at, peer.unchoked_us_at, peer.connected_at) > SNUB_TIMEOUT_S:
                 if not peer.snubbed:
                     peer.snubbed = True
                     for block in outstanding:
