@@ -9,6 +9,7 @@ from torrentpy._core import Bitfield
 from torrentpy.engine.accounting import RateMeter
 from torrentpy.engine.picker import Block
 from torrentpy.net.peer import PeerLink
+from torrentpy.protocol.peer import PeerConnection
 
 
 @dataclass(eq=False)
@@ -43,7 +44,7 @@ class Peer:
         return self.link.addr
 
     @property
-    def conn(self):  # type: ignore[no-untyped-def]
+    def conn(self) -> PeerConnection:
         return self.link.conn
 
     @property

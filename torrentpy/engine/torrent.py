@@ -548,15 +548,16 @@ class Torrent:
             return False
         now = self.now
         peer.last_recv_at = now
+        # Exact-type dispatch, most frequent first: this runs once per message.
         kind = type(event)
         if kind is ev.Piece:
-            return self._on_piece(peer, event, now)  # type: ignore[arg-type]
+            return self._on_piece(peer, cast(ev.Piece, event), now)
         if kind is ev.Have:
-            return self._on_have(peer, event.index)  # type: ignore[attr-defined]
+            return self._on_have(peer, cast(ev.Have, event).index)
         if kind is ev.Request:
-            return self._on_request(peer, event)  # type: ignore[arg-type]
+            return self._on_request(peer, cast(ev.Request, event))
         if kind is ev.BitfieldReceived:
-            return self._on_bitfield(peer, event.bitfield)  # type: ignore[attr-defined]
+            return self._on_bitfield(peer, cast(ev.BitfieldReceived, event).bitfield)
         if kind is ev.Unchoke:
             # A fresh unchoke is a fresh chance: a snubbing peer that chokes and unchokes us again
             # may have spare upload now.
@@ -575,27 +576,29 @@ class Torrent:
         if kind is ev.NotInterested:
             return True
         if kind is ev.Cancel:
-            key = (event.index, event.begin, event.length)  # type: ignore[attr-defined]
+            cancel = cast(ev.Cancel, event)
+            key = (cancel.index, cancel.begin, cancel.length)
             try:
                 peer.upload_queue.remove(key)
             except ValueError:
                 pass
             return True
         if kind is ev.Reject:
-            self._on_reject(peer, Block(event.index, event.begin, event.length))  # type: ignore[attr-defined]
+            reject = cast(ev.Reject, event)
+            self._on_reject(peer, Block(reject.index, reject.begin, reject.length))
             return True
         if kind is ev.AllowedFast:
-            peer.allowed_fast.add(event.index)  # type: ignore[attr-defined]
+            peer.allowed_fast.add(cast(ev.AllowedFast, event).index)
             return True
         if kind is ev.ProtocolError:
-            return self._protocol_error(peer, event.reason)  # type: ignore[attr-defined]
+            return self._protocol_error(peer, cast(ev.ProtocolError, event).reason)
         if kind is ev.HandshakeComplete:
             return True
         if kind is ev.ExtendedHandshake:
             return self._on_ext_handshake(peer)
         if kind is ev.PexPeers:
             if self.meta is None or not self.meta.private:
-                self.add_candidates(event.added)  # type: ignore[attr-defined]
+                self.add_candidates(cast(ev.PexPeers, event).added)
             return True
         if kind in (ev.MetadataRequest, ev.MetadataData, ev.MetadataReject):
             return self._on_metadata(peer, event)
