@@ -31,7 +31,6 @@ class Peer:
     released: set[Block] = field(default_factory=set)
     upload_queue: deque[tuple[int, int, int]] = field(default_factory=deque)
     serving: bool = False
-    allowed_fast: set[int] = field(default_factory=set)
     unchoked_at: float = 0.0  # when we last unchoked them
     unchoked_us_at: float = 0.0  # when they last unchoked us (the snub clock starts there)
     # Request-queue refill threshold and until when it holds (see Torrent._fill_requests).

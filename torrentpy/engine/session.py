@@ -118,9 +118,6 @@ class Session:
     def is_self(self, addr: tuple[str, int]) -> bool:
         return addr[1] == self.listen_port and addr[0] in ("127.0.0.1", "::1", "0.0.0.0", "::", self.config.bind)
 
-    def is_connected(self, addr: tuple[str, int]) -> bool:
-        return False
-
     def can_connect(self) -> bool:
         half_open = len(self.pending)
         return len(self.links) < self.config.max_connections and half_open < MAX_HALF_OPEN

@@ -10,7 +10,7 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from torrentpy._core import Bitfield, sha1, verify_piece
@@ -154,9 +154,7 @@ class Torrent:
         self.tiers: Any = None
         self.resume_dirty = False
         self.last_resume_save = 0.0
-        self.next_announce_check = 0.0
         self.announcing = False
-        self.events: list[dict[str, Any]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.metadata: Any = None  # MetadataAssembler while fetching a magnet's info dict
         if self.magnet is not None:
@@ -409,7 +407,7 @@ class Torrent:
                 break
             if retry_at > now or addr in self.peers or addr in self.connecting or addr in self.banned:
                 continue
-            if self.session.is_self(addr) or self.session.is_connected(addr):
+            if self.session.is_self(addr):
                 continue
             self.candidates[addr] = now + 60.0  # back off if this attempt fails
             self.connecting.add(addr)
@@ -588,8 +586,7 @@ class Torrent:
             self._on_reject(peer, Block(reject.index, reject.begin, reject.length))
             return True
         if kind is ev.AllowedFast:
-            peer.allowed_fast.add(cast(ev.AllowedFast, event).index)
-            return True
+            return True  # BEP 6 allowed-fast pieces are not requested while choked (yet)
         if kind is ev.ProtocolError:
             return self._protocol_error(peer, cast(ev.ProtocolError, event).reason)
         if kind is ev.HandshakeComplete:
@@ -1228,5 +1225,3 @@ class Torrent:
             "error": self.error,
         }
 
-
-Callback = Callable[[dict[str, Any]], None]
