@@ -36,6 +36,7 @@ class _BoundedDecoder(BencodeDecoder):
 
     def __init__(self, max_tokens: int, max_depth: int) -> None:
         super().__init__(max_depth=max_depth)
+        self.max_tokens = max_tokens
         self.tokens_left = max_tokens
         for key, func in list(self.decode_func.items()):
             self.decode_func[key] = self._counted(func)
@@ -44,7 +45,7 @@ class _BoundedDecoder(BencodeDecoder):
         def decode(x: bytes, f: int, **kwargs: Any) -> tuple[Any, int]:
             self.tokens_left -= 1
             if self.tokens_left < 0:
-                raise BencodeError("bencoded data has too many elements")
+                raise BencodeError(f"bencoded data has too many elements (more than {self.max_tokens} tokens)")
             return func(x, f, **kwargs)
 
         return decode
@@ -52,16 +53,18 @@ class _BoundedDecoder(BencodeDecoder):
     def decode_int(self, x: bytes, f: int, **kwargs: Any) -> tuple[int, int]:
         match = _INT.match(x, f)
         if match is None:
-            raise ValueError("invalid integer")
+            raise BencodeError(f"invalid bencoding: bad integer at offset {f}")
         return int(match.group(1)), match.end()
 
     def decode_string(self, x: bytes, f: int, kind: str = "value", **kwargs: Any) -> tuple[bytes, int]:
         match = _LENGTH.match(x, f)
         if match is None:
-            raise ValueError("invalid string length")
+            if kind == "key":
+                raise BencodeError(f"invalid bencoding: dict key at offset {f} is not a string")
+            raise BencodeError(f"invalid bencoding: bad string length at offset {f}")
         end = match.end() + int(match.group(1))
         if end > len(x):
-            raise ValueError("truncated string")
+            raise BencodeError(f"invalid bencoding: string at offset {f} runs past the end of the data")
         return x[match.end() : end], end
 
 
@@ -94,11 +97,33 @@ def decode(
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, RecursionError):
-        return "invalid bencoding: nested too deeply"
+    if isinstance(exc, RecursionError) or "maximum depth" in str(exc):
+        return "invalid bencoding: nested deeper than the depth limit"
     if isinstance(exc, bencodepy.BencodeDecodeError):
         return f"invalid bencoding: {exc}"
     return "invalid bencoding: truncated or malformed data"
+
+
+def decode_prefix(
+    data: bytes | bytearray | memoryview,
+    *,
+    max_bytes: int = MAX_INPUT_BYTES,
+    max_tokens: int = MAX_TOKENS,
+    max_depth: int = MAX_DEPTH,
+) -> tuple[Any, int]:
+    """Decode the one bencoded value that starts `data`; return it and the offset just past it.
+    For messages that carry raw bytes after a dictionary (BEP 9 metadata pieces)."""
+    raw = _check_size(data, max_bytes)
+    decoder = _BoundedDecoder(max_tokens, max_depth)
+    try:
+        value, end = decoder.decode_func[raw[0:1]](raw, 0)
+    except BencodeError:
+        raise
+    except (bencodepy.BencodeDecodeError, RecursionError, ValueError, TypeError, IndexError, KeyError) as exc:
+        raise BencodeError(_describe(exc)) from None
+    if end > len(raw):
+        raise BencodeError("invalid bencoding: truncated value")
+    return value, end
 
 
 def decode_dict_with_spans(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import os
 import re
@@ -377,12 +378,7 @@ def parse_torrent(data: bytes) -> Metainfo:
 def parse_info_dict(info_bytes: bytes, *, trackers: tuple[tuple[str, ...], ...] = ()) -> Metainfo:
     """Build Metainfo from a bare `info` dictionary, as fetched from peers with BEP 9."""
     wrapped = b"d4:info" + bytes(info_bytes) + b"e"
-    meta = parse_torrent(wrapped)
-    return Metainfo(**{**_fields(meta), "trackers": trackers})
-
-
-def _fields(meta: Metainfo) -> dict[str, Any]:
-    return {name: getattr(meta, name) for name in meta.__dataclass_fields__}
+    return dataclasses.replace(parse_torrent(wrapped), trackers=trackers)
 
 
 # --- magnets ----------------------------------------------------------------

@@ -21,18 +21,14 @@ from urllib.parse import quote_from_bytes
 
 import pytest
 
+from tests.interop.peers.base import free_port
+
 __all__ = ["OpenTracker", "opentracker"]
 
 START_TIMEOUT_S = 10.0
 RELOAD_TIMEOUT_S = 5.0
 # A placeholder line: opentracker warns about (and does not load) an empty whitelist file.
 _PLACEHOLDER_HASH = "00" * 20
-
-
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class OpenTracker:
@@ -50,8 +46,8 @@ class OpenTracker:
         self.whitelist.write_text(_PLACEHOLDER_HASH + "\n")
         self.whitelist.chmod(0o644)
         self.log_path = self.workdir / "opentracker.log"
-        self.http_port = _free_port(socket.SOCK_STREAM)
-        self.udp_port = _free_port(socket.SOCK_DGRAM)
+        self.http_port = free_port()
+        self.udp_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.reload_method = "sighup"
         self._start()

@@ -1204,24 +1204,3 @@ class Torrent:
             swarm_seeds=swarm_seeds, swarm_leechers=swarm_leechers, piece_states=bytes(states),
             availability=avail, peer_list=peer_list, trackers=trackers, files=files,
         )
-
-    def stats(self, now: float) -> dict[str, Any]:
-        """Numbers for --json lines and tests."""
-        return {
-            "name": self.name,
-            "info_hash": self.info_hash.hex(),
-            "state": "paused" if self.paused else self.state,
-            "pieces_have": self.picker.have.count() if self.picker else 0,
-            "pieces_total": self.meta.num_pieces if self.meta else 0,
-            "pieces_at_start": self.pieces_at_start,
-            "pieces_downloaded": self.pieces_downloaded,
-            "failed_pieces": self.failed_pieces,
-            "downloaded": self.downloaded,
-            "uploaded": self.uploaded,
-            "down_rate_bps": round(self.down.rate(now)),
-            "up_rate_bps": round(self.up.rate(now)),
-            "peers": len(self.peers),
-            "banned": sorted(f"{a[0]}:{a[1]}" for a in self.banned),
-            "error": self.error,
-        }
-

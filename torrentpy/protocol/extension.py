@@ -6,13 +6,12 @@ into a `ProtocolError` event. Payloads here exclude the 4-byte length, the id 20
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import bencodepy
-
+from torrentpy import bencoding
+from torrentpy.errors import BencodeError
 from torrentpy.protocol.events import MetadataData, MetadataReject, MetadataRequest, PexPeers
 
 __all__ = [
@@ -26,7 +25,6 @@ __all__ = [
     "UT_PEX",
     "ExtendedHandshakeInfo",
     "ExtensionError",
-    "bencode_span",
     "decode_bounded",
     "encode_extended_handshake",
     "encode_metadata_data",
@@ -60,83 +58,21 @@ MAX_PEX_PEERS = 200
 MAX_CLIENT_NAME_CHARS = 100
 # "reqq": the peer's request queue depth. libtorrent advertises 500-2000; a larger value is ignored.
 MAX_REQUEST_QUEUE = 65536
-# Digits in a bencoded integer/string length: 20 covers any 64-bit value.
-_MAX_INT_DIGITS = 20
-_MAX_LEN_DIGITS = 10
-
-_INT_RE = re.compile(rb"0|-?[1-9][0-9]*")
-
-_LIST, _DICT_KEY, _DICT_VALUE = 0, 1, 2
-_I, _E, _L, _D, _COLON = b"i"[0], b"e"[0], b"l"[0], b"d"[0], b":"[0]
-_DIGITS = frozenset(b"0123456789")
 
 
 class ExtensionError(ValueError):
     """A malformed extension payload."""
 
 
-def bencode_span(
-    data: bytes, start: int = 0, *, max_depth: int = MAX_BENCODE_DEPTH, max_tokens: int = MAX_BENCODE_TOKENS
-) -> int:
-    """Validate one bencoded value starting at `start` and return the offset just past it.
-
-    Iterative and strict (no leading zeros, dict keys must be strings), so hostile input cannot recurse
-    or allocate before it has been bounded. Raises ExtensionError."""
-    n = len(data)
-    i = start
-    stack: list[int] = []
-    tokens = 0
-    while True:
-        if i >= n:
-            raise ExtensionError("truncated bencoded value")
-        tokens += 1
-        if tokens > max_tokens:
-            raise ExtensionError(f"bencoded value has more than {max_tokens} tokens")
-        c = data[i]
-        if c == _E:
-            if not stack or stack[-1] == _DICT_VALUE:
-                raise ExtensionError(f"unexpected 'e' at offset {i}")
-            stack.pop()
-            i += 1
-        elif stack and stack[-1] == _DICT_KEY and c not in _DIGITS:
-            raise ExtensionError(f"dict key at offset {i} is not a string")
-        elif c == _L or c == _D:
-            stack.append(_LIST if c == _L else _DICT_KEY)
-            if len(stack) > max_depth:
-                raise ExtensionError(f"bencoded value nested deeper than {max_depth}")
-            i += 1
-            continue
-        elif c == _I:
-            end = data.find(b"e", i + 1, i + 2 + _MAX_INT_DIGITS)
-            if end < 0 or _INT_RE.fullmatch(data, i + 1, end) is None:
-                raise ExtensionError(f"bad integer at offset {i}")
-            i = end + 1
-        elif c in _DIGITS:
-            colon = data.find(b":", i, i + 1 + _MAX_LEN_DIGITS)
-            if colon < 0 or _INT_RE.fullmatch(data, i, colon) is None:
-                raise ExtensionError(f"bad string length at offset {i}")
-            i = colon + 1 + int(data[i:colon])
-            if i > n:
-                raise ExtensionError("bencoded string runs past the end of the message")
-        else:
-            raise ExtensionError(f"unexpected byte {c:#04x} at offset {i}")
-        # A value (or a whole container) just ended: advance the enclosing dict's key/value state.
-        if not stack:
-            return i
-        if stack[-1] == _DICT_KEY:
-            stack[-1] = _DICT_VALUE
-        elif stack[-1] == _DICT_VALUE:
-            stack[-1] = _DICT_KEY
-
-
 def decode_bounded(data: bytes, start: int = 0) -> tuple[Any, int]:
     """Decode one bounded bencoded value at `start`; return it and the offset just past it."""
-    end = bencode_span(data, start)
     try:
-        value = bencodepy.decode(data[start:end])
-    except Exception as exc:  # any decoder failure (RecursionError included) is the peer's garbage
-        raise ExtensionError(f"undecodable bencoding: {exc}") from exc
-    return value, end
+        value, end = bencoding.decode_prefix(
+            memoryview(data)[start:], max_tokens=MAX_BENCODE_TOKENS, max_depth=MAX_BENCODE_DEPTH
+        )
+    except BencodeError as exc:
+        raise ExtensionError(str(exc)) from None
+    return value, start + end
 
 
 def _decode_dict(data: bytes, what: str, *, trailing: bool = False) -> tuple[dict[bytes, Any], int]:
@@ -170,7 +106,7 @@ def encode_extended_handshake(
     message["m"] = dict(extensions)
     if metadata_size is not None:
         message["metadata_size"] = metadata_size
-    return bencodepy.encode(message)
+    return bencoding.encode(message)
 
 
 def _int_in(value: Any, low: int, high: int) -> int | None:
@@ -215,7 +151,7 @@ def metadata_piece_length(piece: int, total_size: int) -> int:
 
 
 def encode_metadata_request(piece: int) -> bytes:
-    return bencodepy.encode({"msg_type": _METADATA_REQUEST, "piece": piece})
+    return bencoding.encode({"msg_type": _METADATA_REQUEST, "piece": piece})
 
 
 def encode_metadata_data(piece: int, total_size: int, data: bytes | bytearray | memoryview) -> bytes:
@@ -225,12 +161,12 @@ def encode_metadata_data(piece: int, total_size: int, data: bytes | bytearray | 
         raise ValueError(f"metadata piece {piece} out of range for {total_size} bytes")
     if len(data) != metadata_piece_length(piece, total_size):
         raise ValueError(f"metadata piece {piece} must be {metadata_piece_length(piece, total_size)} bytes")
-    header = bencodepy.encode({"msg_type": _METADATA_DATA, "piece": piece, "total_size": total_size})
+    header = bencoding.encode({"msg_type": _METADATA_DATA, "piece": piece, "total_size": total_size})
     return header + bytes(data)
 
 
 def encode_metadata_reject(piece: int) -> bytes:
-    return bencodepy.encode({"msg_type": _METADATA_REJECT, "piece": piece})
+    return bencoding.encode({"msg_type": _METADATA_REJECT, "piece": piece})
 
 
 def parse_metadata_message(
@@ -305,7 +241,7 @@ def _compact(peers: Iterable[tuple[str, int]]) -> tuple[bytes, bytes]:
 def encode_pex(added: Iterable[tuple[str, int]], dropped: Iterable[tuple[str, int]]) -> bytes:
     added4, added6 = _compact(added)
     dropped4, dropped6 = _compact(dropped)
-    return bencodepy.encode(
+    return bencoding.encode(
         {
             "added": added4,
             "added.f": bytes(len(added4) // 6),

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_from_bytes, urlsplit, urlunsplit
 
-import bencodepy
-
-from torrentpy.errors import TrackerError
+from torrentpy import bencoding
+from torrentpy.errors import BencodeError, TrackerError
 
 __all__ = [
     "MAX_FAILURE_REASON_CHARS",
@@ -237,9 +236,9 @@ def _decode_dict(body: bytes) -> dict[bytes, Any]:
     if not body:
         raise BadTrackerResponse("tracker sent an empty response")
     try:
-        value = bencodepy.decode(bytes(body))
-    except Exception as exc:  # bencodepy raises assorted types (incl. RecursionError) on hostile input
-        raise BadTrackerResponse(f"tracker response is not valid bencoding ({type(exc).__name__})") from None
+        value = bencoding.decode(body, max_bytes=MAX_RESPONSE_BYTES)
+    except BencodeError as exc:
+        raise BadTrackerResponse(f"tracker response is not valid bencoding ({exc})") from None
     if not isinstance(value, dict):
         raise BadTrackerResponse("tracker response is not a dictionary")
     failure = value.get(b"failure reason")

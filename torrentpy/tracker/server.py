@@ -19,9 +19,9 @@ from collections.abc import Callable
 from typing import Any, TextIO, cast
 from urllib.parse import unquote, unquote_to_bytes
 
-import bencodepy
 from aiohttp import web
 
+from torrentpy import bencoding
 from torrentpy.protocol import tracker_udp as udp
 from torrentpy.protocol.tracker_http import EVENTS, ScrapeStats, encode_compact_peers
 from torrentpy.tracker.registry import DEFAULT_NUMWANT, RegistryFull, SwarmRegistry
@@ -72,7 +72,7 @@ def _bytes_param(params: dict[str, list[bytes]], name: str, length: int) -> byte
 
 
 def _bencode(value: dict[bytes, Any]) -> web.Response:
-    return web.Response(body=bencodepy.encode(value), content_type="text/plain")
+    return web.Response(body=bencoding.encode(value), content_type="text/plain")
 
 
 def _failure(reason: str) -> web.Response:
