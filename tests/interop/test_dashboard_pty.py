@@ -139,7 +139,9 @@ def test_dashboard_follows_a_download_and_q_quits(cols: int, rows: int, payload_
     seeder.wait_seeding(20)
     term = pty_terminal(_add_argv(torrent, tmp_path / "dl", seeder.address), cols, rows)
 
-    term.wait_for(lambda s: "dash.bin" in s and "48 pieces" in s, 20, "the torrent and its piece map")
+    # Wait for a whole frame: pyte may hold one drawn only up to the piece summary.
+    term.wait_for(lambda s: "dash.bin" in s and "48 pieces" in s and "█ have" in s, 20,
+                  "the torrent and its piece map")
     assert ALT_SCREEN in term.screen.mode and term.screen.cursor.hidden
     assert term.screen.display[rows - 1].lstrip().startswith("q")  # the key help on the last row
     # The piece map: a legend and at least one row of cells, have (█) or missing (·) or downloading (▒).
