@@ -1,7 +1,7 @@
 """`torrentpy demo`: a whole swarm on loopback, downloaded under the dashboard, with nothing else installed.
 
 The steps: write a random payload into a temporary folder, hash it into a .torrent, start the built-in
-tracker, start N seeders (each a separate ``python -m torrentpy add … --seed-forever`` process, so they run
+tracker, start N seeders (each a separate ``python -P -m torrentpy add … --seed-forever`` process, so they run
 on their own cores), download in this process, print a summary, verify what arrived, then stop the seeders
 by PID and remove everything (unless ``--keep``). Ctrl-C, SIGTERM or ``q`` at any step stops it all and
 cleans up just the same.
@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from rich.console import Console
 from rich.table import Table
 
+from torrentpy import selfexec
 from torrentpy.errors import UsageError
 from torrentpy.tui.dashboard import format_rate, format_size
 from torrentpy.tui.progress import transfer_progress
@@ -204,11 +205,12 @@ def _die_with_parent() -> None:
 def _start_seeder(run: _Run, index: int, port: int, torrent_path: str, seed_dir: str) -> _Seeder:
     assert run.work_dir is not None
     log_path = os.path.join(run.work_dir, f"seeder{index}.log")
-    argv = [sys.executable, "-m", "torrentpy", "add", torrent_path, "-o", seed_dir, "--seed-forever",
-            "--bind", "127.0.0.1", "--listen-port", str(port), "--json", "--interval", "5"]
+    argv = selfexec.command("add", torrent_path, "-o", seed_dir, "--seed-forever",
+                            "--bind", "127.0.0.1", "--listen-port", str(port), "--json", "--interval", "5")
     with open(log_path, "wb") as log:
         # A session of its own: Ctrl-C in the terminal reaches only the demo, which stops seeders in order.
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   env=selfexec.environment(),
                                    start_new_session=True, preexec_fn=_die_with_parent)
     seeder = _Seeder(index, port, log_path, process)
     run.seeders.append(seeder)
