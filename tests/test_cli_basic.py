@@ -7,21 +7,21 @@ import json
 import os
 import random
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import torrentpy
+from torrentpy import selfexec
 from torrentpy.metainfo import Metainfo, load
 
 HASH = bytes(range(20))
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-m", "torrentpy", *args], capture_output=True, text=True,
-                          timeout=120, cwd=cwd, env=env)
+    # The torrentpy this test imported, whatever the cwd holds (selfexec is what the demo's seeders use too).
+    env = selfexec.environment({**os.environ, "COLUMNS": "120", "NO_COLOR": "1"})
+    return subprocess.run(selfexec.command(*args), capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:

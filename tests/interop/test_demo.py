@@ -8,13 +8,13 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.interop.test_dashboard_pty import ALT_SCREEN, assert_terminal_restored, pty_terminal  # noqa: F401
+from torrentpy import selfexec
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(60)]
 
@@ -30,7 +30,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 def _demo_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "torrentpy", "demo", *args]
+    return selfexec.command("demo", *args)
 
 
 def _pids(output: str) -> list[int]:

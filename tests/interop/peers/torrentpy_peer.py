@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from tests.interop.peers.base import LOOPBACK, ManagedProcess, PeerError, PeerProcess, free_port, wait_for
+from torrentpy import selfexec
 
 
 class TorrentpyPeer(PeerProcess):
@@ -49,9 +49,7 @@ class TorrentpyPeer(PeerProcess):
 
     def argv(self) -> list[str]:
         args = [
-            sys.executable,
-            "-m",
-            "torrentpy",
+            *selfexec.command(),
             "add",
             *map(str, self.torrents),
             "-o",
@@ -92,6 +90,7 @@ class TorrentpyPeer(PeerProcess):
             stdout=out,
             stderr=log,
             start_new_session=True,
+            env=selfexec.environment(),
         )
         log.close()
         out.close()
