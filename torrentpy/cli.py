@@ -18,6 +18,7 @@ from torrentpy import __version__
 from torrentpy.errors import TorrentError, UsageError
 from torrentpy.metainfo import Magnet, Metainfo, load
 from torrentpy.peer_id import printable
+from torrentpy.storage.placement import misplaced_hint
 from torrentpy.tui.dashboard import format_size
 from torrentpy.tui.progress import transfer_progress
 
@@ -169,6 +170,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     meta = load(args.torrent)
     if not isinstance(meta, Metainfo):
         raise UsageError("verify needs a .torrent file, not a magnet link")
+    hint = misplaced_hint(meta, args.dir)
+    if hint is not None and not args.json:
+        # Nothing is where torrentpy looks, so the report would only say 0 pieces good.
+        print(f"torrentpy: {hint}", file=sys.stderr)
+        return EXIT_INCOMPLETE
     if not os.path.isdir(args.dir):
         raise UsageError(f"{args.dir}: no such folder")
 
@@ -192,6 +198,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             "good_pieces": report.good_pieces,
             "total_pieces": report.total_pieces,
             "files": [{"path": p, "size": s, "done": d, "complete": c} for p, s, d, c in report.files],
+            **({"hint": hint} if hint is not None else {}),
         }, ensure_ascii=False))
     else:
         print(f"{printable(meta.name)}: {report.good_pieces}/{report.total_pieces} pieces good"
@@ -336,6 +343,9 @@ def cmd_add(args: argparse.Namespace) -> int:
         if source.info_hash in seen:
             raise UsageError(f"{source.name} was given twice")
         seen.add(source.info_hash)
+        hint = misplaced_hint(source, args.output_dir) if isinstance(source, Metainfo) else None
+        if hint is not None:  # else it would download everything again beside the data it has
+            raise UsageError(hint)
     os.makedirs(args.output_dir, exist_ok=True)
     if args.listen_port is not None and not 0 <= args.listen_port < 65536:
         raise UsageError("--listen-port must be between 0 and 65535")
