@@ -7,14 +7,18 @@ PIP    := $(PY) -m pip
 BUILD_DEBS := gcc libssl-dev
 DEBS   := $(BUILD_DEBS) aria2 transmission-cli transmission-daemon qbittorrent-nox opentracker mktorrent tmux
 STAMP  := $(VENV)/.installed
+LOG    := $(VENV)/install.log
 
 .PHONY: demo test bench lint system-deps build-deps venv clean
 
+# One line per step on screen; pip's output (and this machine's pip config warnings) goes to a log whose
+# tail is shown only when the install fails.
 $(STAMP): pyproject.toml setup.py $(wildcard torrentpy/_core/*.pyx torrentpy/_core/*.pxd)
-	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[test]'
-	touch $(STAMP)
+	@if [ ! -x $(PY) ]; then echo "creating $(VENV)"; $(PYTHON) -m venv $(VENV) || exit 1; fi
+	@echo "installing torrentpy and its dependencies (log: $(LOG))"
+	@{ $(PIP) install --upgrade pip && $(PIP) install -e '.[test]'; } >$(LOG) 2>&1 || \
+		{ tail -n 25 $(LOG); echo "install failed: the whole log is $(LOG)"; exit 1; }
+	@touch $(STAMP)
 
 venv: $(STAMP)
 
@@ -32,7 +36,7 @@ build-deps:
 
 # The download is rate-limited so a person can watch the dashboard for a few seconds.
 demo: build-deps $(STAMP)
-	$(VENV)/bin/torrentpy demo --rate 40M
+	@$(VENV)/bin/torrentpy demo --rate 40M
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check torrentpy tests bench
