@@ -8,6 +8,7 @@ BUILD_DEBS := gcc libssl-dev
 DEBS   := $(BUILD_DEBS) aria2 transmission-cli transmission-daemon qbittorrent-nox opentracker mktorrent tmux
 STAMP  := $(VENV)/.installed
 LOG    := $(VENV)/install.log
+APT_LOG := $(VENV)/apt.log
 
 .PHONY: demo test bench lint system-deps build-deps venv clean
 
@@ -24,14 +25,16 @@ venv: $(STAMP)
 
 system-deps:
 	@if ! dpkg -s $(DEBS) >/dev/null 2>&1; then \
-		echo "installing Debian packages: $(DEBS)"; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBS); \
+		echo "installing Debian packages: $(DEBS) (log: $(APT_LOG))"; mkdir -p $(VENV); \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBS); } >$(APT_LOG) 2>&1 || \
+			{ tail -n 25 $(APT_LOG); echo "apt-get failed: the whole log is $(APT_LOG)"; exit 1; }; \
 	fi
 
 build-deps:
 	@if ! dpkg -s $(BUILD_DEBS) >/dev/null 2>&1; then \
-		echo "installing Debian packages: $(BUILD_DEBS)"; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BUILD_DEBS); \
+		echo "installing Debian packages: $(BUILD_DEBS) (log: $(APT_LOG))"; mkdir -p $(VENV); \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BUILD_DEBS); } >$(APT_LOG) 2>&1 || \
+			{ tail -n 25 $(APT_LOG); echo "apt-get failed: the whole log is $(APT_LOG)"; exit 1; }; \
 	fi
 
 # The download is rate-limited so a person can watch the dashboard for a few seconds.
