@@ -7,7 +7,8 @@ import socket
 
 import pytest
 
-from torrentpy.net.tracker import TrackerError, TrackerTiers, UdpTracker
+from torrentpy.net.tiers import TrackerTiers
+from torrentpy.net.tracker import TrackerError, UdpTracker
 from torrentpy.protocol.tracker_http import AnnounceRequest, AnnounceResponse
 from torrentpy.tracker import serve
 

@@ -173,7 +173,7 @@ class Torrent:
             self.tiers = None
             return
         # Imported on demand: aiohttp costs a quarter second at start-up.
-        from torrentpy.net.tracker import TrackerTiers
+        from torrentpy.net.tiers import TrackerTiers
 
         self.tiers = TrackerTiers(
             [list(t) for t in trackers],
