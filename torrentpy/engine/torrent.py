@@ -33,6 +33,7 @@ from torrentpy.storage.resume import resume_state, save_resume
 
 if TYPE_CHECKING:
     from torrentpy.engine.session import Session
+    from torrentpy.protocol.tracker_http import AnnounceResponse
 
 log = logging.getLogger("torrentpy")
 
@@ -361,7 +362,7 @@ class Torrent:
         finally:
             self.announcing = False
 
-    def _on_tracker_response(self, resp: Any) -> None:
+    def _on_tracker_response(self, resp: AnnounceResponse) -> None:
         if resp.warning:
             self.emit("tracker_warning", message=resp.warning)
         self.add_candidates(resp.peers)
