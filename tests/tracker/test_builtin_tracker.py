@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from torrentpy.net.tracker import HttpTracker, TrackerTiers, UdpTracker
+from torrentpy.net.tiers import TrackerTiers
+from torrentpy.net.tracker import HttpTracker, UdpTracker
 from torrentpy.protocol.tracker_http import (
     MAX_RESPONSE_BYTES,
     AnnounceRequest,

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import uvloop
 
-from torrentpy.net.tracker import TrackerTiers, UdpTracker
+from torrentpy.net.tiers import TrackerTiers
+from torrentpy.net.tracker import UdpTracker
 from torrentpy.protocol.tracker_http import AnnounceRequest, TrackerError
 from torrentpy.tracker import SwarmRegistry, serve
 

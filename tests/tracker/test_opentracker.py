@@ -6,7 +6,8 @@ import aiohttp
 import pytest
 
 from tests.interop.opentracker import opentracker  # noqa: F401
-from torrentpy.net.tracker import HttpTracker, TrackerTiers, UdpTracker
+from torrentpy.net.tiers import TrackerTiers
+from torrentpy.net.tracker import HttpTracker, UdpTracker
 from torrentpy.protocol.tracker_http import AnnounceRequest, TrackerError, TrackerFailure
 
 from .lossy_udp import LossyUdpRelay

@@ -25,6 +25,7 @@ from torrentpy.metainfo import Magnet, Metainfo
 from torrentpy.net.peer import PeerLink
 from torrentpy.peer_id import client_name
 from torrentpy.protocol import events as ev
+from torrentpy.protocol.extension import UT_PEX
 from torrentpy.storage.checker import check_pieces_async
 from torrentpy.storage.files import Storage
 from torrentpy.storage.layout import Layout
@@ -32,6 +33,7 @@ from torrentpy.storage.resume import resume_state, save_resume
 
 if TYPE_CHECKING:
     from torrentpy.engine.session import Session
+    from torrentpy.protocol.tracker_http import AnnounceResponse
 
 log = logging.getLogger("torrentpy")
 
@@ -172,13 +174,14 @@ class Torrent:
             self.tiers = None
             return
         # Imported on demand: aiohttp costs a quarter second at start-up.
-        from torrentpy.net.tracker import TrackerTiers
+        from torrentpy.net.tiers import TrackerTiers
 
         self.tiers = TrackerTiers(
             [list(t) for t in trackers],
             info_hash=self.info_hash,
             peer_id=self.session.peer_id,
-            port=self.session.listen_port,
+            # Asked at each announce: the session knows its port only once it listens, after add().
+            port=lambda: self.session.listen_port,
             get_session=self.session.http_session,
         )
 
@@ -349,18 +352,18 @@ class Torrent:
             return
         self.announcing = True
         try:
-            resp = await self.tiers.announce(
+            # Each tier's answer is used as it arrives: a dead tracker in one tier must not delay the rest.
+            await self.tiers.announce(
                 event, uploaded=self.uploaded, downloaded=self.downloaded, left=self.left_bytes(),
-                numwant=200,
+                numwant=200, on_response=self._on_tracker_response,
             )
         except TorrentError as exc:
             self.emit("tracker_error", message=str(exc))
-            return
         finally:
             self.announcing = False
-        if resp is None:
-            return
-        if getattr(resp, "warning", None):
+
+    def _on_tracker_response(self, resp: AnnounceResponse) -> None:
+        if resp.warning:
             self.emit("tracker_warning", message=resp.warning)
         self.add_candidates(resp.peers)
         self._connect_more(self.now)  # now, not on the next 1 s tick
@@ -504,6 +507,8 @@ class Torrent:
         conn = peer.conn
         out: list[bytes] = []
         if conn.supports_extensions:
+            if self.meta is not None and self.meta.private:
+                conn.drop_extension(UT_PEX)  # BEP 27: no peer exchange on a private torrent
             extra: dict[str, Any] = {"v": f"torrentpy {self.session.version}", "reqq": MAX_QUEUED_REQUESTS,
                                      "p": self.session.listen_port}
             if self.meta is not None:

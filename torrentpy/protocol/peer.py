@@ -758,6 +758,13 @@ class PeerConnection:
         self._sending(_Kind.NEUTRAL, "port")
         return wire.port(listen_port)
 
+    def drop_extension(self, name: str) -> None:
+        """Stop offering extension `name`: it leaves the "m" of our extended handshake, and what the peer
+        sends under its old id is no longer parsed as it. Call before `send_extended_handshake`."""
+        ext_id = self.extensions.pop(name, None)
+        if ext_id is not None:
+            self._ext_names.pop(ext_id, None)
+
     def send_extended_handshake(self, extra: Mapping[str, Any] | None = None) -> bytes:
         """Our BEP 10 handshake: our `extensions` as "m", `metadata_size` if known, plus `extra`
         (e.g. {"v": "torrentpy 0.1", "p": 6881, "reqq": 500})."""

@@ -84,7 +84,8 @@ class AnnounceRequest:
             raise ValueError("info_hash and peer_id must be 20 bytes")
         if self.event not in EVENTS:
             raise ValueError(f"unknown announce event {self.event!r}")
-        if not 0 <= self.port <= 0xFFFF:
+        # Port 0 would tell the swarm that nobody can reach us, and trackers refuse it.
+        if not 0 < self.port <= 0xFFFF:
             raise ValueError(f"port {self.port} out of range")
 
 
