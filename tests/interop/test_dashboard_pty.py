@@ -132,10 +132,11 @@ def _add_argv(torrent: Path, out: Path, seeder_address: tuple[str, int]) -> list
 @pytest.mark.parametrize(("cols", "rows"), [(120, 40), (80, 24)], ids=["120x40", "80x24"])
 def test_dashboard_follows_a_download_and_q_quits(cols: int, rows: int, payload_factory, torrent_factory,
                                                   libtorrent_peer, pty_terminal, tmp_path: Path) -> None:
-    payload = payload_factory(3 * MiB, name="dash.bin")
-    torrent = torrent_factory(payload, piece_length=64 * 1024)
-    # ~400 KiB/s makes the 3 MiB download last ~7 s: long enough to watch it, tab and quit midway.
-    seeder = libtorrent_peer(torrent, payload.save_dir, True, upload_limit_bps=400 * 1024)
+    payload = payload_factory(12 * MiB, name="dash.bin")
+    torrent = torrent_factory(payload, piece_length=256 * 1024)
+    # 150 KiB/s makes the 12 MiB download last ~80 s, longer than this test's timeout: however slowly a
+    # loaded machine draws frames, `q` always lands before the download could finish.
+    seeder = libtorrent_peer(torrent, payload.save_dir, True, upload_limit_bps=150 * 1024)
     seeder.wait_seeding(20)
     term = pty_terminal(_add_argv(torrent, tmp_path / "dl", seeder.address), cols, rows)
 
@@ -186,7 +187,8 @@ def test_p_pauses_and_resumes_the_selected_torrent(payload_factory, torrent_fact
                                                    pty_terminal, tmp_path: Path) -> None:
     payload = payload_factory(3 * MiB, name="pause.bin")
     torrent = torrent_factory(payload, piece_length=64 * 1024)
-    seeder = libtorrent_peer(torrent, payload.save_dir, True, upload_limit_bps=600 * 1024)
+    # ~300 KiB/s: 10 s for 3 MiB, so `p` lands well before the end even when the machine is loaded.
+    seeder = libtorrent_peer(torrent, payload.save_dir, True, upload_limit_bps=300 * 1024)
     seeder.wait_seeding(20)
     term = pty_terminal(_add_argv(torrent, tmp_path / "dl", seeder.address), 120, 40)
     term.wait_for(lambda s: (term.percent("pause.bin") or 0) > 0, 20, "progress above 0%")
@@ -199,7 +201,7 @@ def test_p_pauses_and_resumes_the_selected_torrent(payload_factory, torrent_fact
     assert held is not None and held < 100
     term.child.send("p")
     # Resuming reconnects (torrentpy redials at once; libtorrent may also dial back) and completes.
-    rc, stty = term.wait_exit(30)
+    rc, stty = term.wait_exit(40)  # ~10 s of download; the rest is slack for a loaded machine
     assert rc == 0, term.raw[-2000:]
     assert_terminal_restored(term, stty)
     assert payload.differences(tmp_path / "dl") == []
