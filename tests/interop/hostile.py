@@ -194,6 +194,7 @@ class _Connection:
                 self.has_piece.set()
         elif msg_id == REQUEST:
             self.requests.put_nowait(struct.unpack(">III", payload))
+            self.owner.requests_received += 1
             if not self.owner.seen("received: request"):
                 self.log("received: request")
         elif msg_id == EXTENDED and payload:
@@ -402,6 +403,7 @@ class HostilePeer:
         # Metadata behaviours wait for this before each bad answer; set by default.
         self.hold = threading.Event()
         self.hold.set()
+        self.requests_received = 0  # block requests over all connections
         # Addresses a "pex_source" peer announces.
         self.pex_added: list[tuple[str, int]] = []
 
