@@ -121,9 +121,9 @@ def test_seeds_get_no_offers_and_unknown_input_is_ignored() -> None:
     assert ss.peer_have("nobody", 1, 0.3) == {}
     assert ss.peer_have("S", 99, 0.3) == {}
     ss.remove_peer("nobody")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="already known"):
         join(ss, "S", 0.4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one piece"):
         SuperSeeder(0)
 
 
