@@ -284,7 +284,7 @@ def test_block_geometry_is_checked() -> None:
     bad_blocks = (Block(2, 0, BS), Block(0, 5, BS), Block(0, 4 * BS, BS), Block(0, 0, BS - 1),
                   Block(-1, 0, BS))
     for bad in bad_blocks:
-        with pytest.raises(ValueError, match="^block (piece index|offset|length) "):
+        with pytest.raises(ValueError, match=r"^block (piece index|offset|length) "):
             p.on_block("a", bad)
 
 

@@ -56,7 +56,7 @@ def test_a_peer_that_stops_sending_is_snubbed_and_gets_no_new_requests(
     argv = [str(TORRENTPY), "add", str(torrent), "-o", str(tmp_path / "dl"), "--seed-ratio", "0",
             "--bind", LOOPBACK, "--listen-port", str(free_port()),
             "--peer", hostile.address_text, "--peer", f"{LOOPBACK}:{seeder.port}"]
-    term: PtyTerminal = pty_terminal(argv, 140, 40)
+    term: PtyTerminal = pty_terminal(argv, 140, 40, cwd=tmp_path)
     term.wait_for(lambda s: "snub.bin" in s, 20, "the torrent")
     hostile.wait_for(lambda: hostile.requests_received > 0, 20, "a block request")
     term.child.send("\t")  # pieces → peers
