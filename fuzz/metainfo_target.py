@@ -50,8 +50,8 @@ def test_one_input(data: bytes) -> None:
         offset += f.length
         assert f.path[0] == meta.name
         for part in f.path:
-            assert part not in ("", ".", ".."), f.path
-            assert "/" not in part and "\\" not in part and "\x00" not in part, f.path
+            assert part not in ("", ".", ".."), f"unsafe path component {part!r} in {f.path}"
+            assert "/" not in part and "\\" not in part and "\x00" not in part, f"unsafe path component {part!r}"
             assert len(part.encode("utf-8")) <= MAX_COMPONENT_BYTES
     real = [f.path for f in meta.files if not f.padding]
     assert len(set(real)) == len(real)

@@ -58,7 +58,7 @@ def test_memory_is_bounded() -> None:
 
 def test_zero_before_any_sample_and_bad_window() -> None:
     assert RateMeter().rate(5.0) == 0.0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"at least 0\.5 s"):
         RateMeter(0.1)
 
 

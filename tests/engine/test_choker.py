@@ -171,5 +171,5 @@ def test_zero_slots_means_only_optimistic() -> None:
     peers = [view(f"p{i}", down=i) for i in range(3)]
     c = Choker(0, rng=random.Random(0))
     assert len(c.decide(peers, now=0, seeding=False)) == 1
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must not be negative"):
         Choker(-1)

@@ -284,7 +284,7 @@ def test_block_geometry_is_checked() -> None:
     bad_blocks = (Block(2, 0, BS), Block(0, 5, BS), Block(0, 4 * BS, BS), Block(0, 0, BS - 1),
                   Block(-1, 0, BS))
     for bad in bad_blocks:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"^block (piece index|offset|length) "):
             p.on_block("a", bad)
 
 
@@ -295,7 +295,7 @@ def test_last_piece_and_last_block_are_shorter() -> None:
     assert p.blocks_in_piece(2) == 3 and p.piece_size(2) == 40
     a = peer(p, "a", "001")
     assert p.pick(a, 10, now=0) == [Block(2, 0, 16), Block(2, 16, 16), Block(2, 32, 8)]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="block length 16 is wrong for piece 2"):
         p.on_block(a, Block(2, 32, 16))
     assert deliver(p, a, [Block(2, 0, 16), Block(2, 16, 16), Block(2, 32, 8)]) == [2]
     assert p.left_bytes() == 128
@@ -309,11 +309,11 @@ def test_last_piece_of_single_block() -> None:
 
 
 def test_bad_geometry_is_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="does not fit 2 pieces"):
         PiecePicker(2, 64, 129)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="does not fit 2 pieces"):
         PiecePicker(2, 64, 64)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be positive"):
         PiecePicker(2, 0, 0)
 
 

@@ -90,9 +90,9 @@ def test_unlimited_and_set_rate() -> None:
     assert bucket.consume(MIN_BURST_BYTES + 500, 10.0) == pytest.approx(0.5)
     bucket.set_rate(0)
     assert bucket.consume(10**9, 10.0) == 0.0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="got -1"):
         bucket.set_rate(-1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="burst_bytes must be positive"):
         TokenBucket(100, burst_bytes=0)
 
 

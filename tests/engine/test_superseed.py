@@ -67,31 +67,35 @@ def test_unfetched_offer_lapses_and_the_piece_is_offered_again() -> None:
 
 
 def test_pieces_a_departed_peer_held_alone_are_offered_again() -> None:
-    ss = seeder(4, offers_per_peer=1)
+    ss = seeder(3, offers_per_peer=1)
     (a,) = join(ss, "A", 0.0)
-    ss.peer_have("A", a, 0.5)
-    join(ss, "B", 0.6)
-    ss.remove_peer("A")
-    new = ss.tick(1.0)
-    got = ss.offers("B")
-    assert new == {} or set(new) == {"B"}
-    assert len(got) == 1
+    (c,) = ss.peer_have("A", a, 0.5)["A"]  # a lone leecher: its next offer comes at once
+    (b,) = join(ss, "B", 0.6)
+    assert len({a, b, c}) == 3
+    ss.remove_peer("A")  # it leaves holding `a` alone and never fetched `c`: nobody has either now
+    first = ss.peer_have("B", b, 1.0)
+    assert list(first) == ["B"] and first["B"][0] in (a, c), first
+    second = ss.peer_have("B", first["B"][0], 1.1)
+    assert list(second) == ["B"] and {first["B"][0], second["B"][0]} == {a, c}, (first, second)
 
 
 def test_end_phase_leaves_pieces_to_the_swarm_until_a_peer_starves() -> None:
-    ss = seeder(4, offers_per_peer=2, starving_s=3.0)
+    ss = seeder(4, offers_per_peer=2, starving_s=3.0, spread_wait_s=5.0)
     a = join(ss, "A", 0.0)
     b = join(ss, "B", 0.0)
     for i in a:
         ss.peer_have("A", i, 1.0)
     for i in b:
         ss.peer_have("B", i, 1.0)
-    # Every piece was offered and has one holder; each peer lacks only what the other holds.
+    # Every piece was offered and has one holder; each peer lacks only what the other holds. The offers
+    # stay until they spread or spread_wait_s passes (6.0); then each peer idles, starving at 9.0.
     assert ss.tick(2.0) == {}
-    new = ss.tick(4.5)  # idle since 1.0 (its offers retired when no one else lacked... or spread): starving
-    assert set(new) <= {"A", "B"}
-    for pieces in new.values():
-        assert len(pieces) == 1
+    assert ss.tick(6.0) == {}
+    assert ss.tick(8.9) == {}
+    new = ss.tick(9.0)
+    assert set(new) == {"A", "B"}, new
+    assert len(new["A"]) == 1 and new["A"][0] in b, new
+    assert len(new["B"]) == 1 and new["B"][0] in a, new
 
 
 def test_bitfield_counts_as_having_and_replaces_offers() -> None:
@@ -117,9 +121,9 @@ def test_seeds_get_no_offers_and_unknown_input_is_ignored() -> None:
     assert ss.peer_have("nobody", 1, 0.3) == {}
     assert ss.peer_have("S", 99, 0.3) == {}
     ss.remove_peer("nobody")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="already known"):
         join(ss, "S", 0.4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one piece"):
         SuperSeeder(0)
 
 

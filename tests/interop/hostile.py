@@ -58,8 +58,22 @@ EXPECTED_REASON: dict[str, str | None] = {
     "oversized_request": "exceeds the block limit",
     "metadata_flood": "metadata request flood",
     "wrong_data": None,
+    # BEP 9: answers ut_metadata requests for a magnet download with something that is not the info dict.
+    "metadata_wrong_hash": None,  # the announced size, bytes that fail the info-hash check
+    "metadata_wrong_size": None,  # announces (and serves) one byte more than the real info dict
+    "metadata_oversized": None,  # announces a 64 MiB info dict and answers nothing
+    "metadata_reject": None,  # rejects every request
+    # BEP 11: sends one ut_pex message naming `HostilePeer.pex_added`, then nothing.
+    "pex_source": None,
+    # Full bitfield, unchokes, takes requests and never answers them (a snub).
+    "snub": None,
 }
 BEHAVIOURS = tuple(EXPECTED_REASON)
+METADATA_BEHAVIOURS = tuple(b for b in BEHAVIOURS if b.startswith("metadata_") and b != "metadata_flood")
+# The extension ids we announce; torrentpy sends us ut_metadata messages with ours.
+OUR_UT_METADATA = 3
+OUR_UT_PEX = 4
+EXTENDED = 20
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,7 @@ class TorrentData:
     info_hash: bytes
     piece_length: int
     data: bytes  # the whole payload, files concatenated in torrent order
+    info: bytes = b""  # the bencoded info dict (BEP 9 metadata)
 
     @property
     def num_pieces(self) -> int:
@@ -85,7 +100,7 @@ class TorrentData:
     def from_payload(cls, torrent: Path, payload: Payload) -> TorrentData:
         ti = lt.torrent_info(str(torrent))
         data = b"".join((payload.save_dir / rel).read_bytes() for rel in payload.files)
-        return cls(bytes(ti.info_hashes().v1.to_bytes()), ti.piece_length(), data)
+        return cls(bytes(ti.info_hashes().v1.to_bytes()), ti.piece_length(), data, bytes(ti.info_section()))
 
 
 def _message(msg_id: int, payload: bytes = b"") -> bytes:
@@ -116,6 +131,9 @@ class _Connection:
         self.requests: asyncio.Queue[tuple[int, int, int]] = asyncio.Queue()
         self.interested = asyncio.Event()
         self.closed = asyncio.Event()
+        self.their_extensions: dict[bytes, int] = {}
+        self.extended_handshake = asyncio.Event()
+        self.metadata_requests: asyncio.Queue[int] = asyncio.Queue()
 
     def log(self, text: str) -> None:
         self.owner.record(text)
@@ -135,7 +153,8 @@ class _Connection:
             info_hash = hashlib.sha1(b"some other torrent").digest()
         peer_id = b"-HO0001-" + random.Random(self.owner.port).randbytes(12)
         # The extension bit (BEP 10) only where the behaviour speaks ut_metadata.
-        reserved = bytes(5) + b"\x10" + bytes(2) if self.owner.behaviour == "metadata_flood" else RESERVED
+        speaks_extensions = self.owner.behaviour.startswith(("metadata_", "pex_"))
+        reserved = bytes(5) + b"\x10" + bytes(2) if speaks_extensions else RESERVED
         self.send(PROTOCOL + reserved + info_hash + peer_id, "handshake")
         return True
 
@@ -175,6 +194,26 @@ class _Connection:
                 self.has_piece.set()
         elif msg_id == REQUEST:
             self.requests.put_nowait(struct.unpack(">III", payload))
+            self.owner.requests_received += 1
+            if not self.owner.seen("received: request"):
+                self.log("received: request")
+        elif msg_id == EXTENDED and payload:
+            self._on_extended(payload[0], payload[1:])
+
+    def _on_extended(self, ext_id: int, payload: bytes) -> None:
+        if ext_id == 0:
+            handshake = lt.bdecode(payload) or {}
+            self.their_extensions = dict(handshake.get(b"m", {}))
+            self.log("received: extended handshake")
+            self.extended_handshake.set()
+        elif ext_id == OUR_UT_METADATA:
+            request = lt.bdecode(payload) or {}
+            if request.get(b"msg_type") == 0:
+                self.log(f"received: metadata request {request[b'piece']}")
+                self.metadata_requests.put_nowait(int(request[b"piece"]))
+
+    def send_extended(self, name: bytes, body: bytes, what: str) -> None:
+        self.send(_message(EXTENDED, bytes([self.their_extensions[name]]) + body), what)
 
     async def _wait(self, event: asyncio.Event, what: str) -> bool:
         try:
@@ -221,6 +260,12 @@ class _Connection:
             self.send(request * 3000, "3000 metadata requests")
         elif b == "wrong_data":
             await self._serve_wrong_data()
+        elif b.startswith("metadata_"):
+            await self._serve_bad_metadata()
+        elif b == "pex_source":
+            await self._send_pex()
+        elif b == "snub":
+            await self._snub()
         else:
             raise ValueError(f"unknown behaviour {b!r}")
         await self.writer.drain()
@@ -266,6 +311,62 @@ class _Connection:
                 self.log("sent: first wrong block")
             await self.writer.drain()
 
+    async def _extended_handshake(self, metadata_size: int | None) -> bool:
+        ours: dict[bytes, object] = {b"m": {b"ut_metadata": OUR_UT_METADATA, b"ut_pex": OUR_UT_PEX}}
+        if metadata_size is not None:
+            ours[b"metadata_size"] = metadata_size
+        self.send(_message(EXTENDED, b"\x00" + lt.bencode(ours)), f"extended handshake (metadata_size {metadata_size})")
+        return await self._wait(self.extended_handshake, "an extended handshake")
+
+    async def _serve_bad_metadata(self) -> None:
+        b = self.owner.behaviour
+        info = self.torrent.info
+        size = {"metadata_wrong_size": len(info) + 1, "metadata_oversized": 64 * 1024 * 1024}.get(b, len(info))
+        if not await self._extended_handshake(size):
+            return
+        while not self.closed.is_set():
+            get = asyncio.ensure_future(self.metadata_requests.get())
+            closed = asyncio.ensure_future(self.closed.wait())
+            done, pending = await asyncio.wait({get, closed}, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            if get not in done:
+                return
+            piece = get.result()
+            # The test lets the honest peer connect before the bad answer goes out (`hold`).
+            await asyncio.get_running_loop().run_in_executor(None, self.owner.hold.wait, WAIT_FOR_PEER_S)
+            if b == "metadata_reject":
+                self.send_extended(b"ut_metadata", lt.bencode({b"msg_type": 2, b"piece": piece}),
+                                   f"metadata reject {piece}")
+            elif b != "metadata_oversized":
+                start = piece * BLOCK
+                chunk = bytearray(info[start : start + BLOCK])
+                if b == "metadata_wrong_size" and start + BLOCK >= size:
+                    chunk.append(0x65)  # the extra byte of the announced size
+                chunk[0] ^= 0xFF  # wrong bytes, right framing: only the info-hash check can tell
+                header = lt.bencode({b"msg_type": 1, b"piece": piece, b"total_size": size})
+                self.send_extended(b"ut_metadata", header + bytes(chunk), f"bad metadata piece {piece}")
+            await self.writer.drain()
+
+    async def _send_pex(self) -> None:
+        if not await self._extended_handshake(None):
+            return
+        if b"ut_pex" not in self.their_extensions:
+            self.log("remote does not speak ut_pex")
+            return
+        added = b"".join(bytes(map(int, ip.split("."))) + struct.pack(">H", port)
+                         for ip, port in self.owner.pex_added)
+        body = lt.bencode({b"added": added, b"added.f": bytes(len(self.owner.pex_added)), b"dropped": b""})
+        self.send_extended(b"ut_pex", body, f"pex added {self.owner.pex_added}")
+
+    async def _snub(self) -> None:
+        t = self.torrent
+        self.send(_message(BITFIELD, bytes(_bitfield_bytes(t.num_pieces, True))), "full bitfield")
+        if not await self._wait(self.interested, "interest"):
+            return
+        self.send(_message(UNCHOKE), "unchoke")
+        # Requests pile up in self.requests, unanswered, until torrentpy gives up on us.
+
     async def run(self) -> None:
         self.log("connected")
         try:
@@ -299,6 +400,12 @@ class HostilePeer:
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._error: BaseException | None = None
+        # Metadata behaviours wait for this before each bad answer; set by default.
+        self.hold = threading.Event()
+        self.hold.set()
+        self.requests_received = 0  # block requests over all connections
+        # Addresses a "pex_source" peer announces.
+        self.pex_added: list[tuple[str, int]] = []
 
     @property
     def address(self) -> tuple[str, int]:

@@ -34,14 +34,15 @@ PERCENT = re.compile(r"(\d{1,3}\.\d)%")
 class PtyTerminal:
     """A command in a pty of a given size, its output fed to a pyte screen."""
 
-    def __init__(self, argv: Sequence[str], cols: int, rows: int, env: dict[str, str] | None = None) -> None:
+    def __init__(self, argv: Sequence[str], cols: int, rows: int, env: dict[str, str] | None = None,
+                 cwd: Path = ROOT) -> None:
         self.screen = pyte.Screen(cols, rows)
         self.stream = pyte.ByteStream(self.screen)
         full_env = {**os.environ, **(env or {}), "TERM": "xterm-256color", "PYTHONPATH": str(ROOT)}
         full_env.pop("COLUMNS", None)
         full_env.pop("LINES", None)
         script = '"$@"; rc=$?; echo; echo "TORRENTPY_EXIT=$rc"; stty -a'
-        self.child = pexpect.spawn("/bin/sh", ["-c", script, "sh", *argv], cwd=str(ROOT), env=full_env,
+        self.child = pexpect.spawn("/bin/sh", ["-c", script, "sh", *argv], cwd=str(cwd), env=full_env,
                                    dimensions=(rows, cols), timeout=10)
         self.raw = b""
 
@@ -113,8 +114,9 @@ def assert_terminal_restored(term: PtyTerminal, stty: str) -> None:
 def pty_terminal() -> Iterator[Callable[..., PtyTerminal]]:
     made: list[PtyTerminal] = []
 
-    def make(argv: Sequence[str], cols: int, rows: int, env: dict[str, str] | None = None) -> PtyTerminal:
-        term = PtyTerminal(argv, cols, rows, env)
+    def make(argv: Sequence[str], cols: int, rows: int, env: dict[str, str] | None = None,
+             cwd: Path = ROOT) -> PtyTerminal:
+        term = PtyTerminal(argv, cols, rows, env, cwd)
         made.append(term)
         return term
 
@@ -124,7 +126,8 @@ def pty_terminal() -> Iterator[Callable[..., PtyTerminal]]:
 
 
 def _add_argv(torrent: Path, out: Path, seeder_address: tuple[str, int]) -> list[str]:
-    return [sys.executable, "-m", "torrentpy", "add", str(torrent), "-o", str(out), "--seed-ratio", "0",
+    # The installed console script, as people run it (started from the test's temp folder).
+    return [str(Path(sys.executable).with_name("torrentpy")), "add", str(torrent), "-o", str(out), "--seed-ratio", "0",
             "--listen-port", str(free_port()), "--bind", LOOPBACK,
             "--peer", f"{seeder_address[0]}:{seeder_address[1]}"]
 
@@ -132,12 +135,13 @@ def _add_argv(torrent: Path, out: Path, seeder_address: tuple[str, int]) -> list
 @pytest.mark.parametrize(("cols", "rows"), [(120, 40), (80, 24)], ids=["120x40", "80x24"])
 def test_dashboard_follows_a_download_and_q_quits(cols: int, rows: int, payload_factory, torrent_factory,
                                                   libtorrent_peer, pty_terminal, tmp_path: Path) -> None:
-    payload = payload_factory(3 * MiB, name="dash.bin")
-    torrent = torrent_factory(payload, piece_length=64 * 1024)
-    # ~400 KiB/s makes the 3 MiB download last ~7 s: long enough to watch it, tab and quit midway.
-    seeder = libtorrent_peer(torrent, payload.save_dir, True, upload_limit_bps=400 * 1024)
+    payload = payload_factory(12 * MiB, name="dash.bin")
+    torrent = torrent_factory(payload, piece_length=256 * 1024)
+    # 150 KiB/s makes the 12 MiB download last ~80 s, longer than this test's timeout: however slowly a
+    # loaded machine draws frames, `q` always lands before the download could finish.
+    seeder = libtorrent_peer(torrent, payload.save_dir, True, upload_limit_bps=150 * 1024)
     seeder.wait_seeding(20)
-    term = pty_terminal(_add_argv(torrent, tmp_path / "dl", seeder.address), cols, rows)
+    term = pty_terminal(_add_argv(torrent, tmp_path / "dl", seeder.address), cols, rows, cwd=tmp_path)
 
     # Wait for a whole frame: pyte may hold one drawn only up to the piece summary.
     term.wait_for(lambda s: "dash.bin" in s and "48 pieces" in s and "█ have" in s, 20,
@@ -174,7 +178,7 @@ def test_dashboard_exits_by_itself_when_the_download_completes(payload_factory, 
     torrent = torrent_factory(payload, piece_length=64 * 1024)
     seeder = libtorrent_peer(torrent, payload.save_dir, True, upload_limit_bps=1024 * 1024)
     seeder.wait_seeding(20)
-    term = pty_terminal(_add_argv(torrent, tmp_path / "dl", seeder.address), 120, 40)
+    term = pty_terminal(_add_argv(torrent, tmp_path / "dl", seeder.address), 120, 40, cwd=tmp_path)
     term.wait_for(lambda s: "done.bin" in s, 20, "the torrent")
     rc, stty = term.wait_exit(40)  # --seed-ratio 0: nothing to seed, so it leaves once complete
     assert rc == 0, term.raw[-2000:]
@@ -186,9 +190,10 @@ def test_p_pauses_and_resumes_the_selected_torrent(payload_factory, torrent_fact
                                                    pty_terminal, tmp_path: Path) -> None:
     payload = payload_factory(3 * MiB, name="pause.bin")
     torrent = torrent_factory(payload, piece_length=64 * 1024)
-    seeder = libtorrent_peer(torrent, payload.save_dir, True, upload_limit_bps=600 * 1024)
+    # ~300 KiB/s: 10 s for 3 MiB, so `p` lands well before the end even when the machine is loaded.
+    seeder = libtorrent_peer(torrent, payload.save_dir, True, upload_limit_bps=300 * 1024)
     seeder.wait_seeding(20)
-    term = pty_terminal(_add_argv(torrent, tmp_path / "dl", seeder.address), 120, 40)
+    term = pty_terminal(_add_argv(torrent, tmp_path / "dl", seeder.address), 120, 40, cwd=tmp_path)
     term.wait_for(lambda s: (term.percent("pause.bin") or 0) > 0, 20, "progress above 0%")
     term.child.send("p")
     term.wait_for(lambda s: "paused" in s, 10, "the paused state")
@@ -199,7 +204,7 @@ def test_p_pauses_and_resumes_the_selected_torrent(payload_factory, torrent_fact
     assert held is not None and held < 100
     term.child.send("p")
     # Resuming reconnects (torrentpy redials at once; libtorrent may also dial back) and completes.
-    rc, stty = term.wait_exit(30)
+    rc, stty = term.wait_exit(40)  # ~10 s of download; the rest is slack for a loaded machine
     assert rc == 0, term.raw[-2000:]
     assert_terminal_restored(term, stty)
     assert payload.differences(tmp_path / "dl") == []

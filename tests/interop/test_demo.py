@@ -124,11 +124,10 @@ def test_demo_q_while_preparing_stops_at_once(pty_terminal, tmp_path: Path) -> N
     # 256 MiB takes a second or more to write and hash, so `q` lands before the dashboard is up.
     term = pty_terminal(_demo_argv("--size", "256M"), 100, 30, _env(tmp_path))
     term.wait_for(lambda s: "torrentpy demo:" in s, 20, "the banner")
-    started = time.monotonic()
     term.child.send("q")
+    # A timeout, not a speed claim: "stopped" without "downloaded" below is what shows it did not finish.
     rc, stty = term.wait_exit(20)
     assert rc == 0, term.raw[-2000:]
-    assert time.monotonic() - started < 10
     out = term.raw.decode(errors="replace")
     assert "stopped" in out and "downloaded" not in out, out[-2000:]
     assert_terminal_restored_after_prepare(stty)

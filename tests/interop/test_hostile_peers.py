@@ -154,4 +154,3 @@ def test_corrupt_libtorrent_seeder_is_banned_and_honest_seeders_complete(
     assert all(bad in e["peers"] for e in failed), [(e["piece"], e["peers"]) for e in failed] + [bad]
     bans = tp.events("peer_banned")
     assert {b["peer"] for b in bans} == {bad}, bans
-    assert bad in tp.stats()["torrents"][0].get("banned", [bad])

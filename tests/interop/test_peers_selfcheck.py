@@ -228,7 +228,8 @@ def test_torrent_upload_limit_applies_to_loopback_peers(
     leecher.wait_finished(30)
     elapsed_s = time.monotonic() - started
     assert payload.differences(tmp_path / "got") == []
-    # 3 MiB at 1 MiB/s: unlimited on loopback this takes well under a second.
+    # 3 MiB at 1 MiB/s: unlimited on loopback this takes well under a second. A lower bound only: load
+    # can make the transfer slower, never faster.
     assert elapsed_s >= 2.0, f"3 MiB arrived in {elapsed_s:.2f} s despite a 1 MiB/s limit"
 
 
@@ -291,6 +292,7 @@ def test_stop_escalates_to_sigkill_for_the_started_pid(tmp_path: Path) -> None:
             time.sleep(0.05)
         started = time.monotonic()
         assert proc.stop(timeout_s=0.5) == -signal.SIGKILL
+        # 0.5 s of grace, then SIGKILL: 5 s is a timeout for a hung stop(), not a speed claim.
         assert time.monotonic() - started < 5
         assert not os.path.exists(f"/proc/{pid}") or "zombie" in Path(f"/proc/{pid}/status").read_text()
     finally:

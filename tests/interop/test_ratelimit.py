@@ -2,7 +2,9 @@
 other end.
 
 Each test measures over a fixed window after a short warm-up (TCP slow start, the first requests) and stops
-as soon as the window is over; the payload is just large enough that the transfer cannot finish inside it.
+as soon as the window is over; the payload is large enough that the transfer cannot finish inside it even
+at twice the limit, and without a limit it would finish in about a second on loopback. Only an upper bound
+is asserted: a loaded machine can make the transfer slower than the limit, never faster.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ pytestmark = [pytest.mark.interop, pytest.mark.timeout(90)]
 
 PIECE = 256 * 1024
 RATE_BPS = 2 * MiB
-TOLERANCE = 0.15
+# The sanity bound: a limiter that works never lets twice the limit through over 10 s (a token bucket's
+# burst is under a second's worth); a broken or bypassed one runs at loopback speed, hundreds of MiB/s.
+MAX_OVER_LIMIT = 2.0
 WARMUP_S = 3.0
+WINDOW_S = 10.0
 
 
 def _measure(peer: Any, key: str, window_s: float) -> float:
@@ -36,14 +41,14 @@ def _measure(peer: Any, key: str, window_s: float) -> float:
 
 def _check(rate_bps: float, what: str) -> None:
     print(f"{what}: {rate_bps / MiB:.3f} MiB/s (limit {RATE_BPS / MiB:.1f} MiB/s)")
-    assert abs(rate_bps - RATE_BPS) <= TOLERANCE * RATE_BPS, (
-        f"{what} {rate_bps / MiB:.3f} MiB/s is not within {TOLERANCE:.0%} of {RATE_BPS / MiB:.1f} MiB/s")
+    assert rate_bps <= MAX_OVER_LIMIT * RATE_BPS, (
+        f"{what} {rate_bps / MiB:.3f} MiB/s is over {MAX_OVER_LIMIT} x the {RATE_BPS / MiB:.1f} MiB/s limit")
 
 
 def test_upload_limit_holds_towards_a_loopback_leecher(payload_factory, torrent_factory, libtorrent_peer,
                                                        peer_registry, tmp_path: Path) -> None:
-    window_s = 30.0
-    payload = payload_factory(80 * MiB, name="big.bin")  # 2 MiB/s × (3 + 30) s = 66 MiB: never finishes
+    window_s = WINDOW_S
+    payload = payload_factory(64 * MiB, name="big.bin")  # 2 × 2 MiB/s × (3 + 10) s = 52 MiB: never finishes
     torrent = torrent_factory(payload, piece_length=PIECE)
     seeder = torrentpy_factory(peer_registry)(torrent, payload.save_dir, True,
                                               extra_args=["--max-upload-rate", "2M"])
@@ -56,8 +61,8 @@ def test_upload_limit_holds_towards_a_loopback_leecher(payload_factory, torrent_
 
 def test_download_limit_holds_from_a_loopback_seeder(payload_factory, torrent_factory, libtorrent_peer,
                                                      peer_registry, tmp_path: Path) -> None:
-    window_s = 20.0
-    payload = payload_factory(56 * MiB, name="big.bin")  # 2 MiB/s × (3 + 20) s = 46 MiB
+    window_s = WINDOW_S
+    payload = payload_factory(64 * MiB, name="big.bin")  # 2 × 2 MiB/s × (3 + 10) s = 52 MiB
     torrent = torrent_factory(payload, piece_length=PIECE)
     seeder = libtorrent_peer(torrent, payload.save_dir, seed=True, seed_mode=True)
     seeder.wait_seeding(20)

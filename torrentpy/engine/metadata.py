@@ -21,6 +21,8 @@ class MetadataAssembler:
         self.requested: dict[int, float] = {}
         self.untrusted: set[tuple[str, int]] = set()
         self.sources: dict[int, tuple[str, int]] = {}
+        # Pieces each peer rejected: asking it again at once would starve the peers that have them.
+        self.declined: dict[tuple[str, int], set[int]] = {}
 
     @property
     def num_pieces(self) -> int:
@@ -38,8 +40,9 @@ class MetadataAssembler:
             return []
         now = time.monotonic()
         out = []
+        declined = self.declined.get(addr, ())
         for piece in range(self.num_pieces):
-            if piece in self.pieces:
+            if piece in self.pieces or piece in declined:
                 continue
             if now - self.requested.get(piece, -1e9) < REQUEST_TIMEOUT_S:
                 continue
@@ -51,6 +54,7 @@ class MetadataAssembler:
 
     def rejected(self, addr: tuple[str, int], piece: int) -> None:
         self.requested.pop(piece, None)
+        self.declined.setdefault(addr, set()).add(piece)
 
     def received(self, addr: tuple[str, int], piece: int, total_size: int, data: bytes) -> bytes | bool | None:
         """None: need more; False: the assembled data failed the info-hash check;
@@ -71,6 +75,8 @@ class MetadataAssembler:
         if hashlib.sha1(info).digest() == self.info_hash:
             return info
         self.untrusted.update(self.sources.values())
+        # The size may have come from a lying peer too: let the next peer's announcement set it.
+        self.size = None
         self.pieces.clear()
         self.sources.clear()
         self.requested.clear()

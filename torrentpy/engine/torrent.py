@@ -1000,6 +1000,8 @@ class Torrent:
         if self.metadata is None:
             return
         size = peer.conn.peer_metadata_size
+        if peer.addr in self.metadata.untrusted:
+            return  # it sent bad metadata: its size must not win over an honest peer's either
         if not self.metadata.set_size(size):
             return
         for piece in self.metadata.next_requests(peer.addr):
@@ -1080,6 +1082,12 @@ class Torrent:
         if self.state == "error" or self.paused or not self.started:
             return
         self._check_peers(now)
+        if self.metadata is not None:
+            # A piece rejected, left unanswered or assembled into bad metadata is asked of the others
+            # here: nothing else would ask a peer that connected while the piece was out elsewhere.
+            for peer in list(self.peers.values()):
+                if peer.conn.peer_metadata_size and not peer.link.closed:
+                    self._request_metadata(peer)
         if now >= self.next_choke_at:
             self._rechoke(now)
             self.next_choke_at = now + 10.0

@@ -39,7 +39,7 @@ class LibtorrentPeer(PeerProcess):
     def __init__(
         self,
         work_dir: Path,
-        torrent: Path,
+        torrent: Path | str,
         save_dir: Path,
         seed: bool,
         port: int | None = None,
@@ -50,7 +50,8 @@ class LibtorrentPeer(PeerProcess):
         name: str = "libtorrent",
     ) -> None:
         self.work_dir = Path(work_dir)
-        self.torrent = Path(torrent)
+        # A magnet URI stays a string: libtorrent then fetches the metadata from the peers it names.
+        self.torrent: Path | str = torrent if str(torrent).startswith("magnet:") else Path(torrent)
         self.save_dir = Path(save_dir)
         self.seed = seed
         self.requested_port = port

@@ -229,7 +229,7 @@ def _status(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lt_runner")
-    parser.add_argument("--torrent", required=True, type=Path)
+    parser.add_argument("--torrent", required=True, help=".torrent file, or a magnet URI (metadata from peers)")
     parser.add_argument("--save", required=True, type=Path)
     parser.add_argument("--status-file", required=True, type=Path)
     parser.add_argument("--port", type=int, default=0, help="0: let the kernel pick; status reports it")
@@ -253,8 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     # A plain dict is accepted at runtime (the stubs only list settings_pack / session_params); passing
     # it to the constructor means the session never binds libtorrent's default 0.0.0.0:6881.
     ses = lt.session(_settings(args.port))  # type: ignore[call-overload]
-    atp = lt.add_torrent_params()
-    atp.ti = lt.torrent_info(str(args.torrent))
+    if args.torrent.startswith("magnet:"):
+        atp = lt.parse_magnet_uri(args.torrent)  # peers in x.pe are dialled by libtorrent itself
+    else:
+        atp = lt.add_torrent_params()
+        atp.ti = lt.torrent_info(args.torrent)
     atp.save_path = str(args.save)
     atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
     atp.flags |= lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd | lt.torrent_flags.disable_pex
