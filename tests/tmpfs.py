@@ -51,4 +51,6 @@ def tmpfs(tmp_path: Path) -> Iterator[Mount]:
         proc = subprocess.run(["umount", str(path)], capture_output=True, text=True, timeout=30)
         if proc.returncode != 0:
             problems.append(f"umount {path}: {proc.stderr.strip()}")
+            # Still busy (a process we failed to stop?): detach it so no mount outlives the test.
+            subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
     assert not problems, problems

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from torrentpy.errors import DiskFullError, StorageError
 from torrentpy.metainfo import Metainfo
-from torrentpy.storage.files import stat_file
+from torrentpy.storage.files import DISK_FULL_ERRNOS, stat_file
 from torrentpy.units import format_size
 
 _REASONS = {
@@ -45,8 +45,8 @@ def prepare_folder(folder: str) -> None:
     folder = os.path.abspath(folder)
     try:
         st = os.stat(folder)
-    except FileNotFoundError:
-        st = None
+    except (FileNotFoundError, NotADirectoryError):
+        st = None  # makedirs below says which
     except OSError as exc:
         raise StorageError(f"cannot use {folder}: {_reason(exc)}") from None
     if st is not None and not stat.S_ISDIR(st.st_mode):
@@ -63,7 +63,10 @@ def prepare_folder(folder: str) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise StorageError(f"cannot write to {folder}: {_reason(exc)}") from None
+        # A full disk takes writes in principle: a complete download on it can still be seeded,
+        # and the size check warns about room.
+        if exc.errno not in DISK_FULL_ERRNOS:
+            raise StorageError(f"cannot write to {folder}: {_reason(exc)}") from None
 
 
 @dataclass(frozen=True)
