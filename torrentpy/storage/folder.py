@@ -124,8 +124,12 @@ def disk_full_error(meta: Metainfo, root: str) -> DiskFullError:
         space = space_for([meta], root)
     except OSError:
         return DiskFullError(f"disk full writing to {root}: the torrent needs {format_size(meta.payload_length)}")
+    # The filesystem can say "full" with room to spare (a quota, reserved blocks): then there is no
+    # number to give, only the advice.
+    advice = (f"free {format_size(space.missing)} more and run again" if space.missing
+              else "run again when there is room")
     return DiskFullError(
         f"disk full writing to {root}: the torrent needs {format_size(space.needed)}, "
         f"{format_size(space.free)} free ({format_size(space.on_disk)} of it already written; "
-        f"free {format_size(space.missing)} more and run again: verified pieces are kept)"
+        f"{advice}: verified pieces are kept)"
     )
