@@ -88,6 +88,8 @@ def reserve_resume_space(meta: Metainfo, root: str | os.PathLike[str]) -> bool:
     path = reserve_path(meta, root)
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.islink(os.path.dirname(path)):
+            return False  # never write through a link (as save_resume)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     except OSError:
         return False
