@@ -182,6 +182,38 @@ def test_disk_full_one_line_with_sizes_then_resume_after_making_room(
     restart_finishes_without_refetching(cli, seeder, torrent, disk, payload, saved, failed_at)
 
 
+def test_disk_full_under_the_dashboard_leaves_one_error_line(
+    seeded: tuple[Any, Path, LibtorrentPeer], tmpfs: Mount,
+) -> None:
+    """The default on a terminal: the dashboard, which leaves the screen before the one error line."""
+    import pexpect
+
+    _, torrent, seeder = seeded
+    disk = tmpfs("disk", SMALL_DISK)
+    child = pexpect.spawn(str(TORRENTPY), ["add", str(torrent), "--bind", LOOPBACK, "--peer",
+                                           f"{LOOPBACK}:{seeder.port}", "--seed-ratio", "0"],
+                          cwd=str(disk), dimensions=(40, 120), env={**os.environ, "TERM": "xterm"})
+    out = b""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    try:
+        while time.monotonic() < deadline:
+            try:
+                out += child.read_nonblocking(65536, timeout=1)
+            except pexpect.TIMEOUT:
+                continue
+        raise AssertionError(f"still running after {RUN_TIMEOUT_S}s")
+    except pexpect.EOF:
+        pass
+    finally:
+        child.close(force=True)  # the PID it started
+    assert child.exitstatus == 1, out[-2000:]
+    assert b"\x1b[?1049h" in out, "no dashboard was shown"
+    after = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.split(b"\x1b[?1049l")[-1].decode()).splitlines()
+    errors = [line for line in after if "error" in line.lower() and not line.startswith("big.bin: error, ")]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"torrentpy: error: big.bin: disk full writing to {disk}: the torrent needs 4.00 MiB, "), after
+
+
 def test_read_only_folder_refused_before_any_connection_or_announce(
     payload_factory, torrent_factory, libtorrent_peer, cli: Callable[..., CliRun], tmpfs: Mount,
 ) -> None:
