@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.interop.peers.base import free_port as _free_port
+from tests.tmpfs import tmpfs  # noqa: F401 (a fixture: a real small filesystem, for disk-error tests)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,4 +1,4 @@
-"""`python -m torrentpy` as a user runs it: help, info, create, verify, and one-line errors."""
+"""`torrentpy` as a user runs it: help, info, create, verify, and one-line errors."""
 
 from __future__ import annotations
 
@@ -6,22 +6,27 @@ import hashlib
 import json
 import os
 import random
+import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import torrentpy
-from torrentpy import selfexec
+from tests.tmpfs import Mount
 from torrentpy.metainfo import Metainfo, load
 
 HASH = bytes(range(20))
 
 
+# The installed console script, as people run it.
+TORRENTPY = Path(sys.executable).with_name("torrentpy")
+
+
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    # The torrentpy this test imported, whatever the cwd holds (selfexec is what the demo's seeders use too).
-    env = selfexec.environment({**os.environ, "COLUMNS": "120", "NO_COLOR": "1"})
-    return subprocess.run(selfexec.command(*args), capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
+    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
+    return subprocess.run([str(TORRENTPY), *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
@@ -223,3 +228,54 @@ def test_bad_input_is_one_line(argv: list[str], tmp_path: Path, garbage: Path) -
 def test_verify_missing_folder(made: Path, tmp_path: Path) -> None:
     line = one_line_error(run("verify", str(made), str(tmp_path / "nowhere")))
     assert "nowhere" in line
+
+
+# --- errors found before anything starts -------------------------------------------
+
+
+def test_create_without_a_tracker_warns_that_nobody_can_find_it(payload: Path, tmp_path: Path) -> None:
+    proc = run("create", str(payload), "-o", str(tmp_path / "lonely.torrent"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "torrentpy: warning: no tracker (-t URL): nobody can find peers for this torrent unless given "
+        "their addresses (torrentpy add --peer IP:PORT)"]
+    assert (tmp_path / "lonely.torrent").is_file()
+
+
+def test_create_into_a_missing_folder_is_an_io_error(payload: Path, tmp_path: Path) -> None:
+    out = tmp_path / "nowhere" / "x.torrent"
+    proc = run("create", str(payload), "-o", str(out), "-t", "http://127.0.0.1:1/a")
+    assert proc.returncode == 1
+    assert one_line_error(proc) == f"torrentpy: error: cannot write {out}: there is no folder {out.parent}"
+
+
+def test_add_into_a_file_says_so(made: Path, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    proc = run("add", str(made), "-o", "notes.txt", "--no-tui", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert one_line_error(proc) == f"torrentpy: error: {tmp_path}/notes.txt is a file, not a folder"
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_add_into_a_read_only_folder_fails_at_once(made: Path, tmpfs: Mount) -> None:
+    disk = tmpfs("ro", 1 << 20, read_only=True)
+    proc = run("add", str(made), "--no-tui", cwd=disk)  # the default folder: here
+    assert proc.returncode == 1
+    assert one_line_error(proc) == f"torrentpy: error: cannot write to {disk}: read-only file system"
+    assert proc.stdout == "", "it started before refusing"
+
+
+def test_max_peers_zero_is_refused(made: Path, tmp_path: Path) -> None:
+    proc = run("add", str(made), "--max-peers", "0", "--no-tui", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert one_line_error(proc) == "torrentpy: error: --max-peers must be at least 1"
+
+
+def test_a_taken_listen_port_is_named(made: Path, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run("add", str(made), "--bind", "127.0.0.1", "--listen-port", str(port), "--no-tui", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert one_line_error(proc) == f"torrentpy: error: cannot listen on 127.0.0.1:{port}: address already in use"

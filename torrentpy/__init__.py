@@ -6,6 +6,7 @@ __version__ = "0.1.0"
 import torrentpy._core  # noqa: F401
 from torrentpy.errors import (
     BencodeError,
+    DiskFullError,
     MetainfoError,
     StorageError,
     TorrentError,
@@ -16,6 +17,7 @@ from torrentpy.metainfo import FileEntry, Magnet, Metainfo, load, parse_magnet, 
 
 __all__ = [
     "BencodeError",
+    "DiskFullError",
     "FileEntry",
     "Magnet",
     "Metainfo",

@@ -134,6 +134,10 @@ def cmd_create(args: argparse.Namespace) -> int:
     out = args.output or os.path.basename(os.path.abspath(args.path).rstrip(os.sep)) + ".torrent"
     if os.path.exists(out) and not args.force:
         raise UsageError(f"{out} already exists (use -f to overwrite)")
+    out_dir = os.path.dirname(out) or "."
+    if not os.path.isdir(out_dir):  # said before hashing, which can take minutes
+        raise TorrentError(f"cannot write {out}: {out_dir} is not a folder" if os.path.exists(out_dir)
+                           else f"cannot write {out}: there is no folder {out_dir}")
     data = _with_progress(
         "hashing",
         lambda advance, set_total: create_torrent(
@@ -153,9 +157,14 @@ def cmd_create(args: argparse.Namespace) -> int:
             fh.write(data)
         os.replace(tmp, out)
     except OSError as exc:
-        raise UsageError(f"cannot write {out}: {exc.strerror}") from None
+        raise TorrentError(f"cannot write {out}: {exc.strerror}") from None
     meta = load(out)
     assert isinstance(meta, Metainfo)
+    if not meta.trackers:
+        # Without a tracker (and torrentpy has no DHT yet) only peers told each other's address
+        # with --peer ever meet: worth saying before the file is shared.
+        print("torrentpy: warning: no tracker (-t URL): nobody can find peers for this torrent "
+              "unless given their addresses (torrentpy add --peer IP:PORT)", file=sys.stderr)
     print(f"created {out}: {meta.name}, {format_size(meta.total_length)}, "
           f"{meta.num_pieces} pieces of {format_size(meta.piece_length)}, info-hash {meta.info_hash_hex}")
     return EXIT_OK
@@ -211,7 +220,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 # --- add --------------------------------------------------------------------
 
-_PLAIN_EVENTS = {"error", "tracker_error", "tracker_warning", "peer_banned", "completed", "finished",
+# Not "error": the run's last line says it (once), and the progress lines carry it meanwhile.
+_PLAIN_EVENTS = {"tracker_error", "tracker_warning", "peer_banned", "completed", "finished",
                  "metadata_received", "checking"}
 
 
@@ -346,10 +356,26 @@ def cmd_add(args: argparse.Namespace) -> int:
         hint = misplaced_hint(source, args.output_dir) if isinstance(source, Metainfo) else None
         if hint is not None:  # else it would download everything again beside the data it has
             raise UsageError(hint)
-    os.makedirs(args.output_dir, exist_ok=True)
     if args.listen_port is not None and not 0 <= args.listen_port < 65536:
         raise UsageError("--listen-port must be between 0 and 65535")
+    if args.max_peers < 1:
+        raise UsageError("--max-peers must be at least 1")
+    _check_folder(args.output_dir, [s for s in sources if isinstance(s, Metainfo)])
     return run(_run_session(args, sources))
+
+
+def _check_folder(folder: str, metas: list[Metainfo]) -> None:
+    """Before anyone hears from us: the folder must take files (else exit 1); a disk too small for
+    the torrents is only a warning, since a partial download is a legitimate thing to want."""
+    from torrentpy.storage.folder import prepare_folder, short_space_warning, space_for
+
+    prepare_folder(folder)
+    try:
+        warning = short_space_warning(space_for(metas, folder), folder)
+    except OSError:  # statvfs is not offered everywhere (some FUSE mounts): nothing to warn about
+        return
+    if warning:
+        print(f"torrentpy: warning: {warning}", file=sys.stderr)
 
 
 # --- tracker ----------------------------------------------------------------

@@ -17,6 +17,10 @@ class StorageError(TorrentError):
     """Reading or writing the download's files failed (full disk, permissions …)."""
 
 
+class DiskFullError(StorageError):
+    """A write failed for want of space; the message says how much room the torrent needs."""
+
+
 class TrackerError(TorrentError):
     """A tracker could not be reached or answered with a failure."""
 

@@ -2,19 +2,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import errno
 import os
 import random
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.storage.builders import build, open_fds
-from torrentpy.errors import StorageError
+from tests.tmpfs import Mount
+from torrentpy.errors import DiskFullError, StorageError
 from torrentpy.storage.files import Storage
 
 LAYOUT = [("a.bin", 5000), ("empty", 0), ("sub/b.bin", 70), ("sub/deeper/c.bin", 33000), ("z", 1)]
@@ -148,64 +147,34 @@ def test_short_file_is_reported(root: Path) -> None:
 # --- errors ------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def tmpfs(path: Path, options: str) -> Iterator[bool]:
-    """Mount a small tmpfs if we may (root); yields False when mounting is not possible here."""
-    path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
-                             capture_output=True).returncode == 0
-    try:
-        yield mounted
-    finally:
-        if mounted:
-            subprocess.run(["umount", "-l", str(path)], check=True)
-
-
 def _one_line(exc: BaseException) -> str:
     text = str(exc)
     assert "\n" not in text and "Traceback" not in text
     return text
 
 
-def test_disk_full_is_one_line_and_keeps_what_was_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_disk_full_is_one_line_and_keeps_what_was_written(tmp_path: Path, tmpfs: Mount) -> None:
     b = build([("a.bin", 3 * 1024 * 1024)], 256 * 1024, seed=5)
-    mnt = tmp_path / "small"
-    with tmpfs(mnt, "size=1m") as mounted:
-        if not mounted:  # not root: make the kernel's answer up instead
-            real = os.pwrite
-            budget = [1024 * 1024]
-
-            def pwrite(fd: int, data: memoryview, offset: int) -> int:
-                if budget[0] < len(data):
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                budget[0] -= len(data)
-                return real(fd, data, offset)
-
-            monkeypatch.setattr(os, "pwrite", pwrite)
-        with Storage(b.meta, mnt) as st:
-            st.write_piece_sync(0, b.piece(0))
-            with pytest.raises(StorageError) as info:
-                for p in range(1, b.meta.num_pieces):
-                    st.write_piece_sync(p, b.piece(p))
-            assert _one_line(info.value) == "cannot write t/a.bin: No space left on device"
-            assert st.read_piece_sync(0) == b.piece(0)
-        assert (mnt / "t" / "a.bin").exists()
+    mnt = tmpfs("small", 1024 * 1024)
+    with Storage(b.meta, mnt) as st:
+        st.write_piece_sync(0, b.piece(0))
+        with pytest.raises(DiskFullError) as info:
+            for p in range(1, b.meta.num_pieces):
+                st.write_piece_sync(p, b.piece(p))
+        # The folder (it is the disk that is full) and the sizes that say how much room to make.
+        text = _one_line(info.value)
+        assert text.startswith(f"disk full writing to {mnt}: the torrent needs 3.00 MiB, 0 B free ("), text
+        assert "1.00 MiB of it already written; free 2.00 MiB more" in text, text
+        assert st.read_piece_sync(0) == b.piece(0)
+    assert (mnt / "t" / "a.bin").exists()
 
 
-def test_read_only_file_system(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_read_only_file_system(tmpfs: Mount) -> None:
     b = build([("a.bin", 1000)], 1024)
-    mnt = tmp_path / "ro"
-    with tmpfs(mnt, "ro,size=1m") as mounted:
-        if not mounted:
-            def deny(*args: object, **kwargs: object) -> None:
-                raise OSError(errno.EROFS, os.strerror(errno.EROFS))
-
-            monkeypatch.setattr(os, "mkdir", deny)
-        with Storage(b.meta, mnt) as st, pytest.raises(StorageError) as info:
-            st.write_piece_sync(0, b.piece(0))
-        assert _one_line(info.value) == "cannot write t/a.bin: Read-only file system"
+    mnt = tmpfs("ro", 1024 * 1024, read_only=True)
+    with Storage(b.meta, mnt) as st, pytest.raises(StorageError) as info:
+        st.write_piece_sync(0, b.piece(0))
+    assert _one_line(info.value) == "cannot write t/a.bin: Read-only file system"
 
 
 def test_permission_denied(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -110,8 +110,11 @@ class Session:
             except OSError as exc:
                 last_error = exc
         if self._server is None:
-            raise UsageError(f"cannot listen on {self.config.bind}:{ports[0]}: "
-                             f"{last_error.strerror if last_error else 'unknown error'}")
+            # uvloop's strerror is a sentence of its own ("error while attempting to bind on address
+            # ('0.0.0.0', 6881): address already in use"): say the errno's meaning, once.
+            code = last_error.errno if last_error is not None else None
+            reason = os.strerror(code) if code else str(last_error or "unknown error")
+            raise UsageError(f"cannot listen on {self.config.bind}:{ports[0]}: {reason[:1].lower()}{reason[1:]}")
         self.listen_port = self._server.sockets[0].getsockname()[1]
         return self.listen_port
 

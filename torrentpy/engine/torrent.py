@@ -29,7 +29,7 @@ from torrentpy.protocol.extension import UT_PEX
 from torrentpy.storage.checker import check_pieces_async
 from torrentpy.storage.files import Storage
 from torrentpy.storage.layout import Layout
-from torrentpy.storage.resume import resume_state, save_resume
+from torrentpy.storage.resume import release_resume_reserve, reserve_resume_space, resume_state, save_resume
 
 if TYPE_CHECKING:
     from torrentpy.engine.session import Session
@@ -214,6 +214,10 @@ class Torrent:
         self.emit("error", message=message)
         for peer in list(self.peers.values()):
             peer.link.close("torrent stopped after an error")
+        if self.storage is not None:
+            # No write may start after this: on a full disk the resume save below takes the
+            # space its reserve frees, and a piece write racing it must not take it first.
+            self.storage.close()
         self._save_resume()
 
     @property
@@ -274,10 +278,12 @@ class Torrent:
         self.storage_ready = True
         self.check_progress = meta.num_pieces
         self.emit("resumed", pieces=self.pieces_at_start, total=meta.num_pieces)
+        # Saved now, before any data can fill the disk, and with room set aside for the saves to come.
         self._save_resume()
         if self.picker.done():
             self._on_download_complete(announce=False)
         else:
+            await loop.run_in_executor(self.session.executor, reserve_resume_space, meta, self.save_dir)
             self.state = "downloading"
 
     check_progress = 0
@@ -877,6 +883,8 @@ class Torrent:
         self.state = "seeding"
         self.seeding_since = self.now
         self._save_resume()
+        if self.meta is not None:
+            release_resume_reserve(self.meta, self.save_dir)  # a seed writes no more data
         self.piece_buffers.clear()
         self.emit("completed", downloaded_pieces=self.pieces_downloaded, peers=self.download_sources())
         if announce and self.tiers is not None:

@@ -10,7 +10,8 @@ the event loop never waits on the disk. The synchronous `*_sync` methods are thr
 the checker and the executor jobs call.
 
 Every OSError leaves here as a one-line StorageError naming the file relative to the download
-folder ("cannot write t/a.bin: No space left on device"). Nothing already written is deleted.
+folder ("cannot write t/a.bin: Read-only file system"), except a full disk: that is a DiskFullError
+naming the folder and the room the torrent needs. Nothing already written is deleted.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from types import TracebackType
 from torrentpy.errors import StorageError
 from torrentpy.metainfo import Metainfo
 from torrentpy.storage.layout import Layout, Segment
+
+# Errors that mean "no room", whichever limit was hit (the filesystem's or the user's quota).
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 # What write methods accept; collections.abc.Buffer only exists from Python 3.12.
 BufferLike = bytes | bytearray | memoryview
@@ -259,6 +263,10 @@ class Storage:
                 finally:
                     self._release(handle)
             except OSError as exc:
+                if exc.errno in DISK_FULL_ERRNOS:
+                    from torrentpy.storage.folder import disk_full_error  # folder imports this module
+
+                    raise disk_full_error(self.meta, self.root) from None
                 raise describe_os_error("write", self.relpath(seg.file_index), exc) from None
             with self._lock:
                 self._dirty.add(seg.file_index)

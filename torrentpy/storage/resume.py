@@ -19,6 +19,11 @@ Crash-safety contract (the engine's side of it):
 3. `save_resume` writes a temporary file, fsyncs it, renames it over the old one and fsyncs the
    folder, so at any instant the file on disk is either the old state or the new one.
 
+A full disk, most often full of this torrent's own data, must not stop the save that records what
+was verified. The first save happens before any data is written, and a downloading torrent keeps a
+few blocks aside (`<infohash-hex>.reserve`, `reserve_resume_space`) that a save on a full disk gives
+back and writes into; after that, the resume file is rewritten in place (its size barely changes).
+
 On load, the recorded size and mtime of every file holding a claimed piece must match the disk;
 a file changed behind our back (or written after the last save, then crashed) makes the whole
 resume state untrusted and the caller re-checks `resume_candidates`. `resume_state` is the finer
@@ -40,7 +45,7 @@ from torrentpy._core import Bitfield
 from torrentpy.errors import BencodeError, StorageError
 from torrentpy.metainfo import Metainfo
 from torrentpy.storage.checker import present_pieces
-from torrentpy.storage.files import Storage, describe_os_error, stat_file
+from torrentpy.storage.files import DISK_FULL_ERRNOS, Storage, describe_os_error, stat_file
 from torrentpy.storage.layout import Layout
 
 RESUME_VERSION = 1
@@ -63,23 +68,53 @@ def _file_stats(meta: Metainfo, root: str) -> list[list[int]]:
     return out
 
 
-def save_resume(meta: Metainfo, root: str | os.PathLike[str], have: Bitfield) -> None:
-    """Record `have` atomically. See the module docstring for the ordering the caller must keep."""
-    if len(have) != meta.num_pieces:
-        raise ValueError(f"bitfield has {len(have)} bits, torrent has {meta.num_pieces} pieces")
-    root_s = os.fspath(root)
-    record = {
-        b"version": RESUME_VERSION,
-        b"info_hash": meta.info_hash,
-        b"num_pieces": meta.num_pieces,
-        b"bitfield": have.to_bytes(),
-        b"files": _file_stats(meta, root_s),
-        b"saved_at": int(time.time()),
-    }
-    record[b"sha1"] = hashlib.sha1(bencoding.encode(record)).digest()
-    data = bencoding.encode(record)
-    folder = os.path.join(root_s, RESUME_DIR)
-    final = resume_path(meta, root_s)
+def _record_limit(meta: Metainfo) -> int:
+    return _RESUME_HEADER_BYTES + meta.num_pieces // 8 + 1 + _RESUME_BYTES_PER_FILE * len(meta.files)
+
+
+def reserve_path(meta: Metainfo, root: str | os.PathLike[str]) -> str:
+    return os.path.join(os.fspath(root), RESUME_DIR, f"{meta.info_hash_hex}.reserve")
+
+
+def reserve_resume_space(meta: Metainfo, root: str | os.PathLike[str]) -> bool:
+    """Set disk blocks aside so the resume file can still be saved after the data has filled the disk.
+
+    When a piece write finds the disk full, `save_resume` gives these blocks back and writes the
+    resume file into them; without them, the save that records the verified pieces would fail for
+    the same reason. Twice the largest resume file: the atomic save briefly holds the old file and
+    the new one. False if there was no room even for this.
+    """
+    size = -(-2 * _record_limit(meta) // 4096) * 4096  # whole 4 KiB blocks
+    path = reserve_path(meta, root)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.islink(os.path.dirname(path)):
+            return False  # never write through a link (as save_resume)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError:
+        return False
+    try:
+        # posix_fallocate really allocates (glibc writes zeros where the filesystem cannot);
+        # a sparse ftruncate would reserve nothing.
+        os.posix_fallocate(fd, 0, size)
+        return True
+    except OSError:
+        release_resume_reserve(meta, root)
+        return False
+    finally:
+        os.close(fd)
+
+
+def release_resume_reserve(meta: Metainfo, root: str | os.PathLike[str]) -> bool:
+    """Give the reserved blocks back; True if there were any."""
+    try:
+        os.unlink(reserve_path(meta, root))
+    except OSError:
+        return False
+    return True
+
+
+def _write_atomically(folder: str, final: str, data: bytes) -> None:
     tmp = f"{final}.{os.getpid()}.tmp"
     try:
         os.makedirs(folder, exist_ok=True)
@@ -99,11 +134,73 @@ def save_resume(meta: Metainfo, root: str | os.PathLike[str], have: Bitfield) ->
             os.fsync(dir_fd)  # makes the rename itself durable
         finally:
             os.close(dir_fd)
-    except OSError as exc:
+    except OSError:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        raise
+
+
+def _rewrite_in_place(final: str, data: bytes) -> None:
+    """Overwrite the resume file's own blocks: a record is nearly the same size every time, so this
+    needs no new space. Not atomic: a crash midway leaves a file whose checksum fails, which costs
+    a re-check on the next start, never data."""
+    fd = os.open(final, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.ftruncate(fd, len(data))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _save_on_full_disk(meta: Metainfo, root: str, final: str, data: bytes, full: OSError) -> None:
+    """The disk is full, most likely of this torrent's own data: use the reserve's room for an
+    atomic save; once that is gone (piece writes still in flight may take it first), rewrite the
+    resume file in place. Raises `full` if neither works."""
+    if release_resume_reserve(meta, root):
+        try:
+            _write_atomically(os.path.dirname(final), final, data)
+            return
+        except OSError as exc:
+            if exc.errno not in DISK_FULL_ERRNOS:
+                raise
+    try:
+        _rewrite_in_place(final, data)
+    except OSError:
+        raise full from None
+
+
+def save_resume(meta: Metainfo, root: str | os.PathLike[str], have: Bitfield) -> None:
+    """Record `have` atomically. See the module docstring for the ordering the caller must keep.
+
+    A full disk does not stop it: see `_save_on_full_disk`."""
+    if len(have) != meta.num_pieces:
+        raise ValueError(f"bitfield has {len(have)} bits, torrent has {meta.num_pieces} pieces")
+    root_s = os.fspath(root)
+    record = {
+        b"version": RESUME_VERSION,
+        b"info_hash": meta.info_hash,
+        b"num_pieces": meta.num_pieces,
+        b"bitfield": have.to_bytes(),
+        b"files": _file_stats(meta, root_s),
+        b"saved_at": int(time.time()),
+    }
+    record[b"sha1"] = hashlib.sha1(bencoding.encode(record)).digest()
+    data = bencoding.encode(record)
+    folder = os.path.join(root_s, RESUME_DIR)
+    final = resume_path(meta, root_s)
+    try:
+        try:
+            _write_atomically(folder, final, data)
+        except OSError as exc:
+            if exc.errno not in DISK_FULL_ERRNOS:
+                raise
+            _save_on_full_disk(meta, root_s, final, data, exc)
+    except OSError as exc:
         raise describe_os_error("save resume state", os.path.join(RESUME_DIR, os.path.basename(final)),
                                 exc) from None
 
@@ -114,7 +211,7 @@ def _int(value: Any) -> int | None:
 
 def _read_record(meta: Metainfo, root: str) -> tuple[Bitfield, list[list[int]]] | None:
     """The saved bitfield and per-file [size, mtime_ns], if the file is intact and for this torrent."""
-    limit = _RESUME_HEADER_BYTES + meta.num_pieces // 8 + 1 + _RESUME_BYTES_PER_FILE * len(meta.files)
+    limit = _record_limit(meta)
     try:
         fd = os.open(resume_path(meta, root), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         with os.fdopen(fd, "rb") as fh:
