@@ -69,8 +69,8 @@ def test_torrent_row_shows_name_percent_state_and_rates(width: int, height: int)
     assert "42.0%" in row
     assert "0:12" in row
     assert ("12.3 MiB/s" if width >= 100 else "12.3M") in row
-    assert ("downloading" if width >= 100 else "down") in row
-    assert ("5 (2) of 15 (3)" if width >= 100 else "5(2)/15") in row
+    assert ("downloading" if width >= 120 else "down") in row
+    assert "5/15" in row  # connected/swarm, spelled out in the footer
     assert "↓ 12.3 MiB/s" in lines_of(out)[0]
     assert "port 6881" in lines_of(out)[0]
     assert "up 1:02:03" in lines_of(out)[0]
@@ -81,7 +81,7 @@ def test_pieces_panel_has_map_and_legend() -> None:
     out = render(make_session(torrent), ViewState(panel="pieces"), width=80, height=24)
     assert "2000 pieces" in out
     assert "have 1000" in out
-    for label in ("have", "downloading", "rare (≤1 peer)", "missing"):
+    for label in ("have", "downloading", "rare (≤1 of 5 peers)", "missing"):
         assert label in out
     map_rows = [line for line in lines_of(out) if re.fullmatch(r"│ [█▓▒░·]+ +│", line)]
     assert len(map_rows) >= 3
@@ -90,13 +90,14 @@ def test_pieces_panel_has_map_and_legend() -> None:
 def test_piece_map_cells_follow_piece_states() -> None:
     states = b"\x01" * 10 + b"\x02" * 10 + b"\x00" * 10 + b"\x00" * 10
     availability = b"\x05" * 30 + b"\x01" * 10  # last 10 missing pieces are rare
-    torrent = make_torrent(piece_states=states, availability=availability)
-    lines = piece_map(torrent, width=40, max_lines=3)
+    torrent = make_torrent(piece_states=states, availability=availability)  # 5 peers: rare is ≤ 1
+    lines = piece_map(torrent, width=40, max_lines=1)
     assert [line.plain for line in lines] == ["█" * 10 + "▒" * 10 + "·" * 10 + "░" * 10]
     # Squeezed: 4 cells of 10 pieces each keep the same story.
     assert [line.plain for line in piece_map(torrent, width=4, max_lines=1)] == ["█▒·░"]
-    # Wrapping: 40 one-piece cells over lines of 16.
-    assert [len(line.plain) for line in piece_map(torrent, width=16, max_lines=5)] == [16, 16, 8]
+    # Stretched: 40 pieces over 3 lines of 40 cells, each piece 3 cells wide, every line full.
+    stretched = piece_map(torrent, width=40, max_lines=3)
+    assert "".join(line.plain for line in stretched) == "█" * 30 + "▒" * 30 + "·" * 30 + "░" * 30
 
 
 def test_piece_map_bucket_mixing_priority() -> None:
