@@ -377,9 +377,11 @@ def _rare_mask(piece_states: bytes, availability: bytes, peers: int) -> bytes:
     return (missing & low).to_bytes(n, "big")
 
 
-def _rare_label(peers: int) -> str:
+def _rare_label(peers: int) -> str | None:
     threshold = rare_threshold(peers)
-    if not threshold:
+    if threshold is None:
+        return None  # nothing is marked, so nothing to explain
+    if threshold == 0:
         return "unavailable (no peer has it)"
     return f"rare (≤{threshold} of {peers} peers)"
 
@@ -467,18 +469,20 @@ def _pieces_body(t: TorrentSnapshot, width: int, height: int) -> list[Renderable
     summary.append(f"  downloading {downloading}", style="yellow" if downloading else "")
     threshold = rare_threshold(t.peers)
     if threshold is not None:
-        label = "rare" if threshold else "unavailable"
-        summary.append(f"  {label} {rare}", style="red" if rare else "")
+        summary.append(f"  {'rare' if threshold else 'unavailable'} {rare}", style="red" if rare else "")
     if avail:
         summary.append(f"  availability min {min(avail)} avg {sum(avail) / len(avail):.1f}", style="dim")
     legend = Text(no_wrap=True, overflow="ellipsis")
-    for (glyph, style), label in (
+    entries: tuple[tuple[tuple[str, Style], str | None], ...] = (
         (_CELL_HAVE, "have"),
         (_CELL_PARTIAL, "part"),
         (_CELL_DOWNLOADING, "downloading"),
         (_CELL_RARE, _rare_label(t.peers)),
         (_CELL_MISSING, "missing"),
-    ):
+    )
+    for (glyph, style), label in entries:
+        if label is None:
+            continue
         legend.append(glyph, style=style)
         legend.append(f" {label}  ", style="dim")
     map_lines = piece_map(t, width, max(1, height - 2))
