@@ -427,21 +427,22 @@ def piece_map(torrent: TorrentSnapshot, width: int, max_lines: int) -> list[Piec
         return []
     rare = _rare_mask(states, bytes(torrent.availability), torrent.peers)
     cells_total = width * max_lines
-    kinds: list[tuple[str, Style]] = []
-    for cell in range(cells_total):
-        lo = cell * n // cells_total
-        hi = max(lo + 1, (cell + 1) * n // cells_total)
+
+    def kind(lo: int, hi: int) -> tuple[str, Style]:
         have = states.count(PIECE_HAVE, lo, hi)
         if have == hi - lo:
-            kinds.append(_CELL_HAVE)
-        elif states.count(PIECE_DOWNLOADING, lo, hi):
-            kinds.append(_CELL_DOWNLOADING)
-        elif rare.count(1, lo, hi):
-            kinds.append(_CELL_RARE)
-        elif have:
-            kinds.append(_CELL_PARTIAL)
-        else:
-            kinds.append(_CELL_MISSING)
+            return _CELL_HAVE
+        if states.count(PIECE_DOWNLOADING, lo, hi):
+            return _CELL_DOWNLOADING
+        if rare.count(1, lo, hi):
+            return _CELL_RARE
+        return _CELL_PARTIAL if have else _CELL_MISSING
+
+    if cells_total >= n:  # every cell shows one piece: work each piece out once, not once per cell
+        per_piece = [kind(i, i + 1) for i in range(n)]
+        kinds = [per_piece[cell * n // cells_total] for cell in range(cells_total)]
+    else:
+        kinds = [kind(cell * n // cells_total, (cell + 1) * n // cells_total) for cell in range(cells_total)]
     rows: list[PieceRow] = []
     for start in range(0, cells_total, width):
         runs: list[tuple[str, Style]] = []
