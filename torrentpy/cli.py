@@ -267,12 +267,25 @@ def _session_config(args: argparse.Namespace) -> Any:
 
 
 async def _run_session(args: argparse.Namespace, sources: list[Metainfo | Magnet]) -> int:
-    import asyncio
-
     from torrentpy.engine.session import Session
 
     _configure_logging(args.log_file, quiet=not args.no_tui and not args.json and sys.stderr.isatty())
     session = Session(_session_config(args))
+    try:
+        return await _show_session(args, session, sources)
+    finally:
+        if not args.json:
+            # Every way out (done, q, Ctrl-C, SIGTERM, an error) leaves a line per torrent on stdout;
+            # the dashboard has left the alternate screen by now, so this lands in the scrollback.
+            from torrentpy.tui.plain import format_summary_line
+
+            for snap in session.snapshot().torrents:
+                print(format_summary_line(snap), flush=True)
+
+
+async def _show_session(args: argparse.Namespace, session: Any, sources: list[Metainfo | Magnet]) -> int:
+    import asyncio
+
     for source in sources:
         torrent = session.add(source)
         torrent.add_candidates(args.peer)
@@ -306,12 +319,6 @@ async def _run_session(args: argparse.Namespace, sources: list[Metainfo | Magnet
     finally:
         ui_stop.set()
         await ui_task
-    if use_tui:
-        # The dashboard left the alternate screen: leave a line per torrent in the scrollback.
-        for snap in session.snapshot().torrents:
-            print(f"{printable(snap.name)}: {snap.state}, {100 * snap.progress:.1f}% of "
-                  f"{format_size(snap.total_size)}, downloaded {format_size(snap.downloaded)}, "
-                  f"uploaded {format_size(snap.uploaded)}")
     if session.stop_signal is not None:
         import signal
 

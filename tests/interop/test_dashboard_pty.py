@@ -208,3 +208,54 @@ def test_p_pauses_and_resumes_the_selected_torrent(payload_factory, torrent_fact
     assert rc == 0, term.raw[-2000:]
     assert_terminal_restored(term, stty)
     assert payload.differences(tmp_path / "dl") == []
+
+
+# The installed console script, as a user runs it (not `python -m` from the checkout).
+TORRENTPY = str(Path(sys.executable).with_name("torrentpy"))
+LONG_NAME = "ubuntu-24.04.1-desktop-amd64.iso"  # 32 characters; the old table gave a name 8 at 100 columns
+
+
+def test_at_100_columns_the_whole_name_and_the_peer_counts_are_readable(payload_factory, torrent_factory,
+                                                                        libtorrent_peer, pty_terminal,
+                                                                        tmp_path: Path) -> None:
+    payload = payload_factory(3 * MiB, name=LONG_NAME)
+    torrent = torrent_factory(payload, piece_length=64 * 1024)  # 48 pieces: far fewer than map cells
+    # ~300 KiB/s keeps the download going for ~10 s, long enough to read every panel.
+    seeder = libtorrent_peer(torrent, payload.save_dir, True, upload_limit_bps=300 * 1024)
+    seeder.wait_seeding(20)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    argv = [TORRENTPY, "add", str(torrent), "-o", "dl", "--seed-ratio", "0", "--listen-port", str(free_port()),
+            "--bind", LOOPBACK, "--peer", f"{seeder.address[0]}:{seeder.address[1]}"]
+    term = pty_terminal(argv, 100, 30, cwd=run_dir)
+
+    def row(screen: str) -> str | None:
+        return next((line for line in screen.splitlines() if line.startswith(LONG_NAME[:8]) and "%" in line),
+                    None)
+
+    term.wait_for(lambda s: row(s) is not None and "█ have" in s and " 1/? " in (row(s) or ""), 20,
+                  "the torrent row with one connected peer")
+    name_row = row(term.text())
+    assert name_row is not None and name_row.startswith(LONG_NAME + " "), term.text()
+    assert term.screen.display[29].rstrip().endswith("peers: connected/swarm"), term.text()
+
+    # The piece map fills its panel: between the summary and the legend, no row is blank.
+    lines = term.screen.display
+    top = next(i for i, line in enumerate(lines) if line.startswith("╭"))
+    bottom = next(i for i, line in enumerate(lines) if line.startswith("╰"))
+    inside = [line[1:-1].strip() for line in lines[top + 1 : bottom]]
+    assert inside[0].startswith("48 pieces") and inside[-1].startswith("█ have"), term.text()
+    assert all(re.fullmatch(r"[█▓▒░·]+", cells) for cells in inside[1:-1]), term.text()
+    # One peer, and it has every piece: nothing may be flagged as rare or unavailable.
+    assert "░" not in "".join(inside[1:-1]) and "unavailable 0" in inside[0], term.text()
+
+    term.child.send("\t")  # pieces → peers: the counts behind "1/?" spelled out
+    term.wait_for(lambda s: "1 connected (1 seed) · swarm size unknown" in s, 10, "the swarm line")
+    term.child.send("q")
+    rc, stty = term.wait_exit(20)
+    assert rc == 0, term.raw[-2000:]
+    assert_terminal_restored(term, stty)
+    # Back on the normal screen, the summary line names the torrent whole, as the dashboard did.
+    assert re.search(rf"{re.escape(LONG_NAME)}: downloading, \d+\.\d% of 3\.00 MiB",
+                     term.raw.decode(errors="replace")), term.raw[-2000:]
+    assert (run_dir / "dl").is_dir()  # a relative -o lands in the folder it was run from

@@ -69,8 +69,8 @@ def test_torrent_row_shows_name_percent_state_and_rates(width: int, height: int)
     assert "42.0%" in row
     assert "0:12" in row
     assert ("12.3 MiB/s" if width >= 100 else "12.3M") in row
-    assert ("downloading" if width >= 100 else "down") in row
-    assert ("5 (2) of 15 (3)" if width >= 100 else "5(2)/15") in row
+    assert ("downloading" if width >= 120 else "down") in row
+    assert "5/15" in row  # connected/swarm, spelled out in the footer
     assert "↓ 12.3 MiB/s" in lines_of(out)[0]
     assert "port 6881" in lines_of(out)[0]
     assert "up 1:02:03" in lines_of(out)[0]
@@ -81,7 +81,7 @@ def test_pieces_panel_has_map_and_legend() -> None:
     out = render(make_session(torrent), ViewState(panel="pieces"), width=80, height=24)
     assert "2000 pieces" in out
     assert "have 1000" in out
-    for label in ("have", "downloading", "rare (≤1 peer)", "missing"):
+    for label in ("have", "downloading", "rare (≤1 of 5 peers)", "missing"):
         assert label in out
     map_rows = [line for line in lines_of(out) if re.fullmatch(r"│ [█▓▒░·]+ +│", line)]
     assert len(map_rows) >= 3
@@ -90,13 +90,14 @@ def test_pieces_panel_has_map_and_legend() -> None:
 def test_piece_map_cells_follow_piece_states() -> None:
     states = b"\x01" * 10 + b"\x02" * 10 + b"\x00" * 10 + b"\x00" * 10
     availability = b"\x05" * 30 + b"\x01" * 10  # last 10 missing pieces are rare
-    torrent = make_torrent(piece_states=states, availability=availability)
-    lines = piece_map(torrent, width=40, max_lines=3)
+    torrent = make_torrent(piece_states=states, availability=availability)  # 5 peers: rare is ≤ 1
+    lines = piece_map(torrent, width=40, max_lines=1)
     assert [line.plain for line in lines] == ["█" * 10 + "▒" * 10 + "·" * 10 + "░" * 10]
     # Squeezed: 4 cells of 10 pieces each keep the same story.
     assert [line.plain for line in piece_map(torrent, width=4, max_lines=1)] == ["█▒·░"]
-    # Wrapping: 40 one-piece cells over lines of 16.
-    assert [len(line.plain) for line in piece_map(torrent, width=16, max_lines=5)] == [16, 16, 8]
+    # Stretched: 40 pieces over 3 lines of 40 cells, each piece 3 cells wide, every line full.
+    stretched = piece_map(torrent, width=40, max_lines=3)
+    assert "".join(line.plain for line in stretched) == "█" * 30 + "▒" * 30 + "·" * 30 + "░" * 30
 
 
 def test_piece_map_bucket_mixing_priority() -> None:
@@ -369,3 +370,119 @@ def test_odd_sizes_still_fit(width: int, height: int, panel: str) -> None:
     )
     out = render(snap, ViewState(panel=panel), width=width, height=height)
     assert_fits(out, width, height)
+
+
+# --- what a user reads at the sizes terminals come in -------------------------------------------------
+
+ALL_SIZES = [(80, 24), (100, 30), (120, 40), (160, 50)]
+LONG_ERROR = ("Cannot connect to host tracker.example:6969 ssl:default [Connect call failed "
+              "('127.0.0.1', 6969)] after 3 attempts, backing off for 120 seconds")
+
+
+def _torrent_row(out: str, prefix: str) -> str:
+    return next(line for line in lines_of(out)[1:] if line.startswith(prefix))
+
+
+@pytest.mark.parametrize(("width", "height", "name_cells"), [(80, 24, 24), (100, 30, 34), (120, 40, 37),
+                                                             (160, 50, 77)])
+def test_the_name_gets_the_width_the_fixed_columns_leave(width: int, height: int, name_cells: int) -> None:
+    # A name exactly as wide as the leftover shows whole; one cell more is cut with an ellipsis there.
+    whole = ("ubuntu-24.04.1-desktop-amd64-" * 4)[:name_cells]
+    out = render(make_session(make_torrent(name=whole)), width=width, height=height)
+    row = _torrent_row(out, whole[:8])
+    assert row.startswith(whole + " "), row
+    assert row.rstrip().endswith("0.25")  # the ratio, last of the fixed columns, is still on the row
+    longer = whole + "X"
+    row = _torrent_row(render(make_session(make_torrent(name=longer)), width=width, height=height), whole[:8])
+    assert row.startswith(whole[: name_cells - 1] + "… "), row
+
+
+@pytest.mark.parametrize(("width", "height"), ALL_SIZES)
+@pytest.mark.parametrize("pieces", [1, 48, 1024, 20000])
+def test_the_piece_map_fills_its_panel(width: int, height: int, pieces: int) -> None:
+    out = render(make_session(make_torrent(pieces=pieces)), ViewState(panel="pieces"), width=width,
+                 height=height)
+    assert_fits(out, width, height)
+    lines = lines_of(out)
+    top = next(i for i, line in enumerate(lines) if line.startswith("╭"))
+    bottom = next(i for i, line in enumerate(lines) if line.startswith("╰"))
+    inside = [line[1:-1].strip() for line in lines[top + 1 : bottom]]
+    assert inside[0].startswith(f"{pieces} pieces")
+    assert inside[-1].startswith("█ have")
+    assert all(inside), "\n".join(lines[top : bottom + 1])  # no blank row in the panel
+    assert all(re.fullmatch(r"[█▓▒░·]+", row) and len(row) == width - 4 for row in inside[1:-1]), out
+
+
+@pytest.mark.parametrize(("width", "height"), ALL_SIZES)
+def test_the_peers_column_says_what_it_counts(width: int, height: int) -> None:
+    torrent = make_torrent(name="ubuntu.iso", peers=3, seeds=3, swarm_seeds=3, swarm_leechers=1)
+    out = render(make_session(torrent), width=width, height=height)
+    header_row = lines_of(out)[1]
+    row = _torrent_row(out, "ubuntu.iso")
+    assert "Peers" in header_row
+    assert re.search(r" 3/4 ", row), row
+    assert lines_of(out)[-1].rstrip().endswith("peers: connected/swarm")  # the legend, in the footer
+    peers = render(make_session(torrent), ViewState(panel="peers"), width=width, height=height)
+    assert "3 connected (3 seeds) · 4 in the swarm (3 seeds, 1 leecher)" in peers
+    # No tracker has answered yet: the swarm is unknown, and said to be.
+    unknown = make_torrent(name="ubuntu.iso", peers=1, seeds=0, swarm_seeds=None, swarm_leechers=None)
+    assert re.search(r" 1/\? ", _torrent_row(render(make_session(unknown), width=width, height=height),
+                                             "ubuntu.iso"))
+    assert "swarm size unknown" in render(make_session(unknown), ViewState(panel="peers"), width=120,
+                                          height=40)
+
+
+def _map_and_legend(torrent) -> tuple[str, str]:
+    out = render(make_session(torrent), ViewState(panel="pieces"), width=100, height=30)
+    inside = [line[1:-1].strip() for line in lines_of(out) if line.startswith("│")]
+    return "".join(inside[1:-1]), inside[0] + "\n" + inside[-1]
+
+
+def test_one_peer_does_not_make_every_piece_rare() -> None:
+    # The one connected peer has every piece we lack: nothing is rare, nothing unavailable.
+    states = b"\x01" * 50 + b"\x00" * 150
+    torrent = make_torrent(piece_states=states, availability=b"\x01" * 200, peers=1,
+                           peer_list=(make_peer(0),))
+    cells, text = _map_and_legend(torrent)
+    assert "░" not in cells and "·" in cells
+    assert "unavailable 0" in text and "rare" not in text
+    # Pieces that peer lacks stand out: no one connected can give them to us.
+    torrent = dataclasses.replace(torrent, availability=b"\x01" * 100 + b"\x00" * 100)
+    cells, text = _map_and_legend(torrent)
+    assert "░" in cells and "unavailable 100" in text and "░ unavailable (no peer has it)" in text
+    # With nobody connected every piece is equally out of reach: nothing is singled out.
+    torrent = dataclasses.replace(torrent, peers=0, peer_list=(), availability=bytes(200))
+    cells, text = _map_and_legend(torrent)
+    assert "░" not in cells and "rare" not in text and "unavailable" not in text
+
+
+def test_with_many_peers_a_piece_only_one_has_is_rare() -> None:
+    states = b"\x00" * 200
+    availability = b"\x01" * 20 + b"\x03" * 20 + b"\x04" * 160  # 9 peers: rare is held by ≤ 3
+    torrent = make_torrent(piece_states=states, availability=availability, peers=9,
+                           peer_list=tuple(make_peer(i) for i in range(9)))
+    cells, text = _map_and_legend(torrent)
+    assert "rare 40" in text and "░ rare (≤3 of 9 peers)" in text
+    assert set(cells[: len(cells) // 5]) == {"░"} and set(cells[len(cells) // 5 + 1 :]) == {"·"}
+
+
+@pytest.mark.parametrize(("width", "height"), ALL_SIZES)
+def test_a_tracker_error_is_shown_whole(width: int, height: int) -> None:
+    trackers = (
+        TrackerSnapshot(url="http://tracker.example:6969/announce", tier=0, status=f"error: {LONG_ERROR}",
+                        peers_returned=0, seeders=None, leechers=None, next_announce_s=120.0,
+                        message=LONG_ERROR),
+        TrackerSnapshot(url="udp://127.0.0.1:6970/announce", tier=1, status="working", peers_returned=4,
+                        seeders=3, leechers=1, next_announce_s=1742.0, message=""),
+    )
+    out = render(make_session(make_torrent(trackers=trackers)), ViewState(panel="trackers"), width=width,
+                 height=height)
+    assert_fits(out, width, height)
+    inside = [line[1:-1] for line in lines_of(out) if line.startswith("│")]
+    error_row = next(i for i, line in enumerate(inside) if "tracker.example:6969/announce" in line)
+    assert re.search(r" error ", inside[error_row])
+    # The message wraps beside the row (wide) or under it (narrow); read back in order it is all there.
+    words = " ".join(" ".join(inside[error_row : error_row + 6]).split())
+    assert LONG_ERROR in words, "\n".join(inside)
+    assert "error: Cannot" not in out  # the reason is not squeezed into the status column
+    assert "udp://127.0.0.1:6970/announce" in out and "working" in out

@@ -5,9 +5,13 @@ import dataclasses
 import io
 import os
 import re
+import select
 import termios
+import threading
+import time
 
 import pytest
+import uvloop
 from rich.console import Console
 
 from tests.tui.snapshots import make_session, make_torrent
@@ -252,3 +256,56 @@ def test_key_decoder() -> None:
     assert d.feed(b"\x1bq") == ["escape", "q"]
     assert d.feed(b"\x00\xff") == ["?", "?"]
     assert d.feed(b"\x1b[5~\x1b[6~") == ["page-up", "page-down"]
+
+
+
+def test_a_slow_terminal_gets_every_frame_and_the_way_back() -> None:
+    """uvloop's add_reader makes the terminal non-blocking, and stdin and stdout share it: a frame written
+    while the terminal is still busy with the last one must wait, not fail half-written."""
+    master, slave = os.openpty()
+    received = bytearray()
+    done = threading.Event()
+
+    def slow_terminal() -> None:  # reads in small bites with pauses, as a terminal over ssh falls behind
+        while True:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if not ready:
+                if done.is_set():
+                    return
+                continue
+            received.extend(os.read(master, 1024))
+            time.sleep(0.002)
+
+    reader = threading.Thread(target=slow_terminal, daemon=True)
+    reader.start()
+    out = os.fdopen(os.dup(slave), "w", encoding="utf-8")
+    console = Console(file=out, width=160, height=50, force_terminal=True, color_system="truecolor",
+                      legacy_windows=False)
+    was_blocking = os.get_blocking(slave)
+    blocking_while_running: list[bool] = []
+
+    async def main() -> None:
+        stop_event = asyncio.Event()
+        controller = RecordingController(stop_event)
+        task = asyncio.ensure_future(
+            run_dashboard(controller, console=console, refresh_hz=50, stop_event=stop_event, input_fd=slave)
+        )
+        while controller.snapshots < 20 and not task.done():  # 20 frames of ~10 KB: more than a pty holds
+            await asyncio.sleep(0.01)
+        blocking_while_running.append(os.get_blocking(slave))
+        stop_event.set()
+        await asyncio.wait_for(task, 60)  # generous: a loaded machine drains slowly
+
+    try:
+        uvloop.run(main())
+        out.flush()
+        restored = os.get_blocking(slave)
+    finally:
+        done.set()
+        reader.join(10)
+        out.close()
+        os.close(slave)
+        os.close(master)
+    assert blocking_while_running == [True]
+    assert restored == was_blocking
+    assert received.rindex(b"\x1b[?1049l") > received.rindex(b"\x1b[?1049h"), bytes(received[-300:])

@@ -9,6 +9,7 @@ nor rich markup in a hostile name can reach the terminal.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -51,6 +52,9 @@ PANELS = ("pieces", "peers", "trackers", "files")
 
 # Below this width the tables switch to compact units and drop the progress bar so 80 columns stay legible.
 WIDE_MIN_COLS = 100
+# The torrents table shows a progress bar and whole state words only from here on: below it, those
+# cells would come out of the name's share.
+PROGRESS_BAR_MIN_COLS = 120
 
 
 def format_rate(bps: float, *, compact: bool = False) -> str:
@@ -227,16 +231,15 @@ def header(snapshot: SessionSnapshot, width: int) -> Text:
     return _fit(line, width)
 
 
-def _peers_cell(t: TorrentSnapshot, *, compact: bool) -> str:
-    swarm = None
-    if t.swarm_seeds is not None or t.swarm_leechers is not None:
-        swarm_seeds = t.swarm_seeds or 0
-        swarm = (swarm_seeds + (t.swarm_leechers or 0), swarm_seeds)
-    if compact:
-        own = f"{t.peers}({t.seeds})"
-        return own if swarm is None else f"{own}/{swarm[0]}"
-    own = f"{t.peers} ({t.seeds})"
-    return own if swarm is None else f"{own} of {swarm[0]} ({swarm[1]})"
+def _peers_cell(t: TorrentSnapshot) -> str:
+    """``connected/swarm``: peers we are connected to over the swarm size the trackers report (``?``
+    when none has). Spelled out in the footer legend and the peers panel; seeds are counted there."""
+    if t.swarm_seeds is None and t.swarm_leechers is None:
+        return f"{t.peers}/?"
+    return f"{t.peers}/{(t.swarm_seeds or 0) + (t.swarm_leechers or 0)}"
+
+
+PEERS_LEGEND = "peers: connected/swarm"
 
 
 def _table(*, expand: bool = True) -> Table:
@@ -251,21 +254,40 @@ def _table(*, expand: bool = True) -> Table:
     )
 
 
+def _table_columns(width: int) -> list[tuple[str, int, bool]]:
+    """(header, width, right-aligned) of the fixed columns at this terminal width; the name takes the
+    rest. Units, state words and the progress bar come back only where they leave the name room."""
+    compact = width < WIDE_MIN_COLS
+    cols = [("Size", 6 if compact else 8, True)]
+    if width >= PROGRESS_BAR_MIN_COLS:
+        cols.append(("Progress", 10, False))
+    cols += [
+        ("Done", 6, True),
+        ("State", 11 if width >= PROGRESS_BAR_MIN_COLS else 5, False),
+        ("↓", 6 if compact else 10, True),
+        ("↑", 6 if compact else 10, True),
+        ("ETA", 7, True),
+        ("Peers", 7, True),
+        ("Ratio", 5, True),
+    ]
+    return cols
+
+
+def name_width(width: int) -> int:
+    """Cells left for the torrent name in a ``width``-column torrents table."""
+    cols = _table_columns(width)
+    return max(8, width - sum(w for _, w, _ in cols) - len(cols))
+
+
 def torrents_table(snapshot: SessionSnapshot, selected: int, *, width: int, max_rows: int) -> Table:
     """One row per torrent (a window of ``max_rows`` around the selected one), selected row highlighted."""
     compact = width < WIDE_MIN_COLS
+    long_state = width >= PROGRESS_BAR_MIN_COLS
     table = _table()
-    table.add_column("Name", ratio=1, min_width=8, no_wrap=True, overflow="ellipsis")
-    table.add_column("Size", justify="right", width=6 if compact else 8, no_wrap=True)
-    if not compact:
-        table.add_column("Progress", width=10, no_wrap=True)
-    table.add_column("Done", justify="right", width=6, no_wrap=True)
-    table.add_column("State", width=5 if compact else 11, no_wrap=True, overflow="ellipsis")
-    table.add_column("↓", justify="right", width=6 if compact else 10, no_wrap=True)
-    table.add_column("↑", justify="right", width=6 if compact else 10, no_wrap=True)
-    table.add_column("ETA", justify="right", width=7, no_wrap=True)
-    table.add_column("Peers", justify="right", width=8 if compact else 16, no_wrap=True, overflow="ellipsis")
-    table.add_column("Ratio", justify="right", width=5, no_wrap=True, overflow="ellipsis")
+    table.add_column("Name", width=name_width(width), no_wrap=True, overflow="ellipsis")
+    for title, col_width, right in _table_columns(width):
+        table.add_column(title, justify="right" if right else "left", width=col_width, no_wrap=True,
+                         overflow="ellipsis")
     torrents = snapshot.torrents
     first = 0
     if len(torrents) > max_rows:
@@ -278,15 +300,15 @@ def torrents_table(snapshot: SessionSnapshot, selected: int, *, width: int, max_
             _plain(t.name, "bold" if i == selected else ""),
             _fixed(format_size(t.total_size, compact=compact)),
         ]
-        if not compact:
+        if width >= PROGRESS_BAR_MIN_COLS:
             cells.append(_bar(t.progress, 10))
         cells += [
             _fixed(_percent(t.progress)),
-            _state_text(t.state, compact=compact),
+            _state_text(t.state, compact=not long_state),
             _fixed(format_rate(t.down_rate_bps, compact=compact), "green" if t.down_rate_bps >= 1 else "dim"),
             _fixed(format_rate(t.up_rate_bps, compact=compact), "magenta" if t.up_rate_bps >= 1 else "dim"),
             _fixed(eta),
-            _fixed(_peers_cell(t, compact=compact)),
+            _fixed(_peers_cell(t)),
             _fixed(f"{t.ratio:.2f}" if math.isfinite(t.ratio) else "∞"),
         ]
         table.add_row(*cells, style="reverse" if i == selected else None)
@@ -301,20 +323,40 @@ _CELL_DOWNLOADING = ("▒", Style.parse("yellow"))
 _CELL_RARE = ("░", Style.parse("bold red"))
 _CELL_MISSING = ("·", Style.parse("grey50"))
 
-# bytes.translate tables turning piece states / availability into 0/1 masks, so the rarity test runs in C.
+# bytes.translate table turning piece states into a 0/1 mask, so the rarity test runs in C.
 _MISSING_MASK = bytes(1 if i == PIECE_MISSING else 0 for i in range(256))
-_LOW_AVAIL_MASK = bytes(1 if i <= 1 else 0 for i in range(256))
 
 
-def _rare_mask(piece_states: bytes, availability: bytes) -> bytes:
-    """1 for each missing piece that at most one connected peer has (the ones worth worrying about)."""
+def rare_threshold(peers: int) -> int | None:
+    """The availability at or below which a missing piece counts as rare with ``peers`` connected.
+
+    Rare is relative to the swarm we see: held by at most a third of the connected peers. With one or
+    two peers that is 0 — only a piece none of them has stands out; with none connected nothing does
+    (``None``), since every piece is then equally unavailable and flagging them all says nothing.
+    """
+    return None if peers <= 0 else peers // 3
+
+
+def _rare_mask(piece_states: bytes, availability: bytes, peers: int) -> bytes:
+    """1 for each missing piece that at most ``rare_threshold(peers)`` connected peers have."""
     n = len(piece_states)
+    threshold = rare_threshold(peers)
+    if n == 0 or threshold is None:
+        return bytes(n)
     avail = availability[:n].ljust(n, b"\x00")
-    if n == 0:
-        return b""
+    low_mask = bytes(1 if i <= threshold else 0 for i in range(256))
     missing = int.from_bytes(piece_states.translate(_MISSING_MASK), "big")
-    low = int.from_bytes(avail.translate(_LOW_AVAIL_MASK), "big")
+    low = int.from_bytes(avail.translate(low_mask), "big")
     return (missing & low).to_bytes(n, "big")
+
+
+def _rare_label(peers: int) -> str | None:
+    threshold = rare_threshold(peers)
+    if threshold is None:
+        return None  # nothing is marked, so nothing to explain
+    if threshold == 0:
+        return "unavailable (no peer has it)"
+    return f"rare (≤{threshold} of {peers} peers)"
 
 
 class PieceRow:
@@ -344,33 +386,36 @@ class PieceRow:
 
 
 def piece_map(torrent: TorrentSnapshot, width: int, max_lines: int) -> list[PieceRow]:
-    """All pieces squeezed into at most ``max_lines`` lines of ``width`` cells.
+    """All pieces spread over exactly ``max_lines`` full lines of ``width`` cells.
 
     With more pieces than cells each cell stands for a run of neighbouring pieces and shows the most
-    urgent thing in it: downloading, then rare (missing, availability ≤ 1), then partially had.
+    urgent thing in it: downloading, then rare (see ``rare_threshold``), then partially had. With fewer
+    pieces each piece is drawn several cells wide, so the map fills its panel rather than leaving
+    blank lines under it.
     """
     states = bytes(torrent.piece_states)
     n = len(states)
     width = max(1, width)
     if n == 0 or max_lines <= 0:
         return []
-    rare = _rare_mask(states, bytes(torrent.availability))
-    cells_total = min(n, width * max_lines)
-    kinds: list[tuple[str, Style]] = []
-    for cell in range(cells_total):
-        lo = cell * n // cells_total
-        hi = max(lo + 1, (cell + 1) * n // cells_total)
+    rare = _rare_mask(states, bytes(torrent.availability), torrent.peers)
+    cells_total = width * max_lines
+
+    def kind(lo: int, hi: int) -> tuple[str, Style]:
         have = states.count(PIECE_HAVE, lo, hi)
         if have == hi - lo:
-            kinds.append(_CELL_HAVE)
-        elif states.count(PIECE_DOWNLOADING, lo, hi):
-            kinds.append(_CELL_DOWNLOADING)
-        elif rare.count(1, lo, hi):
-            kinds.append(_CELL_RARE)
-        elif have:
-            kinds.append(_CELL_PARTIAL)
-        else:
-            kinds.append(_CELL_MISSING)
+            return _CELL_HAVE
+        if states.count(PIECE_DOWNLOADING, lo, hi):
+            return _CELL_DOWNLOADING
+        if rare.count(1, lo, hi):
+            return _CELL_RARE
+        return _CELL_PARTIAL if have else _CELL_MISSING
+
+    if cells_total >= n:  # every cell shows one piece: work each piece out once, not once per cell
+        per_piece = [kind(i, i + 1) for i in range(n)]
+        kinds = [per_piece[cell * n // cells_total] for cell in range(cells_total)]
+    else:
+        kinds = [kind(cell * n // cells_total, (cell + 1) * n // cells_total) for cell in range(cells_total)]
     rows: list[PieceRow] = []
     for start in range(0, cells_total, width):
         runs: list[tuple[str, Style]] = []
@@ -390,23 +435,28 @@ def _pieces_body(t: TorrentSnapshot, width: int, height: int) -> list[Renderable
         return [_fixed("no piece information yet (waiting for metadata)", "dim")]
     have = states.count(PIECE_HAVE)
     downloading = states.count(PIECE_DOWNLOADING)
-    rare = _rare_mask(states, bytes(t.availability)).count(1)
+    rare = _rare_mask(states, bytes(t.availability), t.peers).count(1)
     avail = bytes(t.availability[:n])
     summary = Text(no_wrap=True, overflow="ellipsis")
     summary.append(f"{n} pieces", style="bold")
     summary.append(f"  have {have}")
     summary.append(f"  downloading {downloading}", style="yellow" if downloading else "")
-    summary.append(f"  rare {rare}", style="red" if rare else "")
+    threshold = rare_threshold(t.peers)
+    if threshold is not None:
+        summary.append(f"  {'rare' if threshold else 'unavailable'} {rare}", style="red" if rare else "")
     if avail:
         summary.append(f"  availability min {min(avail)} avg {sum(avail) / len(avail):.1f}", style="dim")
     legend = Text(no_wrap=True, overflow="ellipsis")
-    for (glyph, style), label in (
+    entries: tuple[tuple[tuple[str, Style], str | None], ...] = (
         (_CELL_HAVE, "have"),
         (_CELL_PARTIAL, "part"),
         (_CELL_DOWNLOADING, "downloading"),
-        (_CELL_RARE, "rare (≤1 peer)"),
+        (_CELL_RARE, _rare_label(t.peers)),
         (_CELL_MISSING, "missing"),
-    ):
+    )
+    for (glyph, style), label in entries:
+        if label is None:
+            continue
         legend.append(glyph, style=style)
         legend.append(f" {label}  ", style="dim")
     map_lines = piece_map(t, width, max(1, height - 2))
@@ -444,18 +494,33 @@ def _address(p: PeerSnapshot) -> str:
     return f"[{p.ip}]:{p.port}" if ":" in p.ip else f"{p.ip}:{p.port}"
 
 
+def _swarm_line(t: TorrentSnapshot) -> Text:
+    """The counts behind the torrents table's ``connected/swarm`` cell, spelled out."""
+    line = Text(no_wrap=True, overflow="ellipsis")
+    line.append(f"{t.peers} connected", style="bold")
+    line.append(f" ({t.seeds} {'seed' if t.seeds == 1 else 'seeds'})")
+    if t.swarm_seeds is None and t.swarm_leechers is None:
+        line.append(" · swarm size unknown (no tracker has answered)", style="dim")
+    else:
+        seeds, leechers = t.swarm_seeds or 0, t.swarm_leechers or 0
+        line.append(f" · {seeds + leechers} in the swarm ({seeds} {'seed' if seeds == 1 else 'seeds'}, "
+                    f"{leechers} {'leecher' if leechers == 1 else 'leechers'}) per tracker", style="dim")
+    return line
+
+
 def _peers_body(t: TorrentSnapshot, width: int, height: int) -> list[RenderableType]:
     compact = width < WIDE_MIN_COLS - 4
+    swarm = _fit(_swarm_line(t), width)
     if not t.peer_list:
-        return [_fixed("no connected peers", "dim")]
+        return [swarm, _fixed("no connected peers", "dim")]
     peers = sorted(
         t.peer_list, key=lambda p: (-(p.down_rate_bps + p.up_rate_bps), -p.downloaded, p.ip, p.port)
     )
-    rows = max(1, height - 2)  # header and legend
+    rows = max(1, height - 3)  # swarm line, header and legend
     shown = peers[:rows]
     hidden = len(peers) - len(shown)
     if hidden:
-        shown = peers[: rows - 1]
+        shown = peers[: max(1, rows - 1)]
         hidden = len(peers) - len(shown)
     address_w = min(47, max(12, *(len(_address(p)) for p in shown)))
     cols = [_Col("Address", address_w), _Col("Client"), _Col("Flags", 5),
@@ -481,46 +546,88 @@ def _peers_body(t: TorrentSnapshot, width: int, height: int) -> list[RenderableT
     if hidden:
         lines.append(_fixed(f"… {hidden} more", "dim"))
     legend = _fixed(_FLAGS_LEGEND_NARROW if compact else _FLAGS_LEGEND_WIDE, "dim")
-    return [*lines, _fit(legend, width)]
+    return [swarm, *lines, _fit(legend, width)]
 
 
 # -------------------------------------------------------------------------------------------- trackers
 
 
+# Below this many cells a message column would show a word or two: the message goes under its row.
+_MESSAGE_MIN_COLS = 24
+
+
+def _status_and_message(status: str, message: str) -> tuple[str, str]:
+    """A one-word status for its column and everything the tracker or the network said for the message.
+
+    The engine reports a failed announce as ``"error: <reason>"`` (and often the same reason again as
+    the message); the reason belongs with the message, where there is room to read it whole.
+    """
+    word, sep, detail = status.partition(":")
+    if not sep or word.strip().lower() != "error":
+        return status, message
+    detail = detail.strip()
+    if not message or message in detail:
+        return "error", detail
+    if not detail or detail in message:
+        return "error", message
+    return "error", f"{detail}; {message}"
+
+
 def _trackers_body(t: TorrentSnapshot, width: int, height: int) -> list[RenderableType]:
     if not t.trackers:
         return [_fixed("no trackers", "dim")]
-    compact = width < WIDE_MIN_COLS - 4
-    table = _table()
-    table.add_column("Tracker", ratio=2, no_wrap=True, overflow="ellipsis", min_width=16)
-    table.add_column("Tier", justify="right", width=4, no_wrap=True)
-    table.add_column("Status", width=10, no_wrap=True, overflow="ellipsis")
-    table.add_column("Peers", justify="right", width=5, no_wrap=True)
-    table.add_column("S/L", justify="right", width=9, no_wrap=True, overflow="ellipsis")
-    table.add_column("Next", justify="right", width=7, no_wrap=True)
-    if not compact:
-        table.add_column("Message", ratio=1, no_wrap=True, overflow="ellipsis")
-    rows = max(1, height - 1)
+    url_w = min(48, max(16, *(len(printable(tr.url)) for tr in t.trackers)))
+    cols = [_Col("Tracker", url_w), _Col("Tier", 4, right=True), _Col("Status", 8),
+            _Col("Peers", 5, right=True), _Col("S/L", 9, right=True), _Col("Next", 7, right=True)]
+    left = width - sum(c.width for c in cols) - len(cols)
+    beside = left >= _MESSAGE_MIN_COLS  # else each message gets whole lines under its tracker's row
+    if beside:
+        cols.append(_Col("Message"))
+        indent, wrap_w = width - left, left
+    else:
+        indent, wrap_w = 2, width - 2
+    budget = max(1, height - 1)  # lines under the header
+    cells: list[list[Text]] = []
+    notes: list[tuple[list[str], bool]] = []
     trackers = list(t.trackers)
-    shown = trackers if len(trackers) <= rows else trackers[: rows - 1]
-    for tr in shown:
+    for i, tr in enumerate(trackers):
+        status, message = _status_and_message(printable(tr.status), printable(tr.message))
+        lines = textwrap.wrap(message, max(8, wrap_w), break_on_hyphens=False) if message else []
+        first, extra = (lines[:1], lines[1:]) if beside else ([], lines)
+        room = budget - (1 if i < len(trackers) - 1 else 0)  # keep a line for "… N more"
+        if room < 1:
+            break
+        if 1 + len(extra) > room:
+            extra = extra[: room - 1]
+            cut = extra or first
+            if cut:
+                cut[-1] += " …"
+        budget -= 1 + len(extra)
         seeds = "?" if tr.seeders is None else str(tr.seeders)
         leechers = "?" if tr.leechers is None else str(tr.leechers)
-        status_style = "red" if "error" in tr.status.lower() or "fail" in tr.status.lower() else ""
+        failed = status.lower().startswith(("error", "fail"))
         row = [
             _plain(tr.url),
             _fixed(str(tr.tier)),
-            _plain(tr.status, status_style),
+            _fixed(status, "red") if failed else _plain(status),
             _fixed(str(tr.peers_returned)),
             _fixed(f"{seeds}/{leechers}"),
             _fixed("" if tr.next_announce_s is None else format_eta(tr.next_announce_s)),
         ]
-        if not compact:
-            row.append(_plain(tr.message, "dim"))
-        table.add_row(*row)
-    if len(shown) < len(trackers):
-        table.add_row(_fixed(f"… {len(trackers) - len(shown)} more", "dim"))
-    return [table]
+        if beside:
+            row.append(_fixed(first[0] if first else "", "red" if failed else "dim"))
+        cells.append(row)
+        notes.append((extra, failed))
+    out: list[RenderableType] = []
+    grid = _grid(cols, cells, width)
+    out.append(grid[0])
+    for row_line, (note_lines, failed) in zip(grid[1:], notes, strict=False):
+        out.append(row_line)
+        for note in note_lines:
+            out.append(_fit(_fixed(" " * indent + note, "red" if failed else "dim"), width))
+    if len(cells) < len(trackers):
+        out.append(_fixed(f"… {len(trackers) - len(cells)} more", "dim"))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- files
@@ -604,6 +711,11 @@ def _footer(view: ViewState, width: int) -> Text:
     if view.status:
         footer.append("  ")
         footer.append(printable(view.status), style="bold yellow")
+    # What the torrents table's Peers column counts, at the right end, where the room allows.
+    room = width - footer.cell_len - 2
+    if room >= len(PEERS_LEGEND):
+        footer.append(" " * (room - len(PEERS_LEGEND) + 1))
+        footer.append(PEERS_LEGEND, style="dim")
     return _fit(footer, width)
 
 

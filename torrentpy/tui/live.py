@@ -142,6 +142,7 @@ async def run_dashboard(
     wake = asyncio.Event()
     latest: list[SessionSnapshot] = []
     saved_mode: list[int | list[bytes | int]] | None = None
+    was_blocking: bool | None = None
     reader_installed = False
     live = Live(
         console=console,
@@ -179,11 +180,16 @@ async def run_dashboard(
             # cbreak, not raw: ISIG stays on so Ctrl-C still interrupts, and output post-processing stays.
             tty.setcbreak(fd, termios.TCSANOW)
         if fd is not None:
+            was_blocking = os.get_blocking(fd)
             try:
                 loop.add_reader(fd, on_readable)
                 reader_installed = True
             except (OSError, ValueError, NotImplementedError):
                 reader_installed = False  # e.g. a regular file, which epoll refuses
+            # uvloop's add_reader makes the fd non-blocking, and a terminal's stdin and stdout are one open
+            # file: a frame written while the terminal is still busy would fail half-written (and the
+            # way back from the alternate screen with it). Reads only happen once the fd is readable.
+            os.set_blocking(fd, True)
         live.start()
         while True:
             snapshot = controller.snapshot()
@@ -206,3 +212,5 @@ async def run_dashboard(
             finally:
                 if saved_mode is not None and fd is not None:
                     termios.tcsetattr(fd, termios.TCSADRAIN, saved_mode)
+                if was_blocking is not None and fd is not None:
+                    os.set_blocking(fd, was_blocking)

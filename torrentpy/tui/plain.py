@@ -18,12 +18,13 @@ from typing import Any, TextIO
 
 from torrentpy.engine.snapshot import PIECE_HAVE, Controller, SessionSnapshot, TorrentSnapshot
 from torrentpy.peer_id import printable
-from torrentpy.tui.dashboard import format_eta, format_rate
+from torrentpy.tui.dashboard import format_eta, format_rate, format_size
 
 __all__ = [
     "JsonReporter",
     "PlainReporter",
     "format_progress_line",
+    "format_summary_line",
     "run_json",
     "run_plain",
     "stats_record",
@@ -41,6 +42,15 @@ def format_progress_line(t: TorrentSnapshot) -> str:
         line += f"  [{printable(t.state)}]"
     if t.error:
         line += f"  error: {printable(t.error)}"
+    return line
+
+
+def format_summary_line(t: TorrentSnapshot) -> str:
+    """What a run leaves behind for each torrent, whichever way it ended:
+    ``name: downloading, 42.0% of 3.00 MiB, downloaded 1.26 MiB, uploaded 0 B``."""
+    percent = math.floor(min(1.0, max(0.0, t.progress)) * 1000) / 10
+    line = (f"{printable(t.name)}: {printable(t.state)}, {percent:.1f}% of {format_size(t.total_size)}, "
+            f"downloaded {format_size(t.downloaded)}, uploaded {format_size(t.uploaded)}")
     return line
 
 
