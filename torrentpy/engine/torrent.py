@@ -586,7 +586,7 @@ class Torrent:
             try:
                 peer.upload_queue.remove(key)
             except ValueError:
-                pass
+                peer.pacing.discard(key)  # taken for a batch that waits on the upload limit
             return True
         if kind is ev.Reject:
             reject = cast(ev.Reject, event)
@@ -1003,7 +1003,12 @@ class Torrent:
                     continue
                 wait_s = bucket.consume(total, self.now)
                 if wait_s > 0:
+                    peer.pacing.update((i, b, n) for i, b, n, _ in batch)
                     await asyncio.sleep(wait_s)
+                    # A block cancelled meanwhile is not sent, nor counted as uploaded.
+                    batch = [item for item in batch if item[:3] in peer.pacing]
+                    peer.pacing.clear()
+                    total = sum(length for _, _, length, _ in batch)
                 if peer.link.closed or peer.conn.am_choking:
                     return
                 chunks: list[bytes | bytearray | memoryview] = []
