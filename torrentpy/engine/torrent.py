@@ -904,7 +904,7 @@ class Torrent:
 
     def _leave(self) -> None:
         """The goal is met: accept no new request, serve those already accepted, then part with each
-        peer by a graceful close (libtorrent's graceful pause does the same). Leaving at once stranded
+        peer by a graceful close, as libtorrent's graceful pause does. Leaving at once stranded
         a leecher whose last requested blocks were still queued here or in our socket buffers."""
         self.leaving_since = self.now
         for peer in list(self.peers.values()):

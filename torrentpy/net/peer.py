@@ -15,8 +15,9 @@ from torrentpy.protocol.peer import PeerConnection
 # Receive straight into one preallocated buffer per connection: uvloop reads into
 # it without allocating a bytes object per read (BufferedProtocol).
 RECV_BUFFER_BYTES = 256 * 1024
-# After our FIN, how long we keep reading while the peer finishes with the data we sent. Clients close
-# their side at once on EOF; this only bounds a peer that never does.
+# From a graceful close: how long our buffered blocks get to drain and the peer to close its side after
+# our FIN. Clients close at once on EOF, and we only ever owe a peer its request pipeline (about 2-3 s of
+# its rate); this bounds a peer that never closes.
 LINGER_S = 5.0
 
 
