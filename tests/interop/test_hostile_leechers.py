@@ -196,26 +196,33 @@ def test_request_for_a_missing_piece_closes_that_connection(payload_factory, tor
 def test_cancel_is_honoured(payload_factory, torrent_factory, peer_registry, tmp_path: Path) -> None:
     payload = payload_factory(2 * MiB, name="one.bin")
     torrent = torrent_factory(payload, piece_length=PIECE)
-    # 64 KiB/s: four blocks a second, so the cancels arrive long before the seeder reaches those blocks.
+    # 64 KiB/s with a one-block burst: a block every 0.25 s. When the second block arrives the third has
+    # been taken for sending and waits for upload tokens; the cancels get there long before that wait ends.
     seeder = _seeder(peer_registry, torrent, payload.save_dir, "--max-upload-rate", "64K")
     leech = ScriptedLeecher(seeder.port, info_hash_libtorrent(torrent))
     try:
         leech.until_unchoked()
         wanted = [(i // 4, (i % 4) * BLOCK) for i in range(16)]
         leech.sock.sendall(b"".join(leech.request(i, b, BLOCK) for i, b in wanted))
-        cancelled = wanted[4:]
-        leech.sock.sendall(b"".join(struct.pack(">IBIII", 13, CANCEL, i, b, BLOCK) for i, b in cancelled))
         got = []
-        leech.sock.settimeout(3.0)
-        try:
-            while True:
+
+        def read_blocks(until: int) -> None:
+            while len(got) < until:
                 msg = leech.message()
                 if msg is not None and msg[0] == PIECE_MSG:
                     got.append(struct.unpack(">II", msg[1][:8]))
+
+        read_blocks(2)
+        cancelled = wanted[2:]
+        leech.sock.sendall(b"".join(struct.pack(">IBIII", 13, CANCEL, i, b, BLOCK) for i, b in cancelled))
+        leech.sock.settimeout(3.0)
+        try:
+            read_blocks(len(wanted))
         except TimeoutError:
             pass
     finally:
         leech.close()
-    # The block already waiting for upload tokens may still go out; none after it.
-    assert got[:4] == wanted[:4], got
-    assert len(got) <= 5, f"cancelled blocks were sent: {got}"
+    # Nothing cancelled is sent, not even the block already waiting for tokens, nor counted as uploaded.
+    assert got == wanted[:2], f"cancelled blocks were sent: {got}"
+    stats = wait_for(lambda: (s := seeder.stats()) and s["time"] > time.time() - 0.5 and s, 5, 0.05, "fresh stats")
+    assert stats["torrents"][0]["uploaded"] == 2 * BLOCK, stats

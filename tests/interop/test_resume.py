@@ -100,3 +100,60 @@ def test_stop_during_a_long_check_is_prompt_and_keeps_the_resume_file(peer_regis
     assert second.stop() == 143
     assert second.event("resumed") is None, "the stop request waited for the whole check"
     assert resume_files[0].read_bytes() == saved, "an interrupted check overwrote the resume file"
+
+
+# Where the five kills land, as fractions of the payload verified by the leecher.
+KILL_AT = (0.10, 0.30, 0.50, 0.75, 0.95)
+# The seeder's upload limit: slow enough that the leecher's 0.1 s stats lines see each mark go by
+# (a piece takes 0.25 s) and the whole run stays near 15 s.
+SEEDER_RATE_BPS = 256 * 1024
+
+
+@pytest.mark.timeout(150)
+def test_five_kill9s_cost_the_seeder_only_the_pieces_in_flight(
+    payload_factory, torrent_factory, libtorrent_peer, peer_registry, tmp_path: Path
+) -> None:
+    payload = payload_factory(SPEC, name="resume5.data")
+    torrent = torrent_factory(payload, piece_length=PIECE)
+    seeder = libtorrent_peer(torrent, payload.save_dir, True, upload_limit_bps=SEEDER_RATE_BPS)
+    seeder.wait_seeding(20)
+    dl = tmp_path / "dl"
+    make = torrentpy_factory(peer_registry)
+    in_flight: list[int] = []  # per kill: the most pieces the leecher had started and not yet verified
+    kept = 0  # verified pieces the last restart found on disk
+    for mark in KILL_AT:
+        leecher = make(torrent, dl, False, peers=[seeder.address], interval_s=0.1)
+        resumed = leecher.wait_event("resumed", 20)
+        # No verified piece is lost to a kill -9: each restart keeps at least what the last one had verified.
+        assert resumed["pieces"] >= kept, (mark, resumed, kept)
+        total = resumed["total"]
+        target = int(mark * total)
+        wait_for(
+            lambda: (s := leecher.stats()) and s["torrents"][0]["pieces_have"] >= target,  # noqa: B023
+            60, 0.02, f"{target} of {total} pieces",
+        )
+        leecher.kill9()
+        assert leecher.process is not None and leecher.process.returncode == -9
+        assert leecher.event("completed") is None, f"the kill at {mark:.0%} came after the end"
+        lines = [r["torrents"][0] for r in leecher.read() if r.get("type") == "stats"]
+        kept = max(line["pieces_have"] for line in lines)  # verified before the kill (the last line shows it)
+        assert kept < total
+        in_flight.append(max(line["pieces_downloading"] for line in lines))
+
+    last = make(torrent, dl, False, peers=[seeder.address])
+    assert last.wait_exit(60) == 0, last.log_tail()
+    assert payload.differences(dl) == []
+    resumed = last.event("resumed")
+    assert resumed is not None and resumed["pieces"] >= kept, (resumed, kept)
+    completed = last.event("completed")
+    assert completed is not None and completed["downloaded_pieces"] == resumed["total"] - resumed["pieces"]
+
+    # The seeder's own count of payload it sent, once the last leecher has gone: every byte of the payload
+    # once, plus what each kill threw away. A kill throws away only blocks of pieces the leecher had
+    # requested and not yet verified and written (partly received pieces, and blocks still in the sockets);
+    # a verified piece is on disk and the restart keeps it (asserted above), so it is never sent again.
+    # Each such piece costs at most one piece length; the leecher reported how many it had started.
+    status = seeder.wait_status(lambda s: s["num_peers"] == 0, 20, "to see the last leecher go")
+    sent = status["total_payload_upload"]
+    bound = payload.total_size + sum(in_flight) * PIECE
+    assert payload.total_size <= sent <= bound, (sent, payload.total_size, in_flight)

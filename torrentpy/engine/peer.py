@@ -30,6 +30,8 @@ class Peer:
     # still send them, which is not a protocol violation.
     released: set[Block] = field(default_factory=set)
     upload_queue: deque[tuple[int, int, int]] = field(default_factory=deque)
+    # Blocks taken off upload_queue for a batch that waits on the upload limit; a cancel removes them here.
+    pacing: set[tuple[int, int, int]] = field(default_factory=set)
     serving: bool = False
     unchoked_at: float = 0.0  # when we last unchoked them
     unchoked_us_at: float = 0.0  # when they last unchoked us (the snub clock starts there)

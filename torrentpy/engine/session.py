@@ -35,6 +35,8 @@ MAX_CONNECTIONS = 400
 # Connections whose handshake has not completed yet.
 MAX_HALF_OPEN = 64
 HANDSHAKE_TIMEOUT_S = 20.0
+# On exit, how long we wait for connections to flush what we wrote and close (see PeerLink.close_gracefully).
+CLOSE_WAIT_S = 3.0
 
 
 @dataclass
@@ -352,7 +354,16 @@ class Session:
             self._server.close()
         await asyncio.gather(*(t.stop() for t in self.torrents.values()), return_exceptions=True)
         for link in list(self.links):
-            link.close("shutting down")
+            link.close_gracefully("shutting down")
+        # Returning closes the event loop, and with it every transport: a block still in a write
+        # buffer would be lost, and a socket closed with unread input is reset. Wait for the closes.
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        while any(link.transport is not None and not link.lost for link in self.links) \
+                and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for link in list(self.links):
+            if link.transport is not None and not link.lost:
+                link.transport.abort()
         if self._http is not None:
             await self._http.close()
             self._http = None

@@ -68,6 +68,8 @@ SEND_BATCH_BYTES = 256 * 1024
 BUFFER_POOL_SIZE = 32
 # Unchoke slots per torrent (BEP 3 suggests 4).
 UNCHOKE_SLOTS = 4
+# Seeding goal met: how long we keep serving the requests already accepted before leaving anyway.
+LEAVE_TIMEOUT_S = 30.0
 
 
 class ReadCache:
@@ -119,6 +121,8 @@ class Torrent:
         self.error: str | None = None
         self.paused = False
         self.finished = False  # seeding goal met (or download done with no seeding)
+        # When the goal was met; until `finished` we only serve requests accepted before then.
+        self.leaving_since: float | None = None
         self.rng = random.Random()
         self.peers: dict[tuple[str, int], Peer] = {}
         self.connecting: set[tuple[str, int]] = set()
@@ -293,7 +297,7 @@ class Torrent:
 
     async def stop(self) -> None:
         for peer in list(self.peers.values()):
-            peer.link.close("shutting down")
+            peer.link.close_gracefully("shutting down")  # flush what we wrote; the session waits for it
         for task in list(self._tasks):
             task.cancel()
         self._save_resume()
@@ -403,7 +407,8 @@ class Torrent:
         return totals
 
     def wants_peers(self) -> bool:
-        return not self.paused and self.state not in ("error", "checking") and not self.finished
+        return not self.paused and self.state not in ("error", "checking") and not self.finished \
+            and self.leaving_since is None
 
     def _connect_more(self, now: float) -> None:
         if not self.wants_peers():
@@ -471,6 +476,8 @@ class Torrent:
             self.picker.remove_peer(link.addr)
         if self.superseed is not None:
             self.superseed.remove_peer(link.addr)
+        if self.leaving_since is not None and not self.finished:
+            self._check_left()
         log.debug("peer %s:%d closed: %s", link.addr[0], link.addr[1], reason)
         if not link.incoming and link.addr not in self.banned:
             self.candidates[link.addr] = self.now + 30.0
@@ -590,7 +597,7 @@ class Torrent:
             try:
                 peer.upload_queue.remove(key)
             except ValueError:
-                pass
+                peer.pacing.discard(key)  # taken for a batch that waits on the upload limit
             return True
         if kind is ev.Reject:
             reject = cast(ev.Reject, event)
@@ -899,17 +906,43 @@ class Torrent:
     def _check_goal(self) -> None:
         if self.finished or not self.complete or self.meta is None:
             return
+        if self.leaving_since is not None:
+            self._check_left()
+            return
         if self.seed_ratio is not None and self.uploaded >= self.seed_ratio * self.meta.total_length:
-            self.finished = True
+            self._leave()
         elif self.seed_time_s is not None and self.seeding_since is not None and \
                 self.now - self.seeding_since >= self.seed_time_s:
-            self.finished = True
-        if self.finished:
-            self.state = "finished"
-            self.emit("finished")
-            self.session.wake_event.set()
-            for peer in list(self.peers.values()):
-                peer.link.close("seeding goal reached")
+            self._leave()
+
+    def _leave(self) -> None:
+        """The goal is met: accept no new request, serve those already accepted, then part with each
+        peer by a graceful close, as libtorrent's graceful pause does. Leaving at once stranded
+        a leecher whose last requested blocks were still queued here or in our socket buffers."""
+        self.leaving_since = self.now
+        for peer in list(self.peers.values()):
+            if not peer.upload_queue and not peer.serving:
+                self._part(peer)
+        self._check_left()
+
+    def _part(self, peer: Peer) -> None:
+        if peer.link.closed:
+            return
+        if not peer.conn.am_choking:
+            peer.link.write(peer.conn.send_choke())  # no more requests, please
+        peer.link.close_gracefully("seeding goal reached")
+
+    def _check_left(self) -> None:
+        """Finished once every peer is gone, or after LEAVE_TIMEOUT_S whatever is still queued."""
+        assert self.leaving_since is not None
+        if self.peers and self.now - self.leaving_since < LEAVE_TIMEOUT_S:
+            return
+        for peer in list(self.peers.values()):
+            peer.link.close("seeding goal reached")
+        self.finished = True
+        self.state = "finished"
+        self.emit("finished")
+        self.session.wake_event.set()
 
     # --- uploading --------------------------------------------------------------
 
@@ -928,7 +961,7 @@ class Torrent:
         if not picker.have[event.index]:
             return self._protocol_error(peer, f"requested piece {event.index}, which we do not have")
         key = (event.index, event.begin, event.length)
-        if conn.am_choking:
+        if conn.am_choking or self.leaving_since is not None:
             if conn.supports_fast:
                 peer.link.write(conn.send_reject(*key))
             return True
@@ -983,7 +1016,12 @@ class Torrent:
                     continue
                 wait_s = bucket.consume(total, self.now)
                 if wait_s > 0:
+                    peer.pacing.update((i, b, n) for i, b, n, _ in batch)
                     await asyncio.sleep(wait_s)
+                    # A block cancelled meanwhile is not sent, nor counted as uploaded.
+                    batch = [item for item in batch if item[:3] in peer.pacing]
+                    peer.pacing.clear()
+                    total = sum(length for _, _, length, _ in batch)
                 if peer.link.closed or peer.conn.am_choking:
                     return
                 chunks: list[bytes | bytearray | memoryview] = []
@@ -1001,6 +1039,8 @@ class Torrent:
                     self._check_goal()
         finally:
             peer.serving = False
+            if self.leaving_since is not None and not peer.upload_queue:
+                self._part(peer)  # its accepted requests are all written
 
     # --- metadata (magnet links, BEP 9) ----------------------------------------
 
@@ -1088,6 +1128,9 @@ class Torrent:
 
     def tick(self, now: float) -> None:
         if self.state == "error" or self.paused or not self.started:
+            return
+        if self.leaving_since is not None:
+            self._check_goal()  # no rechoke, no new requests or peers: just serve and go
             return
         self._check_peers(now)
         if self.metadata is not None:

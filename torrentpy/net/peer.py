@@ -15,6 +15,10 @@ from torrentpy.protocol.peer import PeerConnection
 # Receive straight into one preallocated buffer per connection: uvloop reads into
 # it without allocating a bytes object per read (BufferedProtocol).
 RECV_BUFFER_BYTES = 256 * 1024
+# From a graceful close: how long our buffered blocks get to drain and the peer to close its side after
+# our FIN. Clients close at once on EOF, and we only ever owe a peer its request pipeline (about 2-3 s of
+# its rate); this bounds a peer that never closes.
+LINGER_S = 5.0
 
 
 class PeerHandler(Protocol):
@@ -38,6 +42,7 @@ class PeerLink(asyncio.BufferedProtocol):
         self.write_paused = False
         self.closed = False
         self.close_reason = ""
+        self.lost = False  # the transport is gone (connection_lost ran)
         self.bytes_in = 0
         self.bytes_out = 0
         self.on_bytes_in: Callable[[int], None] | None = None
@@ -75,6 +80,7 @@ class PeerLink(asyncio.BufferedProtocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
         if not self.closed:
             self.closed = True
             lost = f"connection lost: {exc}" if exc else "peer closed the connection"
@@ -113,6 +119,37 @@ class PeerLink(asyncio.BufferedProtocol):
     @property
     def write_buffer_size(self) -> int:
         return self.transport.get_write_buffer_size() if self.transport is not None else 0
+
+    def close_gracefully(self, reason: str, linger_s: float = LINGER_S) -> None:
+        """Send everything written so far, then FIN, and keep reading (discarding) until the peer closes.
+
+        `close()` stops reading at once; the peer's next message (a HAVE for the block we just sent)
+        then sits unread in the kernel, and closing a socket with unread input makes Linux send RST
+        and drop our unsent output: the last blocks written never arrived. A half-close (shutdown
+        SHUT_WR after the write buffer drained) with reading kept on is the lingering close of mature
+        servers. For a peer we part with on good terms; a misbehaving one gets `close()`."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        transport = self.transport
+        if transport is None:
+            self.handler.on_closed(self, reason)
+            return
+        if self._reading_paused:  # paused by the download limit, which a closed link is left out of
+            self._reading_paused = False
+            transport.resume_reading()
+        try:
+            transport.write_eof()  # FIN once the write buffer has drained
+        except (OSError, RuntimeError):
+            transport.close()
+            return
+        asyncio.get_running_loop().call_later(linger_s, self._linger_over, transport)
+
+    @staticmethod
+    def _linger_over(transport: asyncio.Transport) -> None:
+        if not transport.is_closing():
+            transport.abort()  # the peer never closed: give up on it (abort: don't wait on its window)
 
     def close(self, reason: str) -> None:
         """Close the connection; `reason` is kept for logs and the peer's ban record."""

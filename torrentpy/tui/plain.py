@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from torrentpy.engine.snapshot import PIECE_HAVE, Controller, SessionSnapshot, TorrentSnapshot
+from torrentpy.engine.snapshot import PIECE_DOWNLOADING, PIECE_HAVE, Controller, SessionSnapshot, TorrentSnapshot
 from torrentpy.peer_id import printable
 from torrentpy.tui.dashboard import format_eta, format_rate, format_size
 
@@ -132,6 +132,8 @@ def stats_record(snapshot: SessionSnapshot, *, now_s: float | None = None) -> di
                 "swarm_leechers": t.swarm_leechers,
                 "pieces": len(t.piece_states),
                 "pieces_have": t.piece_states.count(PIECE_HAVE),
+                # Started but not yet verified and written: what a crash now could cost.
+                "pieces_downloading": t.piece_states.count(PIECE_DOWNLOADING),
                 "trackers": [
                     {"url": tr.url, "status": tr.status, "peers": tr.peers_returned, "message": tr.message}
                     for tr in t.trackers

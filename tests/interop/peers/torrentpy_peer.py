@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,7 +15,9 @@ from torrentpy import selfexec
 
 class TorrentpyPeer(PeerProcess):
     """A `torrentpy add` process on 127.0.0.1. `seed` only picks defaults: with data on disk it seeds
-    (forever unless `seed_ratio`/`seed_time` say otherwise); without, it downloads then exits."""
+    (forever unless `seed_ratio`/`seed_time` say otherwise); without, it downloads then exits.
+    `default_goal` passes no seeding option at all (the default --seed-ratio 1.0); `console_script` runs the
+    installed `torrentpy` script from a folder of its own, as people run it."""
 
     name = "torrentpy"
 
@@ -31,6 +34,8 @@ class TorrentpyPeer(PeerProcess):
         seed_ratio: float | None = None,
         extra_args: Sequence[str] = (),
         interval_s: float = 0.5,
+        default_goal: bool = False,
+        console_script: bool = False,
     ) -> None:
         self.name = name
         self.work_dir = Path(work_dir) / name
@@ -42,14 +47,18 @@ class TorrentpyPeer(PeerProcess):
         self.seed_ratio = seed_ratio
         self.extra_args = list(extra_args)
         self.interval_s = interval_s
+        self.default_goal = default_goal
+        self.console_script = console_script
         self.process: ManagedProcess | None = None
         self._offset = 0
         self._pending = b""
         self.records: list[dict[str, Any]] = []
 
     def argv(self) -> list[str]:
+        command = [str(Path(sys.executable).with_name("torrentpy"))] if self.console_script else \
+            selfexec.command()
         args = [
-            *selfexec.command(),
+            *command,
             "add",
             *map(str, self.torrents),
             "-o",
@@ -62,7 +71,9 @@ class TorrentpyPeer(PeerProcess):
             "--interval",
             str(self.interval_s),
         ]
-        if self.seed_ratio is not None:
+        if self.default_goal:
+            pass
+        elif self.seed_ratio is not None:
             args += ["--seed-ratio", str(self.seed_ratio)]
         elif self.seed:
             args += ["--seed-forever"]
@@ -91,6 +102,7 @@ class TorrentpyPeer(PeerProcess):
             stderr=log,
             start_new_session=True,
             env=selfexec.environment(),
+            cwd=self.work_dir if self.console_script else None,
         )
         log.close()
         out.close()
