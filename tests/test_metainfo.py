@@ -10,6 +10,8 @@ from typing import Any
 
 import libtorrent as lt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from torrentpy.bencoding import decode, encode
 from torrentpy.errors import MetainfoError
@@ -18,10 +20,12 @@ from torrentpy.metainfo import (
     MAX_PIECE_LENGTH,
     Magnet,
     Metainfo,
+    _plain,
     load,
     parse_info_dict,
     parse_magnet,
     parse_torrent,
+    sanitize_component,
 )
 
 PIECE = 16384
@@ -444,6 +448,31 @@ def test_path_errors_stay_one_line() -> None:
 def test_file_versus_folder_clash_rejected() -> None:
     rejects(multi([([b"a"], 5), ([b"a", b"b"], 5)]), "also used as a folder")
     rejects(multi([([b"x", b"y", b"z"], 5), ([b"x", b"y"], 5)]), "also used as a folder")
+
+
+def test_folder_clash_found_when_its_files_are_not_listed_together() -> None:
+    # Folders are collected once per run of files in one folder; a folder seen again later still counts.
+    files = [([b"a", b"b", b"c"], 5), ([b"x"], 5), ([b"a", b"b", b"d"], 5), ([b"a", b"b"], 5)]
+    rejects(multi(files), "'folder/a/b' is also used as a folder")
+    # With two clashes, the message names the one met first in file order.
+    files = [([b"q"], 5), ([b"p", b"z"], 5), ([b"q", b"r"], 5), ([b"p"], 5)]
+    rejects(multi(files), "'folder/p' is also used as a folder")
+
+
+def test_clashes_found_among_100k_files() -> None:
+    files = [([f"d{i // 100}".encode(), f"f{i}".encode()], 1) for i in range(100_000)]
+    assert len(parse(multi(files)).files) == 100_000
+    rejects(multi([*files, ([b"d7", b"f799"], 1)]), "share the path 'folder/d7/f799'")
+    rejects(multi([*files, ([b"d999", b"f99999", b"x"], 1)]), "'folder/d999/f99999' is also used as a folder")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=300) | st.sampled_from([b".", b"..", b"...", b"a" * 255, b"a" * 256, b"\xc3\xa9" * 128]))
+def test_plain_components_are_what_the_policy_keeps_unchanged(raw: bytes) -> None:
+    # The fast path for ordinary names must agree with the full path policy.
+    plain = _plain(raw)
+    if plain is not None:
+        assert sanitize_component(raw.decode("utf-8", errors="replace"), where="x") == plain
 
 
 # --- magnets ------------------------------------------------------------------

@@ -25,7 +25,7 @@ import re
 import urllib.parse
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from torrentpy import bencoding
 from torrentpy.errors import BencodeError, MetainfoError
@@ -210,16 +210,45 @@ def _name_of(info: dict[bytes, Any]) -> str:
     return name
 
 
-def _file_path(entry: dict[bytes, Any], index: int) -> tuple[str, ...]:
+# What a raw path component becomes on disk (None: dropped). Big torrents repeat folder names
+# thousands of times, and each rule below costs more than a dictionary lookup.
+_Components = dict[bytes, "str | None"]
+_UNSEEN = object()
+
+
+# A component every rule in the table above leaves as it is: short, no separator or NUL, not "." or "..".
+_PLAIN = re.compile(rb"(?!\.\.?\Z)[^/\\\x00]{1,%d}\Z" % MAX_COMPONENT_BYTES)
+
+
+def _plain(part: object) -> str | None:
+    """`part` as text when the path policy has nothing to say about it (most names), else None."""
+    if type(part) is not bytes or _PLAIN.match(part) is None:
+        return None
+    try:
+        return part.decode("utf-8")
+    except UnicodeDecodeError:  # replaced characters may lengthen it: the full rules decide
+        return None
+
+
+def _file_path(entry: dict[bytes, Any], index: int, name: str, known: _Components) -> tuple[str, ...]:
     raw = entry.get(b"path.utf-8", entry.get(b"path"))
     if not isinstance(raw, list) or not raw:
         raise MetainfoError(f"file {index} has no path")
-    parts = []
+    parts = [name]
     for part in raw:
-        clean = sanitize_component(_text(part, f"path of file {index}"), where=f"path of file {index}")
+        cached = known.get(part, _UNSEEN) if type(part) is bytes else _UNSEEN
+        if cached is _UNSEEN:
+            clean = _plain(part)
+            if clean is None:
+                where = f"path of file {index}"
+                clean = sanitize_component(_text(part, where), where=where)
+            if type(part) is bytes:
+                known[part] = clean
+        else:
+            clean = cast("str | None", cached)
         if clean is not None:
             parts.append(clean)
-    if not parts:
+    if len(parts) == 1:
         raise MetainfoError(f"path of file {index} is empty")
     return tuple(parts)
 
@@ -231,6 +260,8 @@ def _is_padding(attr: str, path: tuple[str, ...]) -> bool:
 
 def _check_unique(files: list[FileEntry]) -> None:
     seen: set[tuple[str, ...]] = set()
+    folders: set[tuple[str, ...]] = set()
+    parent: tuple[str, ...] = ()
     for f in files:
         if f.padding:
             continue
@@ -238,6 +269,13 @@ def _check_unique(files: list[FileEntry]) -> None:
         if key in seen:
             raise MetainfoError(f"two files share the path {'/'.join(f.path)!r}")
         seen.add(key)
+        # Files of one folder are usually listed together: add its ancestors once per run.
+        if key[:-1] != parent:
+            parent = key[:-1]
+            folders.update(key[:i] for i in range(1, len(key)))
+    if seen.isdisjoint(folders):
+        return
+    # Name the first clash in file order, as users read the list.
     for f in files:
         if f.padding:
             continue
@@ -268,17 +306,19 @@ def _parse_files(info: dict[bytes, Any], name: str) -> tuple[list[FileEntry], bo
         raise MetainfoError(f"torrent lists more than {MAX_FILES} files")
     files = []
     offset = 0
+    known: _Components = {}
     for i, entry in enumerate(raw_files):
         if not isinstance(entry, dict):
             raise MetainfoError(f"file {i} is not a dictionary")
-        length = _int(entry.get(b"length"), f"length of file {i}")
+        raw_length = entry.get(b"length")
+        # The message's f-string only when it is needed.
+        length = raw_length if type(raw_length) is int else _int(raw_length, f"length of file {i}")
         if length < 0:
             raise MetainfoError(f"length of file {i} is negative")
-        path = (name, *_file_path(entry, i))
+        path = _file_path(entry, i, name, known)
         attr_raw = entry.get(b"attr", b"")
-        attr = attr_raw.decode("ascii", errors="replace") if isinstance(attr_raw, bytes) else ""
-        files.append(FileEntry(path=path, length=length, offset=offset,
-                               padding=_is_padding(attr, path), attr=attr))
+        attr = attr_raw.decode("ascii", errors="replace") if isinstance(attr_raw, bytes) and attr_raw else ""
+        files.append(FileEntry(path, length, offset, _is_padding(attr, path), attr))
         offset += length
         if offset > MAX_TOTAL_LENGTH:
             raise MetainfoError("torrent is impossibly large")
