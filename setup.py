@@ -25,6 +25,11 @@ extensions = [
         ["torrentpy/_core/bdecode.pyx"],
         extra_compile_args=COMPILE_ARGS,
     ),
+    Extension(
+        "torrentpy._core.filelist",
+        ["torrentpy/_core/filelist.pyx"],
+        extra_compile_args=COMPILE_ARGS,
+    ),
 ]
 
 setup(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
@@ -13,11 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from torrentpy import metainfo
 from torrentpy.bencoding import decode, encode
 from torrentpy.errors import MetainfoError
 from torrentpy.metainfo import (
     MAX_COMPONENT_BYTES,
     MAX_PIECE_LENGTH,
+    FileEntry,
     Magnet,
     Metainfo,
     _plain,
@@ -599,3 +602,54 @@ def test_load_unreadable_file(tmp_path: Path) -> None:
     path.write_bytes(torrent(single(100)))
     path.chmod(0)
     assert "cannot read" in _load_error(str(path))
+
+
+# --- the compiled fast path for ordinary files ----------------------------------
+
+_component = st.sampled_from([b"a", b"b", b".", b"..", b"", b"a/b", b"x\x00", b"\xff", "é".encode(), b"c" * 256,
+                              b"_____padding_file_0", b"d.txt"]) | st.binary(min_size=1, max_size=6)
+_file = st.fixed_dictionaries(
+    {b"length": st.sampled_from([0, 1, 7, -1, True, b"1"]), b"path": st.lists(_component, max_size=3)},
+    optional={b"attr": st.sampled_from([b"p", b"x", 5]), b"path.utf-8": st.lists(_component, max_size=2),
+              b"md5sum": st.just(b"0" * 32)},
+)
+
+
+def _outcome(info: dict[bytes, Any]) -> Any:
+    try:
+        return metainfo._parse_files(info, "folder")
+    except MetainfoError as exc:
+        return str(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_file, min_size=1, max_size=6))
+def test_compiled_fast_path_agrees_with_the_rules(files: list[dict[bytes, Any]]) -> None:
+    # The same file list with the C run of ordinary files and with every file through the Python
+    # rules: the same entries, or the same message.
+    info: dict[bytes, Any] = {b"files": files}
+    fast = _outcome(info)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(metainfo, "plain_files", lambda *args: ([], 0))
+        slow = _outcome(info)
+    assert fast == slow
+
+
+def test_compiled_fast_path_hands_over_to_the_rules_mid_list() -> None:
+    files = [{b"length": 1, b"path": [b"a", b"b"]}, {b"length": 2, b"path": [b"c/d"]},
+             {b"length": 3, b"path": [b"e"], b"attr": b"p"}, {b"length": 4, b"path": [b"f"]}]
+    fast = _outcome({b"files": files})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(metainfo, "plain_files", lambda *args: ([], 0))
+        assert _outcome({b"files": files}) == fast
+    entries, _ = fast
+    assert [(f.path, f.offset, f.padding) for f in entries] == [
+        (("folder", "a", "b"), 0, False), (("folder", "c_d"), 1, False), (("folder", "e"), 3, True),
+        (("folder", "f"), 6, False)]
+
+
+def test_compiled_fast_path_builds_whole_entries() -> None:
+    meta = parse(multi([([b"a", b"b.bin"], 5), ([b"c"], 7)]))
+    assert meta.files == (FileEntry(("folder", "a", "b.bin"), 5, 0), FileEntry(("folder", "c"), 7, 5))
+    assert [dataclasses.astuple(f) for f in meta.files] == [(("folder", "a", "b.bin"), 5, 0, False, ""),
+                                                            (("folder", "c"), 7, 5, False, "")]
