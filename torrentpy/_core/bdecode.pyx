@@ -6,7 +6,8 @@ strings and an int), 90 % of parsing it. This decoder keeps the exact rules and 
 torrentpy.bencoding (canonical integers and lengths, depth and token budgets, the same messages);
 that module decides what the caller sees."""
 
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.string cimport memcmp
 
 from torrentpy.errors import BencodeError
 
@@ -15,6 +16,10 @@ from torrentpy.errors import BencodeError
 cdef int _STACK_DEPTH = 1000
 # Up to 18 digits fit a long long; longer numbers go through Python's int (and its digit limit).
 cdef int _FAST_DIGITS = 18
+# Dictionary keys repeat (every file of a torrent has "length" and "path"): the first few distinct
+# short keys are kept and handed out again, which saves an allocation and a hash per key.
+cdef Py_ssize_t _KEPT_KEYS = 16
+cdef Py_ssize_t _KEPT_KEY_BYTES = 32
 
 
 class Malformed(ValueError):
@@ -36,6 +41,7 @@ cdef class Decoder:
         self.max_tokens = max_tokens
         self.tokens_left = max_tokens
         self.max_depth = max_depth
+        self.keys = []
 
     def value(self, Py_ssize_t pos, int depth=0):
         """The value starting at `pos` and the offset just past it."""
@@ -111,7 +117,19 @@ cdef class Decoder:
         if length > self.size - (p + 1):
             raise BencodeError(f"invalid bencoding: string at offset {f} runs past the end of the data")
         end[0] = p + 1 + length
+        if key and length <= _KEPT_KEY_BYTES:
+            return self._kept_key(<const char*>b + p + 1, length)
         return PyBytes_FromStringAndSize(<const char*>b + p + 1, length)
+
+    cdef bytes _kept_key(self, const char* start, Py_ssize_t length):
+        cdef bytes kept
+        for kept in self.keys:
+            if PyBytes_GET_SIZE(kept) == length and memcmp(PyBytes_AS_STRING(kept), start, length) == 0:
+                return kept
+        kept = PyBytes_FromStringAndSize(start, length)
+        if len(self.keys) < _KEPT_KEYS:
+            self.keys.append(kept)
+        return kept
 
     cdef object _value(self, Py_ssize_t f, Py_ssize_t* end, int depth):
         cdef const unsigned char* b = self.buf

@@ -54,7 +54,8 @@ def plain_files(list raw_files, str name, type entry_type, dict known, object ma
             part = (<list>raw_path)[k]
             if type(part) is not bytes:
                 break
-            text = known.get(part)
+            # Folder names repeat, file names mostly do not: only folders go through `known`.
+            text = known.get(part) if k < count - 1 else None
             if text is None:
                 if not _plain_bytes(<bytes>part):
                     break
@@ -62,7 +63,8 @@ def plain_files(list raw_files, str name, type entry_type, dict known, object ma
                     text = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(part), PyBytes_GET_SIZE(part), NULL)
                 except UnicodeDecodeError:
                     break
-                known[part] = text
+                if k < count - 1:
+                    known[part] = text
             parts.append(text)
         else:
             last = PyBytes_AS_STRING((<list>raw_path)[count - 1])
