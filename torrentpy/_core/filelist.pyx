@@ -12,6 +12,9 @@ from cpython.object cimport PyObject_GenericSetAttr
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.string cimport memchr, memcmp
 
+cdef extern from "Python.h":
+    void PyObject_GC_UnTrack(void* op)
+
 # The longest name most file systems accept, in bytes: longer ones are shortened by metainfo.
 cdef Py_ssize_t _MAX_COMPONENT_BYTES = 255
 cdef bytes _PADDING_PREFIX = b"_____padding_file_"
@@ -72,12 +75,18 @@ def plain_files(list raw_files, str name, type entry_type, dict known, object ma
                     and memcmp(last, PyBytes_AS_STRING(_PADDING_PREFIX), len(_PADDING_PREFIX)) == 0):
                 break
             # The dataclass is frozen: set its fields as its own __init__ does, minus the frames.
+            path = tuple(parts)
             obj = new(entry_type)
-            PyObject_GenericSetAttr(obj, "path", tuple(parts))
+            PyObject_GenericSetAttr(obj, "path", path)
             PyObject_GenericSetAttr(obj, "length", length)
             PyObject_GenericSetAttr(obj, "offset", offset)
             PyObject_GenericSetAttr(obj, "padding", False)
             PyObject_GenericSetAttr(obj, "attr", "")
+            # Neither can be part of a reference cycle (a frozen entry holding a tuple of strings,
+            # ints and a bool), so the cycle collector need not walk 100,000 of them after parsing:
+            # CPython untracks tuples and dicts of such values itself.
+            PyObject_GC_UnTrack(<void*>path)
+            PyObject_GC_UnTrack(<void*>obj)
             entries.append(obj)
             offset = offset + length
             continue
