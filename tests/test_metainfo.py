@@ -653,3 +653,13 @@ def test_compiled_fast_path_builds_whole_entries() -> None:
     assert meta.files == (FileEntry(("folder", "a", "b.bin"), 5, 0), FileEntry(("folder", "c"), 7, 5))
     assert [dataclasses.astuple(f) for f in meta.files] == [(("folder", "a", "b.bin"), 5, 0, False, ""),
                                                             (("folder", "c"), 7, 5, False, "")]
+
+
+@pytest.mark.parametrize("lengths", [[5, 2**64], [2**49, 2**49, 2**49], [2**50, 1], [2**50]])
+def test_compiled_fast_path_leaves_huge_lengths_to_the_rules(lengths: list[int]) -> None:
+    files = [{b"length": n, b"path": [f"f{i}".encode()]} for i, n in enumerate(lengths)]
+    fast = _outcome({b"files": files})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(metainfo, "plain_files", lambda *args: ([], 0))
+        assert _outcome({b"files": files}) == fast
+    assert fast == "torrent is impossibly large" or fast[0][-1].offset + lengths[-1] == sum(lengths)

@@ -30,22 +30,32 @@ cdef bint _plain_bytes(bytes part):
     return memchr(s, 0, n) == NULL and memchr(s, 47, n) == NULL and memchr(s, 92, n) == NULL
 
 
-def plain_files(list raw_files, str name, type entry_type, dict known, object max_total):
+def plain_files(list raw_files, str name, type entry_type, dict known, long long max_total):
     """FileEntry objects (`entry_type`) for the leading run of ordinary files, and the payload
     offset after them. `known` maps raw names to their text and is shared with the caller."""
     cdef list entries = []
     cdef list parts
     cdef Py_ssize_t i, k, count
-    cdef object offset = 0
+    cdef long long offset = 0
+    cdef long long size
     cdef const char* last
     new = entry_type.__new__
     for i in range(len(raw_files)):
         entry = raw_files[i]
-        if type(entry) is not dict or b"path.utf-8" in <dict>entry or b"attr" in <dict>entry:
+        if type(entry) is not dict:
+            break
+        # Two keys, both found: nothing else (no `path.utf-8`, no `attr`) to look for.
+        if len(<dict>entry) != 2 and (b"path.utf-8" in <dict>entry or b"attr" in <dict>entry):
             break
         length = (<dict>entry).get(b"length")
         raw_path = (<dict>entry).get(b"path")
-        if type(length) is not int or length < 0 or offset + length > max_total:
+        if type(length) is not int:
+            break
+        try:
+            size = length
+        except OverflowError:  # beyond 2**63: metainfo says the torrent is impossibly large
+            break
+        if size < 0 or size > max_total - offset:
             break
         if type(raw_path) is not list:
             break
@@ -88,7 +98,7 @@ def plain_files(list raw_files, str name, type entry_type, dict known, object ma
             PyObject_GC_UnTrack(<void*>path)
             PyObject_GC_UnTrack(<void*>obj)
             entries.append(obj)
-            offset = offset + length
+            offset += size
             continue
         break
     return entries, offset
