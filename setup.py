@@ -20,6 +20,16 @@ extensions = [
         ["torrentpy/_core/bitfield.pyx"],
         extra_compile_args=COMPILE_ARGS,
     ),
+    Extension(
+        "torrentpy._core.bdecode",
+        ["torrentpy/_core/bdecode.pyx"],
+        extra_compile_args=COMPILE_ARGS,
+    ),
+    Extension(
+        "torrentpy._core.filelist",
+        ["torrentpy/_core/filelist.pyx"],
+        extra_compile_args=COMPILE_ARGS,
+    ),
 ]
 
 setup(

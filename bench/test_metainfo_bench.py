@@ -1,4 +1,4 @@
-"""Parsing large .torrent files: 100,000 pieces (a 2 MB `pieces` string) and 10,000 files; libtorrent's
+"""Parsing large .torrent files: 100,000 pieces (a 2 MB `pieces` string), 10,000 and 100,000 files; libtorrent's
 C++ parser is the yardstick."""
 
 from __future__ import annotations
@@ -28,14 +28,19 @@ def many_pieces() -> bytes:
     return encode({b"announce": b"http://127.0.0.1:1/announce", b"info": info})
 
 
-@pytest.fixture(scope="module")
-def many_files() -> bytes:
-    count, size = 10_000, 1000
-    files = [{b"length": size, b"path": [f"dir{i // 100:03d}".encode(), f"file{i:05d}.bin".encode()]}
+_FILE_COUNTS = {"10k": 10_000, "100k": 100_000}
+
+
+@pytest.fixture(scope="module", params=list(_FILE_COUNTS))
+def many_files(request: pytest.FixtureRequest) -> tuple[str, int, bytes]:
+    """A torrent of 10,000 files of 1000 bytes or 100,000 files of one byte, 100 files a folder."""
+    count = _FILE_COUNTS[request.param]
+    size = 1000 if count <= 10_000 else 1
+    files = [{b"length": size, b"path": [f"dir{i // 100:04d}".encode(), f"file{i:06d}.bin".encode()]}
              for i in range(count)]
     info = {b"name": b"collection", b"piece length": PIECE, b"files": files,
             b"pieces": _pieces(-(-count * size // PIECE))}
-    return encode({b"announce": b"http://127.0.0.1:1/announce", b"info": info})
+    return request.param, count, encode({b"announce": b"http://127.0.0.1:1/announce", b"info": info})
 
 
 def _lt_parse(data: bytes) -> Any:
@@ -55,12 +60,15 @@ def test_libtorrent_100k_pieces(benchmark: Any, compare: Any, many_pieces: bytes
     assert benchmark(_lt_parse, many_pieces).num_pieces() == 100_000
 
 
-def test_parse_10k_files(benchmark: Any, compare: Any, many_files: bytes) -> None:
-    compare(benchmark, "metainfo 10k files", "ours", baseline="libtorrent")
-    meta = benchmark(parse_torrent, many_files)
-    assert len(meta.files) == 10_000
+def test_parse_many_files(benchmark: Any, compare: Any, many_files: tuple[str, int, bytes]) -> None:
+    label, count, data = many_files
+    compare(benchmark, f"metainfo {label} files", "ours", baseline="libtorrent")
+    meta = benchmark(parse_torrent, data)
+    assert len(meta.files) == count
+    assert meta.files[-1].path == ("collection", f"dir{(count - 1) // 100:04d}", f"file{count - 1:06d}.bin")
 
 
-def test_libtorrent_10k_files(benchmark: Any, compare: Any, many_files: bytes) -> None:
-    compare(benchmark, "metainfo 10k files", "baseline", baseline="libtorrent")
-    assert benchmark(_lt_parse, many_files).num_files() == 10_000
+def test_libtorrent_many_files(benchmark: Any, compare: Any, many_files: tuple[str, int, bytes]) -> None:
+    label, count, data = many_files
+    compare(benchmark, f"metainfo {label} files", "baseline", baseline="libtorrent")
+    assert benchmark(_lt_parse, data).num_files() == count

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
@@ -10,18 +11,24 @@ from typing import Any
 
 import libtorrent as lt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from torrentpy import metainfo
 from torrentpy.bencoding import decode, encode
 from torrentpy.errors import MetainfoError
 from torrentpy.metainfo import (
     MAX_COMPONENT_BYTES,
     MAX_PIECE_LENGTH,
+    FileEntry,
     Magnet,
     Metainfo,
+    _plain,
     load,
     parse_info_dict,
     parse_magnet,
     parse_torrent,
+    sanitize_component,
 )
 
 PIECE = 16384
@@ -446,6 +453,31 @@ def test_file_versus_folder_clash_rejected() -> None:
     rejects(multi([([b"x", b"y", b"z"], 5), ([b"x", b"y"], 5)]), "also used as a folder")
 
 
+def test_folder_clash_found_when_its_files_are_not_listed_together() -> None:
+    # Folders are collected once per run of files in one folder; a folder seen again later still counts.
+    files = [([b"a", b"b", b"c"], 5), ([b"x"], 5), ([b"a", b"b", b"d"], 5), ([b"a", b"b"], 5)]
+    rejects(multi(files), "'folder/a/b' is also used as a folder")
+    # With two clashes, the message names the one met first in file order.
+    files = [([b"q"], 5), ([b"p", b"z"], 5), ([b"q", b"r"], 5), ([b"p"], 5)]
+    rejects(multi(files), "'folder/p' is also used as a folder")
+
+
+def test_clashes_found_among_100k_files() -> None:
+    files = [([f"d{i // 100}".encode(), f"f{i}".encode()], 1) for i in range(100_000)]
+    assert len(parse(multi(files)).files) == 100_000
+    rejects(multi([*files, ([b"d7", b"f799"], 1)]), "share the path 'folder/d7/f799'")
+    rejects(multi([*files, ([b"d999", b"f99999", b"x"], 1)]), "'folder/d999/f99999' is also used as a folder")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=300) | st.sampled_from([b".", b"..", b"...", b"a" * 255, b"a" * 256, b"\xc3\xa9" * 128]))
+def test_plain_components_are_what_the_policy_keeps_unchanged(raw: bytes) -> None:
+    # The fast path for ordinary names must agree with the full path policy.
+    plain = _plain(raw)
+    if plain is not None:
+        assert sanitize_component(raw.decode("utf-8", errors="replace"), where="x") == plain
+
+
 # --- magnets ------------------------------------------------------------------
 
 HASH = bytes(range(20))
@@ -570,3 +602,64 @@ def test_load_unreadable_file(tmp_path: Path) -> None:
     path.write_bytes(torrent(single(100)))
     path.chmod(0)
     assert "cannot read" in _load_error(str(path))
+
+
+# --- the compiled fast path for ordinary files ----------------------------------
+
+_component = st.sampled_from([b"a", b"b", b".", b"..", b"", b"a/b", b"x\x00", b"\xff", "é".encode(), b"c" * 256,
+                              b"_____padding_file_0", b"d.txt"]) | st.binary(min_size=1, max_size=6)
+_file = st.fixed_dictionaries(
+    {b"length": st.sampled_from([0, 1, 7, -1, True, b"1"]), b"path": st.lists(_component, max_size=3)},
+    optional={b"attr": st.sampled_from([b"p", b"x", 5]), b"path.utf-8": st.lists(_component, max_size=2),
+              b"md5sum": st.just(b"0" * 32)},
+)
+
+
+def _outcome(info: dict[bytes, Any]) -> Any:
+    try:
+        return metainfo._parse_files(info, "folder")
+    except MetainfoError as exc:
+        return str(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_file, min_size=1, max_size=6))
+def test_compiled_fast_path_agrees_with_the_rules(files: list[dict[bytes, Any]]) -> None:
+    # The same file list with the C run of ordinary files and with every file through the Python
+    # rules: the same entries, or the same message.
+    info: dict[bytes, Any] = {b"files": files}
+    fast = _outcome(info)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(metainfo, "plain_files", lambda *args: ([], 0))
+        slow = _outcome(info)
+    assert fast == slow
+
+
+def test_compiled_fast_path_hands_over_to_the_rules_mid_list() -> None:
+    files = [{b"length": 1, b"path": [b"a", b"b"]}, {b"length": 2, b"path": [b"c/d"]},
+             {b"length": 3, b"path": [b"e"], b"attr": b"p"}, {b"length": 4, b"path": [b"f"]}]
+    fast = _outcome({b"files": files})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(metainfo, "plain_files", lambda *args: ([], 0))
+        assert _outcome({b"files": files}) == fast
+    entries, _ = fast
+    assert [(f.path, f.offset, f.padding) for f in entries] == [
+        (("folder", "a", "b"), 0, False), (("folder", "c_d"), 1, False), (("folder", "e"), 3, True),
+        (("folder", "f"), 6, False)]
+
+
+def test_compiled_fast_path_builds_whole_entries() -> None:
+    meta = parse(multi([([b"a", b"b.bin"], 5), ([b"c"], 7)]))
+    assert meta.files == (FileEntry(("folder", "a", "b.bin"), 5, 0), FileEntry(("folder", "c"), 7, 5))
+    assert [dataclasses.astuple(f) for f in meta.files] == [(("folder", "a", "b.bin"), 5, 0, False, ""),
+                                                            (("folder", "c"), 7, 5, False, "")]
+
+
+@pytest.mark.parametrize("lengths", [[5, 2**64], [2**49, 2**49, 2**49], [2**50, 1], [2**50]])
+def test_compiled_fast_path_leaves_huge_lengths_to_the_rules(lengths: list[int]) -> None:
+    files = [{b"length": n, b"path": [f"f{i}".encode()]} for i, n in enumerate(lengths)]
+    fast = _outcome({b"files": files})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(metainfo, "plain_files", lambda *args: ([], 0))
+        assert _outcome({b"files": files}) == fast
+    assert fast == "torrent is impossibly large" or fast[0][-1].offset + lengths[-1] == sum(lengths)

@@ -12,7 +12,6 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.markup import escape
-from rich.tree import Tree
 
 from torrentpy import __version__
 from torrentpy.errors import TorrentError, UsageError
@@ -20,6 +19,7 @@ from torrentpy.metainfo import Magnet, Metainfo, load
 from torrentpy.peer_id import printable
 from torrentpy.storage.placement import misplaced_hint
 from torrentpy.tui.dashboard import format_size
+from torrentpy.tui.filetree import payload_files, tree_lines
 from torrentpy.tui.progress import transfer_progress
 
 EXIT_OK = 0
@@ -51,22 +51,18 @@ def _with_progress(description: str, work: Callable[[Callable[[int], None], Call
 # --- info -------------------------------------------------------------------
 
 
-def _file_tree(meta: Metainfo) -> Tree:
-    root = Tree(escape(printable(meta.name)) + ("/" if meta.multi_file else ""))
-    if not meta.multi_file:
-        root.label = f"{escape(printable(meta.name))}  [dim]{format_size(meta.total_length)}[/]"
-        return root
-    nodes: dict[tuple[str, ...], Tree] = {(): root}
-    for f in meta.files:
-        if f.padding:
-            continue
-        parts = f.path[1:]
-        for depth in range(1, len(parts)):
-            key = parts[:depth]
-            if key not in nodes:
-                nodes[key] = nodes[parts[: depth - 1]].add(escape(printable(parts[depth - 1])) + "/")
-        nodes[parts[:-1]].add(f"{escape(printable(parts[-1]))}  [dim]{format_size(f.length)}[/]")
-    return root
+# Without --files, a torrent with more files than fit on a screen shows this many and a count of the rest.
+SUMMARY_FILES = 20
+
+
+def _print_files(console: Console, meta: Metainfo, everything: bool) -> None:
+    files = payload_files(meta)
+    # The whole tree when it fits on the screen (or is asked for), else its first files and a count.
+    shown = files if everything or len(files) <= max(console.height - 15, SUMMARY_FILES) else files[:SUMMARY_FILES]
+    lines = tree_lines(meta, shown, dim=console.is_terminal and not console.no_color)
+    if len(shown) < len(files):
+        lines.append(f"… and {len(files) - len(shown):,} more files (use --files)")
+    console.file.write("\n".join(lines) + "\n")
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -110,7 +106,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         console.print(f"[bold]{label + ':' if label else '':<12}[/] {escape(value)}")
     if isinstance(meta, Metainfo):
         console.print("[bold]Files:[/]")
-        console.print(_file_tree(meta))
+        _print_files(console, meta, args.files)
     return EXIT_OK
 
 
@@ -458,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="show what a .torrent file or magnet link holds")
     p.add_argument("source", help=".torrent file or magnet URI")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--files", action="store_true", help="list every file (default: a summary of large torrents)")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("create", help="make a .torrent from a file or folder")

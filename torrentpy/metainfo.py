@@ -18,16 +18,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import dataclasses
+import gc
 import hashlib
+import itertools
 import os
 import re
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from torrentpy import bencoding
+from torrentpy._core.filelist import plain_files
 from torrentpy.errors import BencodeError, MetainfoError
 
 # Larger pieces than this exist in no client's creation options; a bigger value
@@ -210,16 +215,45 @@ def _name_of(info: dict[bytes, Any]) -> str:
     return name
 
 
-def _file_path(entry: dict[bytes, Any], index: int) -> tuple[str, ...]:
+# What a raw path component becomes on disk (None: dropped). Big torrents repeat folder names
+# thousands of times, and each rule below costs more than a dictionary lookup.
+_Components = dict[bytes, "str | None"]
+_UNSEEN = object()
+
+
+# A component every rule in the table above leaves as it is: short, no separator or NUL, not "." or "..".
+_PLAIN = re.compile(rb"(?!\.\.?\Z)[^/\\\x00]{1,%d}\Z" % MAX_COMPONENT_BYTES)
+
+
+def _plain(part: object) -> str | None:
+    """`part` as text when the path policy has nothing to say about it (most names), else None."""
+    if type(part) is not bytes or _PLAIN.match(part) is None:
+        return None
+    try:
+        return part.decode("utf-8")
+    except UnicodeDecodeError:  # replaced characters may lengthen it: the full rules decide
+        return None
+
+
+def _file_path(entry: dict[bytes, Any], index: int, name: str, known: _Components) -> tuple[str, ...]:
     raw = entry.get(b"path.utf-8", entry.get(b"path"))
     if not isinstance(raw, list) or not raw:
         raise MetainfoError(f"file {index} has no path")
-    parts = []
+    parts = [name]
     for part in raw:
-        clean = sanitize_component(_text(part, f"path of file {index}"), where=f"path of file {index}")
+        cached = known.get(part, _UNSEEN) if type(part) is bytes else _UNSEEN
+        if cached is _UNSEEN:
+            clean = _plain(part)
+            if clean is None:
+                where = f"path of file {index}"
+                clean = sanitize_component(_text(part, where), where=where)
+            if type(part) is bytes:
+                known[part] = clean
+        else:
+            clean = cast("str | None", cached)
         if clean is not None:
             parts.append(clean)
-    if not parts:
+    if len(parts) == 1:
         raise MetainfoError(f"path of file {index} is empty")
     return tuple(parts)
 
@@ -230,20 +264,23 @@ def _is_padding(attr: str, path: tuple[str, ...]) -> bool:
 
 
 def _check_unique(files: list[FileEntry]) -> None:
-    seen: set[tuple[str, ...]] = set()
-    for f in files:
-        if f.padding:
-            continue
-        key = f.path
-        if key in seen:
-            raise MetainfoError(f"two files share the path {'/'.join(f.path)!r}")
-        seen.add(key)
-    for f in files:
-        if f.padding:
-            continue
-        for i in range(1, len(f.path)):
-            if f.path[:i] in seen:
-                raise MetainfoError(f"file {'/'.join(f.path[:i])!r} is also used as a folder")
+    paths = [f.path for f in files if not f.padding]
+    seen = set(paths)
+    if len(seen) < len(paths):  # name the first repeat in file order
+        seen.clear()
+        for path in paths:
+            if path in seen:
+                raise MetainfoError(f"two files share the path {'/'.join(path)!r}")
+            seen.add(path)
+    # Every folder a file sits in, from the few distinct parent folders.
+    folders = {parent[:i] for parent in {path[:-1] for path in paths} for i in range(1, len(parent) + 1)}
+    if seen.isdisjoint(folders):
+        return
+    # Name the first clash in file order, as users read the list.
+    for path in paths:
+        for i in range(1, len(path)):
+            if path[:i] in seen:
+                raise MetainfoError(f"file {'/'.join(path[:i])!r} is also used as a folder")
 
 
 # --- torrents ---------------------------------------------------------------
@@ -266,19 +303,21 @@ def _parse_files(info: dict[bytes, Any], name: str) -> tuple[list[FileEntry], bo
         raise MetainfoError("'files' must be a non-empty list")
     if len(raw_files) > MAX_FILES:
         raise MetainfoError(f"torrent lists more than {MAX_FILES} files")
-    files = []
-    offset = 0
-    for i, entry in enumerate(raw_files):
+    known: _Components = {}
+    # Ordinary files in C; the first file any rule applies to, and all after it, go through the rules.
+    files, offset = plain_files(raw_files, name, FileEntry, known, MAX_TOTAL_LENGTH)
+    for i, entry in enumerate(itertools.islice(raw_files, len(files), None), len(files)):
         if not isinstance(entry, dict):
             raise MetainfoError(f"file {i} is not a dictionary")
-        length = _int(entry.get(b"length"), f"length of file {i}")
+        raw_length = entry.get(b"length")
+        # The message's f-string only when it is needed.
+        length = raw_length if type(raw_length) is int else _int(raw_length, f"length of file {i}")
         if length < 0:
             raise MetainfoError(f"length of file {i} is negative")
-        path = (name, *_file_path(entry, i))
+        path = _file_path(entry, i, name, known)
         attr_raw = entry.get(b"attr", b"")
-        attr = attr_raw.decode("ascii", errors="replace") if isinstance(attr_raw, bytes) else ""
-        files.append(FileEntry(path=path, length=length, offset=offset,
-                               padding=_is_padding(attr, path), attr=attr))
+        attr = attr_raw.decode("ascii", errors="replace") if isinstance(attr_raw, bytes) and attr_raw else ""
+        files.append(FileEntry(path, length, offset, _is_padding(attr, path), attr))
         offset += length
         if offset > MAX_TOTAL_LENGTH:
             raise MetainfoError("torrent is impossibly large")
@@ -316,8 +355,27 @@ def _parse_web_seeds(meta: dict[bytes, Any]) -> tuple[str, ...]:
     return tuple(u.decode("utf-8", errors="replace") for u in items if isinstance(u, bytes) and u)
 
 
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Pause the cycle collector while a torrent is parsed: decoding makes a tree of containers (no
+    cycles to find), and for 100,000 files the collector's repeated passes over them cost as much as
+    the parsing itself."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def parse_torrent(data: bytes) -> Metainfo:
     """Parse the bytes of a .torrent file."""
+    with _no_cycle_collection():
+        return _parse_torrent(data)
+
+
+def _parse_torrent(data: bytes) -> Metainfo:
     try:
         meta, spans = bencoding.decode_dict_with_spans(data)
     except BencodeError as exc:
@@ -346,7 +404,7 @@ def parse_torrent(data: bytes) -> Metainfo:
 
     name = _name_of(info)
     files, multi = _parse_files(info, name)
-    total = sum(f.length for f in files)
+    total = files[-1].offset + files[-1].length  # offsets are running sums
     if total == 0:
         raise MetainfoError("torrent holds no data")
     expected = (total + piece_length - 1) // piece_length

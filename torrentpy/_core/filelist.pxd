@@ -1,0 +1,1 @@
+cdef bint _plain_bytes(bytes part)
