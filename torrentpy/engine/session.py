@@ -93,6 +93,9 @@ class Session:
         self.torrents[source.info_hash] = torrent
         return torrent
 
+    def now(self) -> float:
+        return time.monotonic()
+
     def emit(self, event: dict[str, Any]) -> None:
         log.info("%s", event)
         for listener in self.listeners:
@@ -145,8 +148,9 @@ class Session:
         link = PeerLink(conn, self, ("", 0), incoming=True)
         return link
 
-    async def connect(self, torrent: Torrent, addr: tuple[str, int]) -> None:
+    async def connect(self, owner: Any, addr: tuple[str, int]) -> None:
         loop = asyncio.get_running_loop()
+        torrent: Torrent = owner
         conn = self._new_connection(torrent.info_hash, torrent, initiator=True)
         link = PeerLink(conn, self, addr, incoming=False)
         self.pending[link] = torrent

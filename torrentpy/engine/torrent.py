@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -32,7 +31,7 @@ from torrentpy.storage.layout import Layout
 from torrentpy.storage.resume import release_resume_reserve, reserve_resume_space, resume_state, save_resume
 
 if TYPE_CHECKING:
-    from torrentpy.engine.session import Session
+    from torrentpy.engine.host import Host
     from torrentpy.protocol.tracker_http import AnnounceResponse
 
 log = logging.getLogger("torrentpy")
@@ -99,7 +98,7 @@ class ReadCache:
 class Torrent:
     def __init__(
         self,
-        session: Session,
+        host: Host,
         source: Metainfo | Magnet,
         save_dir: str,
         *,
@@ -108,7 +107,7 @@ class Torrent:
         seed_time_s: float | None = None,
         unchoke_slots: int = UNCHOKE_SLOTS,
     ) -> None:
-        self.session = session
+        self.host = host
         self.save_dir = save_dir
         self.max_peers = max_peers
         self.seed_ratio = seed_ratio
@@ -183,10 +182,10 @@ class Torrent:
         self.tiers = TrackerTiers(
             [list(t) for t in trackers],
             info_hash=self.info_hash,
-            peer_id=self.session.peer_id,
+            peer_id=self.host.peer_id,
             # Asked at each announce: the session knows its port only once it listens, after add().
-            port=lambda: self.session.listen_port,
-            get_session=self.session.http_session,
+            port=lambda: self.host.listen_port,
+            get_session=self.host.http_session,
         )
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
@@ -206,7 +205,7 @@ class Torrent:
                 self.fail(f"internal error: {exc!r}")
 
     def emit(self, kind: str, **fields: Any) -> None:
-        self.session.emit({"event": kind, "torrent": self.name, "info_hash": self.info_hash.hex(), **fields})
+        self.host.emit({"event": kind, "torrent": self.name, "info_hash": self.info_hash.hex(), **fields})
 
     def fail(self, message: str) -> None:
         """Stop this torrent with a clear error, keeping what was verified."""
@@ -214,7 +213,7 @@ class Torrent:
             return
         self.error = message
         self.state = "error"
-        self.session.wake_event.set()
+        self.host.wake_event.set()
         self.emit("error", message=message)
         for peer in list(self.peers.values()):
             peer.link.close("torrent stopped after an error")
@@ -226,7 +225,7 @@ class Torrent:
 
     @property
     def now(self) -> float:
-        return time.monotonic()
+        return self.host.now()
 
     @property
     def complete(self) -> bool:
@@ -257,12 +256,12 @@ class Torrent:
         self.layout = Layout(meta)
         self.picker = PiecePicker(meta.num_pieces, meta.piece_length, meta.total_length,
                                   block_size=BLOCK_SIZE, rng=self.rng)
-        self.storage = Storage(meta, self.save_dir, executor=self.session.executor)
+        self.storage = Storage(meta, self.save_dir, executor=self.host.executor)
         loop = asyncio.get_running_loop()
         self.state = "checking"
         try:
-            await loop.run_in_executor(self.session.executor, self.storage.open_files)
-            saved = await loop.run_in_executor(self.session.executor, resume_state, meta, self.save_dir)
+            await loop.run_in_executor(self.host.executor, self.storage.open_files)
+            saved = await loop.run_in_executor(self.host.executor, resume_state, meta, self.save_dir)
             if saved is None:
                 self.emit("checking")
                 have = await check_pieces_async(self.storage, meta, progress=self._on_check_progress)
@@ -287,7 +286,7 @@ class Torrent:
         if self.picker.done():
             self._on_download_complete(announce=False)
         else:
-            await loop.run_in_executor(self.session.executor, reserve_resume_space, meta, self.save_dir)
+            await loop.run_in_executor(self.host.executor, reserve_resume_space, meta, self.save_dir)
             self.state = "downloading"
 
     check_progress = 0
@@ -351,7 +350,7 @@ class Torrent:
         # fdatasync can take a while with many dirty pages: keep it off the event loop.
         self.saving = True
         try:
-            await asyncio.get_running_loop().run_in_executor(self.session.executor, self._save_resume)
+            await asyncio.get_running_loop().run_in_executor(self.host.executor, self._save_resume)
         finally:
             self.saving = False
 
@@ -381,7 +380,7 @@ class Torrent:
     def add_candidates(self, addrs: list[tuple[str, int]]) -> None:
         for addr in addrs:
             addr = (str(addr[0]), int(addr[1]))
-            if addr in self.banned or self.session.is_self(addr) or not 0 < addr[1] < 65536:
+            if addr in self.banned or self.host.is_self(addr) or not 0 < addr[1] < 65536:
                 continue
             if addr not in self.candidates and len(self.candidates) >= MAX_CANDIDATES:
                 return  # PEX or trackers flooding us with addresses
@@ -417,16 +416,16 @@ class Torrent:
         if room <= 0:
             return
         for addr, retry_at in list(self.candidates.items()):
-            if room <= 0 or not self.session.can_connect():
+            if room <= 0 or not self.host.can_connect():
                 break
             if retry_at > now or addr in self.peers or addr in self.connecting or addr in self.banned:
                 continue
-            if self.session.is_self(addr):
+            if self.host.is_self(addr):
                 continue
             self.candidates[addr] = now + 60.0  # back off if this attempt fails
             self.connecting.add(addr)
             room -= 1
-            self._spawn(self.session.connect(self, addr))
+            self._spawn(self.host.connect(self, addr))
 
     def connect_failed(self, addr: tuple[str, int], reason: str) -> None:
         self.connecting.discard(addr)
@@ -453,7 +452,7 @@ class Torrent:
         peer = Peer(link=link, connected_at=now, last_recv_at=now, last_sent_at=now)
         self.peers[link.addr] = peer
         link.handler = self
-        link.on_bytes_in = self.session.count_download
+        link.on_bytes_in = self.host.count_download
         self.candidates.pop(link.addr, None)
 
     def on_connected(self, link: PeerLink) -> None:  # handled by the session
@@ -481,7 +480,7 @@ class Torrent:
         log.debug("peer %s:%d closed: %s", link.addr[0], link.addr[1], reason)
         if not link.incoming and link.addr not in self.banned:
             self.candidates[link.addr] = self.now + 30.0
-        self.session.release_connection(link)
+        self.host.release_connection(link)
 
     def ban(self, peer: Peer, reason: str) -> None:
         self.banned.add(peer.addr)
@@ -522,8 +521,8 @@ class Torrent:
         if conn.supports_extensions:
             if self.meta is not None and self.meta.private:
                 conn.drop_extension(UT_PEX)  # BEP 27: no peer exchange on a private torrent
-            extra: dict[str, Any] = {"v": f"torrentpy {self.session.version}", "reqq": MAX_QUEUED_REQUESTS,
-                                     "p": self.session.listen_port}
+            extra: dict[str, Any] = {"v": f"torrentpy {self.host.version}", "reqq": MAX_QUEUED_REQUESTS,
+                                     "p": self.host.listen_port}
             if self.meta is not None:
                 extra["metadata_size"] = len(self.meta.info_bytes)
             out.append(conn.send_extended_handshake(extra))
@@ -546,7 +545,7 @@ class Torrent:
         have passed on itself. Automatic, no flag: with a single leecher the policy serves it at full speed,
         and without a limit there is no scarcity to manage. Decided per connection at the handshake, since a
         bitfield once sent cannot be taken back; peers that got one are seeded normally."""
-        if not self.complete or self.meta is None or self.session.upload_bucket.rate_bps <= 0:
+        if not self.complete or self.meta is None or self.host.upload_bucket.rate_bps <= 0:
             return False
         if self.superseed is None:
             self.superseed = SuperSeeder(self.meta.num_pieces, rng=self.rng)
@@ -805,9 +804,9 @@ class Torrent:
         loop = asyncio.get_running_loop()
         expected = meta.piece_hash(index)
         try:
-            ok = await loop.run_in_executor(self.session.executor, verify_piece, buf, expected)
+            ok = await loop.run_in_executor(self.host.executor, verify_piece, buf, expected)
             if ok:
-                await loop.run_in_executor(self.session.executor, storage.write_piece_sync, index, buf)
+                await loop.run_in_executor(self.host.executor, storage.write_piece_sync, index, buf)
         except StorageError as exc:
             self.hashing.discard(index)
             self.fail(str(exc))
@@ -942,7 +941,7 @@ class Torrent:
         self.finished = True
         self.state = "finished"
         self.emit("finished")
-        self.session.wake_event.set()
+        self.host.wake_event.set()
 
     # --- uploading --------------------------------------------------------------
 
@@ -983,7 +982,7 @@ class Torrent:
             while peer.upload_queue and not peer.link.closed and not peer.conn.am_choking:
                 if peer.link.write_paused:
                     return  # resumed by on_writable
-                bucket = self.session.upload_bucket
+                bucket = self.host.upload_bucket
                 # Several blocks per write: one syscall per 16 KiB block was most of the seeding
                 # CPU. Under a rate limit keep batches small (about 50 ms of traffic) so the
                 # pacing stays smooth.
@@ -1002,7 +1001,7 @@ class Torrent:
                             # Kept as the bytearray it was read into: never mutated after this,
                             # so block views handed to the transport stay valid.
                             data = await loop.run_in_executor(
-                                self.session.executor, self.storage.read_piece_sync, index)
+                                self.host.executor, self.storage.read_piece_sync, index)
                         except StorageError as exc:
                             self.fail(str(exc))
                             return
@@ -1034,7 +1033,7 @@ class Torrent:
                 peer.uploaded += total
                 self.up.add(total, now)
                 self.uploaded += total
-                self.session.count_upload(total)
+                self.host.count_upload(total)
                 if self.complete:
                     self._check_goal()
         finally:
