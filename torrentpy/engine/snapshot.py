@@ -29,7 +29,7 @@ PIECE_HAVE = 1
 PIECE_DOWNLOADING = 2
 
 TORRENT_STATES = frozenset(
-    {"checking", "downloading", "seeding", "paused", "error", "metadata", "stopped", "finished"}
+    {"checking", "downloading", "seeding", "paused", "error", "metadata", "finished"}
 )
 
 

@@ -256,7 +256,7 @@ class Torrent:
         self.layout = Layout(meta)
         self.picker = PiecePicker(meta.num_pieces, meta.piece_length, meta.total_length,
                                   block_size=BLOCK_SIZE, rng=self.rng)
-        self.storage = Storage(meta, self.save_dir, executor=self.host.executor)
+        self.storage = Storage(meta, self.save_dir)
         loop = asyncio.get_running_loop()
         self.state = "checking"
         try:
@@ -347,7 +347,7 @@ class Torrent:
     saving = False
 
     async def _save_resume_async(self) -> None:
-        # fdatasync can take a while with many dirty pages: keep it off the event loop.
+        # The resume file's fsync can take a while with many dirty pages: keep it off the event loop.
         self.saving = True
         try:
             await asyncio.get_running_loop().run_in_executor(self.host.executor, self._save_resume)
@@ -950,7 +950,6 @@ class Torrent:
         unchoked = sum(1 for p in self.peers.values() if not p.conn.am_choking)
         if peer.conn.am_choking and unchoked < self.choker.slots and self.picker is not None:
             peer.link.write(peer.conn.send_unchoke())
-            peer.unchoked_at = now
 
     def _on_request(self, peer: Peer, event: ev.Request) -> bool:
         picker = self.picker
@@ -1033,7 +1032,6 @@ class Torrent:
                 peer.uploaded += total
                 self.up.add(total, now)
                 self.uploaded += total
-                self.host.count_upload(total)
                 if self.complete:
                     self._check_goal()
         finally:
@@ -1195,7 +1193,6 @@ class Torrent:
         for peer in self.peers.values():
             if peer.addr in unchoke and peer.conn.am_choking:
                 peer.link.write(peer.conn.send_unchoke())
-                peer.unchoked_at = now
             elif peer.addr not in unchoke and not peer.conn.am_choking:
                 peer.link.write(peer.conn.send_choke())
                 if peer.conn.supports_fast:

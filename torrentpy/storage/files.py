@@ -5,9 +5,8 @@ Every path is opened by walking from the download folder one component at a time
 even one pointing back inside it — is refused rather than followed. That is stricter than a realpath
 check and has no check-then-open race.
 
-The async methods run the blocking calls in an executor (the loop's default one unless given), so
-the event loop never waits on the disk. The synchronous `*_sync` methods are thread-safe and are what
-the checker and the executor jobs call.
+The methods block: they are thread-safe, and the engine runs them in its executor so the event loop
+never waits on the disk.
 
 Every OSError leaves here as a one-line StorageError naming the file relative to the download
 folder ("cannot write t/a.bin: Read-only file system"), except a full disk: that is a DiskFullError
@@ -16,8 +15,6 @@ naming the folder and the room the torrent needs. Nothing already written is del
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import errno
 import os
 import stat
@@ -144,7 +141,6 @@ class Storage:
         root: str | os.PathLike[str],
         *,
         max_open_files: int = 64,
-        executor: concurrent.futures.Executor | None = None,
     ) -> None:
         if max_open_files < 1:
             raise ValueError("max_open_files must be at least 1")
@@ -152,7 +148,6 @@ class Storage:
         self.layout = Layout(meta)
         self.root = os.path.abspath(os.fspath(root))
         self.max_open_files = max_open_files
-        self._executor = executor
         self._lock = threading.Lock()
         self._handles: OrderedDict[int, _Handle] = OrderedDict()
         self._sized: set[int] = set()  # files already extended to their full length
@@ -277,20 +272,12 @@ class Storage:
             raise ValueError(f"piece {index} is {self.meta.piece_size(index)} bytes, got {size}")
         self.write_block_sync(index, 0, data)
 
-    async def write_piece(self, index: int, data: BufferLike) -> None:
-        """Write a whole (verified) piece. `data` must not change until this returns."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self.write_piece_sync, index, data)
-
-    async def write_block(self, index: int, begin: int, data: BufferLike) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self.write_block_sync, index, begin, data)
-
     def flush_sync(self) -> None:
         """fdatasync every file written since the last flush, so its data survives a power cut.
 
-        Call before recording newly completed pieces in the resume file. Only touched files are
-        synced, so a flush after a few pieces costs a few fdatasync calls, not one per file.
+        For a caller that wants the data on disk before it records pieces in the resume file (the
+        engine does not: see storage.resume). Only touched files are synced, so a flush after a few
+        pieces costs a few fdatasync calls, not one per file.
         """
         with self._lock:
             dirty, self._dirty = self._dirty, set()
@@ -311,10 +298,6 @@ class Storage:
             if pending:  # keep what was not synced for the next attempt
                 with self._lock:
                     self._dirty.update(pending)
-
-    async def flush(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self.flush_sync)
 
     # --- reading ----------------------------------------------------------------
 
@@ -360,11 +343,6 @@ class Storage:
         buf = bytearray(length)
         self._read_segments(self.layout.segments(index, begin, length), memoryview(buf), begin, strict=True)
         return bytes(buf)
-
-    async def read_block(self, index: int, begin: int, length: int) -> bytes:
-        """What the engine serves to peers: strict, so a damaged file is an error, not garbage."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.read_block_sync, index, begin, length)
 
     def read_piece_sync(self, index: int, *, strict: bool = True) -> bytearray:
         """The whole piece. Not strict: missing or short parts read as zeros (the hash will fail)."""
