@@ -159,7 +159,7 @@ class Torrent:
         self.tiers: Any = None
         self.resume_dirty = False
         self.last_resume_save = 0.0
-        self.announcing = False
+        self.announcing = 0  # announces in flight
         self._tasks: set[asyncio.Task[Any]] = set()
         self.metadata: Any = None  # MetadataAssembler while fetching a magnet's info dict
         if self.magnet is not None:
@@ -357,9 +357,10 @@ class Torrent:
     # --- trackers -------------------------------------------------------------
 
     async def _announce(self, event: str) -> None:
-        if self.tiers is None or self.announcing:
+        # An event is never skipped: the tiers queue it behind an announce in flight, per tier.
+        if self.tiers is None or (self.announcing and not event):
             return
-        self.announcing = True
+        self.announcing += 1
         try:
             # Each tier's answer is used as it arrives: a dead tracker in one tier must not delay the rest.
             await self.tiers.announce(
@@ -369,7 +370,7 @@ class Torrent:
         except TorrentError as exc:
             self.emit("tracker_error", message=str(exc))
         finally:
-            self.announcing = False
+            self.announcing -= 1
 
     def _on_tracker_response(self, resp: AnnounceResponse) -> None:
         if resp.warning:
