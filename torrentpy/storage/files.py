@@ -1,9 +1,7 @@
 """Disk I/O for one torrent: positional reads and writes through a bounded cache of file descriptors.
 
-Every path is opened by walking from the download folder one component at a time with
-`O_NOFOLLOW` (`openat`-style, via `dir_fd`), so a symbolic link planted anywhere below the folder —
-even one pointing back inside it — is refused rather than followed. That is stricter than a realpath
-check and has no check-then-open race.
+Every path is opened through storage/paths.py, which refuses symbolic links anywhere below the
+download folder.
 
 The methods block: they are thread-safe, and the engine runs them in its executor so the event loop
 never waits on the disk.
@@ -17,89 +15,18 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
 from types import TracebackType
 
 from torrentpy.errors import StorageError
 from torrentpy.metainfo import Metainfo
+from torrentpy.storage.folder import disk_full_error
 from torrentpy.storage.layout import Layout, Segment
-
-# Errors that mean "no room", whichever limit was hit (the filesystem's or the user's quota).
-DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+from torrentpy.storage.paths import DISK_FULL_ERRNOS, describe_os_error, open_file, stat_file, walk_to_parent
 
 # What write methods accept; collections.abc.Buffer only exists from Python 3.12.
 BufferLike = bytes | bytearray | memoryview
-
-_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
-# O_NONBLOCK: a FIFO planted where a file should be would block open() forever; on regular files
-# it has no effect. Non-regular files are refused right after the open.
-_FILE_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | _CLOEXEC
-
-
-def describe_os_error(op: str, relpath: str, exc: OSError) -> StorageError:
-    """One line a user can act on, e.g. "cannot write t/a.bin: No space left on device"."""
-    if exc.errno == errno.ELOOP:
-        reason = "a symbolic link in its path is not followed"
-    elif exc.errno == errno.ENOTDIR:
-        reason = "a part of its path is not a folder (or is a symbolic link, which is not followed)"
-    else:
-        reason = exc.strerror or os.strerror(exc.errno or 0) or str(exc)
-    return StorageError(f"cannot {op} {relpath}: {reason}")
-
-
-def _walk_to_parent(root: str, parts: Sequence[str], *, create: bool) -> int:
-    """An fd of the folder that holds `parts[-1]`, reached without following any symlink."""
-    dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC)
-    try:
-        for comp in parts[:-1]:
-            if create:
-                try:
-                    os.mkdir(comp, 0o777, dir_fd=dir_fd)
-                except FileExistsError:
-                    pass
-            next_fd = os.open(comp, _DIR_FLAGS, dir_fd=dir_fd)
-            os.close(dir_fd)
-            dir_fd = next_fd
-    except BaseException:
-        os.close(dir_fd)
-        raise
-    return dir_fd
-
-
-def open_file(root: str, parts: Sequence[str], *, write: bool) -> int:
-    """Open a file below `root` safely; with `write` create it (and its folders) if missing."""
-    dir_fd = _walk_to_parent(root, parts, create=write)
-    try:
-        flags = _FILE_FLAGS | (os.O_RDWR | os.O_CREAT if write else os.O_RDONLY)
-        fd = os.open(parts[-1], flags, 0o666, dir_fd=dir_fd)
-    finally:
-        os.close(dir_fd)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EISDIR, "not a regular file")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def stat_file(root: str, parts: Sequence[str]) -> os.stat_result | None:
-    """The file's stat, or None if it is missing, not a regular file or reached through a symlink."""
-    try:
-        dir_fd = _walk_to_parent(root, parts, create=False)
-    except OSError:
-        return None
-    try:
-        st = os.stat(parts[-1], dir_fd=dir_fd, follow_symlinks=False)
-    except OSError:
-        return None
-    finally:
-        os.close(dir_fd)
-    return st if stat.S_ISREG(st.st_mode) else None
 
 
 def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
@@ -192,7 +119,7 @@ class Storage:
                 if f.length == 0:
                     os.close(open_file(self.root, f.path, write=True))
                 else:
-                    os.close(_walk_to_parent(self.root, f.path, create=True))
+                    os.close(walk_to_parent(self.root, f.path, create=True))
             except OSError as exc:
                 raise describe_os_error("create", self.relpath(i), exc) from None
 
@@ -259,8 +186,6 @@ class Storage:
                     self._release(handle)
             except OSError as exc:
                 if exc.errno in DISK_FULL_ERRNOS:
-                    from torrentpy.storage.folder import disk_full_error  # folder imports this module
-
                     raise disk_full_error(self.meta, self.root) from None
                 raise describe_os_error("write", self.relpath(seg.file_index), exc) from None
             with self._lock:

@@ -47,8 +47,9 @@ from torrentpy._core import Bitfield
 from torrentpy.errors import BencodeError, StorageError
 from torrentpy.metainfo import Metainfo
 from torrentpy.storage.checker import present_pieces
-from torrentpy.storage.files import DISK_FULL_ERRNOS, Storage, describe_os_error, stat_file
+from torrentpy.storage.files import Storage
 from torrentpy.storage.layout import Layout
+from torrentpy.storage.paths import DISK_FULL_ERRNOS, describe_os_error, stat_file
 
 RESUME_VERSION = 1
 RESUME_DIR = ".torrentpy"
