@@ -18,7 +18,7 @@ from torrentpy.engine.choker import Choker, PeerView
 from torrentpy.engine.metadata import MetadataExchange
 from torrentpy.engine.peer import Peer
 from torrentpy.engine.picker import Block, PiecePicker, queue_depth
-from torrentpy.engine.snapshot import FileSnapshot, PeerSnapshot, TorrentSnapshot, TrackerSnapshot
+from torrentpy.engine.snapshot import TorrentSnapshot, torrent_snapshot
 from torrentpy.engine.superseed import SuperSeeder
 from torrentpy.engine.swarm import Swarm, totals_key
 from torrentpy.errors import StorageError, TorrentError
@@ -1084,64 +1084,4 @@ class Torrent:
     # --- snapshots --------------------------------------------------------------
 
     def snapshot(self, now: float) -> TorrentSnapshot:
-        meta, picker = self.meta, self.picker
-        total = meta.total_length if meta else 0
-        if picker is not None and meta is not None:
-            have = picker.have
-            done = total - int(picker.left_bytes())
-            states = bytearray(have.to_flags())
-            for i in picker.downloading_pieces():
-                if not have[i]:
-                    states[i] = 2
-            avail = picker.availability.clamped_bytes()
-        else:
-            have, done, states, avail = None, 0, bytearray(), b""
-        progress = done / total if total else 0.0
-        if self.state == "checking" and meta is not None:
-            progress = self.check_progress / max(1, meta.num_pieces)
-        down_rate = self.down.rate(now)
-        eta = (total - done) / down_rate if down_rate > 0 and total > done else None
-        state = "paused" if self.paused else self.state
-        peer_list = tuple(
-            PeerSnapshot(
-                ip=p.addr[0], port=p.addr[1], peer_id=p.conn.peer_id or b"", client=p.client,
-                incoming=p.link.incoming, am_choking=p.conn.am_choking, am_interested=p.conn.am_interested,
-                peer_choking=p.conn.peer_choking, peer_interested=p.conn.peer_interested, snubbed=p.snubbed,
-                down_rate_bps=p.down.rate(now), up_rate_bps=p.up.rate(now), downloaded=p.downloaded,
-                uploaded=p.uploaded,
-                progress=(p.bitfield.count() / len(p.bitfield)) if p.bitfield is not None and len(p.bitfield) else 0.0,
-            )
-            for p in self.peers.values()
-        )
-        trackers: tuple[TrackerSnapshot, ...] = ()
-        swarm_seeds = swarm_leechers = None
-        if self.tiers is not None:
-            rows = []
-            for t in self.tiers.trackers:
-                rows.append(TrackerSnapshot(
-                    url=t.url, tier=t.tier, status=t.status, peers_returned=t.peers_returned,
-                    seeders=t.seeders, leechers=t.leechers,
-                    next_announce_s=(t.next_announce_at - now) if t.next_announce_at is not None else None,
-                    message=t.message or t.last_error or "",
-                ))
-                if t.seeders is not None:
-                    swarm_seeds = max(swarm_seeds or 0, t.seeders)
-                if t.leechers is not None:
-                    swarm_leechers = max(swarm_leechers or 0, t.leechers)
-            trackers = tuple(rows)
-        files: tuple[FileSnapshot, ...] = ()
-        if meta is not None and self.layout is not None and have is not None:
-            done_per_file = self.layout.file_done_bytes(have)
-            files = tuple(
-                FileSnapshot(path="/".join(f.path), size=f.length, done=d)
-                for f, d in zip(meta.files, done_per_file, strict=False) if not f.padding
-            )
-        return TorrentSnapshot(
-            info_hash_hex=self.info_hash.hex(), name=self.name, total_size=total, state=state, error=self.error,
-            progress=progress, done=done, down_rate_bps=down_rate, up_rate_bps=self.up.rate(now),
-            downloaded=self.downloaded, uploaded=self.uploaded,
-            ratio=self.uploaded / total if total else 0.0, eta_s=eta,
-            peers=len(self.peers), seeds=sum(1 for p in self.peers.values() if p.is_seed),
-            swarm_seeds=swarm_seeds, swarm_leechers=swarm_leechers, piece_states=bytes(states),
-            availability=avail, peer_list=peer_list, trackers=trackers, files=files,
-        )
+        return torrent_snapshot(self, now)
