@@ -16,7 +16,8 @@ from typing import Any
 from torrentpy import __version__
 from torrentpy.engine.ratelimit import TokenBucket
 from torrentpy.engine.snapshot import SessionSnapshot
-from torrentpy.engine.torrent import CONNECT_TIMEOUT_S, Torrent
+from torrentpy.engine.swarm import CONNECT_TIMEOUT_S
+from torrentpy.engine.torrent import Torrent
 from torrentpy.errors import TorrentError, UsageError
 from torrentpy.metainfo import Magnet, Metainfo
 from torrentpy.net.peer import PeerLink
