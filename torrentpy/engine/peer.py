@@ -35,7 +35,7 @@ class Peer:
     serving: bool = False
     unchoked_at: float = 0.0  # when we last unchoked them
     unchoked_us_at: float = 0.0  # when they last unchoked us (the snub clock starts there)
-    # Request-queue refill threshold and until when it holds (see Torrent._fill_requests).
+    # Request-queue refill threshold and until when it holds (see engine.requests.plan_requests).
     refill_below: int = 0
     metadata_requests: int = 0
     depth_until: float = 0.0
