@@ -192,7 +192,7 @@ class Session:
             if torrent is None:
                 link.close("handshake without a torrent")
                 return False
-            if event.peer_id in torrent.banned_ids:
+            if event.peer_id in torrent.banlist.banned_ids:
                 link.close("banned peer")
                 return False
             torrent.attach(link)

@@ -12,12 +12,14 @@ from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from torrentpy._core import Bitfield, sha1, verify_piece
+from torrentpy._core import Bitfield
 from torrentpy.engine.accounting import RateMeter
+from torrentpy.engine.banlist import BanList
 from torrentpy.engine.choker import Choker, PeerView
+from torrentpy.engine.download import Downloader
 from torrentpy.engine.metadata import MetadataExchange
 from torrentpy.engine.peer import Peer
-from torrentpy.engine.picker import Block, PiecePicker, queue_depth
+from torrentpy.engine.picker import Block, PiecePicker
 from torrentpy.engine.snapshot import TorrentSnapshot, torrent_snapshot
 from torrentpy.engine.superseed import SuperSeeder
 from torrentpy.engine.swarm import Swarm, totals_key
@@ -40,24 +42,12 @@ log = logging.getLogger("torrentpy")
 Addr = tuple[str, int]
 
 BLOCK_SIZE = 16 * 1024
-# A peer that sent no block for this long while we had requests out is snubbing us.
-SNUB_TIMEOUT_S = 60.0
-# A request not answered in this time is re-requested elsewhere.
-REQUEST_TIMEOUT_S = 30.0
 # Requests a leecher may have queued with us; more is a flood (libtorrent allows 500).
 MAX_QUEUED_REQUESTS = 500
 RESUME_SAVE_INTERVAL_S = 10.0
 READ_CACHE_BYTES = 64 * 1024 * 1024
-# Failed pieces a peer may be part of before it is banned, when we can't tell whose block was bad.
-MAX_STRIKES = 3
-# Verified-or-not pieces waiting for the thread pool (hash + write) before we stop requesting more.
-MAX_PENDING_WRITE_BYTES = 64 * 1024 * 1024
-# Requests a peer may have in flight in endgame, duplicates included.
-ENDGAME_QUEUE = 4
 # Bytes of blocks handed to the socket in one write when uploading.
 SEND_BATCH_BYTES = 256 * 1024
-# Spare piece buffers kept for reuse.
-BUFFER_POOL_SIZE = 32
 # Unchoke slots per torrent (BEP 3 suggests 4).
 UNCHOKE_SLOTS = 4
 # Seeding goal met: how long we keep serving the requests already accepted before leaving anyway.
@@ -115,29 +105,17 @@ class Torrent:
         # When the goal was met; until `finished` we only serve requests accepted before then.
         self.leaving_since: float | None = None
         self.rng = random.Random()
+        self.banlist = BanList(block_size=BLOCK_SIZE)
         self.swarm = Swarm(host, self, max_peers=max_peers, spawn=self._spawn, wants_peers=self.wants_peers,
                            is_banned=lambda addr: addr in self.banned, on_departed=self._on_departed)
-        self.banned: set[tuple[str, int]] = set()
-        self.banned_ids: set[bytes] = set()
-        self.strikes: dict[tuple[str, int], int] = {}
-        self.failed_pieces = 0
         self.choker = Choker(unchoke_slots, rng=self.rng)
         self.next_choke_at = 0.0
         self.down = RateMeter()
         self.up = RateMeter()
         self.downloaded = 0  # payload this session
         self.uploaded = 0
-        self.pieces_downloaded = 0  # verified pieces fetched from peers this session
         self.pieces_at_start = 0  # verified pieces found on disk at start
         self.seeding_since: float | None = None
-        self.piece_buffers: dict[int, bytearray] = {}
-        self._buffer_pool: list[bytearray] = []
-        self._throttled = False
-        self.hashing: set[int] = set()
-        # For a piece that failed its hash: which peer sent which block, and the block's
-        # digest. When the piece later passes, the peer whose block differs was lying.
-        self.suspect_blocks: dict[int, dict[int, tuple[tuple[str, int], bytes]]] = {}
-        self.block_sources: dict[int, dict[int, tuple[str, int]]] = {}
         self.read_cache = ReadCache(READ_CACHE_BYTES)
         # BEP 16 state for peers that got no bitfield from us (see _super_seeding); None until first needed.
         self.superseed: SuperSeeder | None = None
@@ -151,6 +129,7 @@ class Torrent:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.metadata = MetadataExchange(self.info_hash, fetch=self.magnet is not None,
                                          on_verified=self._on_metadata_verified)
+        self.downloader = Downloader(self, self.banlist)
         if self.magnet is not None:
             for addr in self.magnet.peers:
                 self.swarm.candidates[addr] = 0.0
@@ -415,14 +394,21 @@ class Torrent:
         if self.leaving_since is not None and not self.finished:
             self._check_left()
 
+    @property
+    def banned(self) -> set[tuple[str, int]]:
+        """Banned addresses (the ban list's): never dialled, never accepted."""
+        return self.banlist.banned
+
+    @staticmethod
+    def _listen_addr(peer: Peer) -> tuple[str, int] | None:
+        port = peer.conn.peer_listen_port
+        return (peer.addr[0], port) if peer.link.incoming and port else None
+
     def ban(self, peer: Peer, reason: str) -> None:
-        self.banned.add(peer.addr)
-        if peer.conn.peer_id:
-            self.banned_ids.add(peer.conn.peer_id)
+        listen_addr = self._listen_addr(peer)
+        self.banlist.ban(peer.addr, peer.conn.peer_id, listen_addr)  # the listen address: never dial it back
         self.candidates.pop(peer.addr, None)
-        if peer.link.incoming and peer.conn.peer_listen_port:
-            listen_addr = (peer.addr[0], peer.conn.peer_listen_port)
-            self.banned.add(listen_addr)  # never dial it back
+        if listen_addr is not None:
             self.candidates.pop(listen_addr, None)
         self.emit("peer_banned", peer=f"{peer.addr[0]}:{peer.addr[1]}", reason=reason)
         peer.link.close(f"banned: {reason}")
@@ -430,15 +416,11 @@ class Torrent:
         # it): the same peer id, or an incoming link whose announced listen port is a banned address.
         for other in list(self.peers.values()):
             if other is not peer and self._is_banned_identity(other):
-                self.banned.add(other.addr)
+                self.banlist.add(other.addr)
                 other.link.close(f"banned: {reason}")
 
     def _is_banned_identity(self, peer: Peer) -> bool:
-        conn = peer.conn
-        if conn.peer_id and conn.peer_id in self.banned_ids:
-            return True
-        return bool(peer.link.incoming and conn.peer_listen_port
-                    and (peer.addr[0], conn.peer_listen_port) in self.banned)
+        return self.banlist.is_banned_identity(peer.conn.peer_id, self._listen_addr(peer))
 
     def _protocol_error(self, peer: Peer, reason: str) -> bool:
         self.emit("peer_error", peer=f"{peer.addr[0]}:{peer.addr[1]}", reason=reason)
@@ -491,7 +473,7 @@ class Torrent:
         # Exact-type dispatch, most frequent first: this runs once per message.
         kind = type(event)
         if kind is ev.Piece:
-            return self._on_piece(peer, cast(ev.Piece, event), now)
+            return self.downloader.on_piece(peer, cast(ev.Piece, event), now)
         if kind is ev.Have:
             return self._on_have(peer, cast(ev.Have, event).index)
         if kind is ev.Request:
@@ -525,7 +507,7 @@ class Torrent:
             return True
         if kind is ev.Reject:
             reject = cast(ev.Reject, event)
-            self._on_reject(peer, Block(reject.index, reject.begin, reject.length))
+            self.downloader.on_reject(peer, Block(reject.index, reject.begin, reject.length))
             return True
         if kind is ev.AllowedFast:
             return True  # BEP 6 allowed-fast pieces are not requested while choked (yet)
@@ -605,210 +587,15 @@ class Torrent:
             peer.link.write(conn.send_not_interested())
 
     def _on_choked(self, peer: Peer) -> None:
-        if self.picker is None:
-            return
-        if peer.conn.supports_fast:
-            return  # BEP 6: the peer rejects what it drops; outstanding requests stay valid
-        for block in self.picker.outstanding(peer.addr):
-            peer.released.add(block)
-            self.picker.on_reject(peer.addr, block)
-
-    def _on_reject(self, peer: Peer, block: Block) -> None:
-        if self.picker is None:
-            return
-        peer.released.add(block)
-        self.picker.on_reject(peer.addr, block)
+        self.downloader.on_choked(peer)
 
     # --- downloading ------------------------------------------------------------
 
     def _fill_requests(self, peer: Peer, now: float) -> None:
-        picker = self.picker
-        conn = peer.conn
-        if picker is None or self.paused or self.state != "downloading" or not conn.am_interested:
-            return
-        if conn.peer_choking:
-            return
-        if len(self.hashing) * picker.piece_length > MAX_PENDING_WRITE_BYTES:
-            # Disk or hashing is behind the network: stop asking until it catches up, so
-            # piece buffers waiting for the thread pool can't grow without bound.
-            self._throttled = True
-            return
-        outstanding = picker.outstanding_count(peer.addr)
-        if peer.snubbed:
-            return  # no block for SNUB_TIMEOUT_S: no new requests until it unchokes us afresh
-        if outstanding > peer.refill_below and now < peer.depth_until:
-            return  # the common case, once per received block: nothing to do yet
-        depth = queue_depth(peer.down.rate(now), block_size=BLOCK_SIZE, min_depth=64)
-        # Re-measure the rate at most every 100 ms; until then refill only below 3/4 of the queue.
-        peer.refill_below = depth - max(1, depth // 4)
-        peer.depth_until = now + 0.1
-        if picker.in_endgame():
-            # Duplicate requests only to peers that have almost nothing left in flight: with deep
-            # queues every block would be fetched twice (the demo received 16% extra).
-            want = ENDGAME_QUEUE - outstanding
-            if want <= 0:
-                return
-        else:
-            want = depth - outstanding
-            if want < max(1, depth // 4):
-                return  # top up in batches: fewer, larger writes
-        blocks = picker.pick(peer.addr, want, now=now)
-        if not blocks:
-            if peer.bitfield is None or not picker.is_interesting(peer.bitfield):
-                self._update_interest(peer)
-            return
-        peer.link.writelines([conn.send_request(b.index, b.begin, b.length) for b in blocks])
-
-    def _on_piece(self, peer: Peer, event: ev.Piece, now: float) -> bool:
-        picker = self.picker
-        if picker is None:
-            return self._protocol_error(peer, "sent a block before we have the metadata")
-        data = event.data
-        length = len(data)
-        block = Block(event.index, event.begin, length)
-        try:
-            result = picker.on_block(peer.addr, block)
-        except ValueError as exc:
-            return self._protocol_error(peer, f"sent a malformed block: {exc}")
-        if result.unrequested:
-            if block in peer.released:
-                peer.released.discard(block)
-            elif not result.duplicate:
-                # The picker already counted the block as received, but its bytes are never
-                # stored: start the piece over, or it would fail its hash (or, if this block
-                # completed it, never be verified at all).
-                picker.piece_failed(event.index)
-                self.block_sources.pop(event.index, None)
-                return self._protocol_error(peer, f"sent a block we did not request (piece {event.index})")
-        peer.released.discard(block)
-        peer.last_block_at = now
-        peer.snubbed = False
-        peer.down.add(length, now)
-        peer.downloaded += length
-        self.down.add(length, now)
-        self.downloaded += length
-        if result.cancel:
-            for other_key, other_block in result.cancel:
-                other = self.peers.get(cast(Addr, other_key))
-                if other is not None:
-                    other.released.add(other_block)
-                    other.link.write(other.conn.send_cancel(other_block.index, other_block.begin,
-                                                           other_block.length))
-        if not result.duplicate:
-            buf = self.piece_buffers.get(event.index)
-            if buf is None:
-                assert self.meta is not None
-                buf = self.piece_buffers[event.index] = self._new_piece_buffer(event.index)
-            if event.begin + length > len(buf):
-                return self._protocol_error(peer, "sent a block past the end of the piece")
-            buf[event.begin : event.begin + length] = data
-            self.block_sources.setdefault(event.index, {})[event.begin] = peer.addr
-            if result.piece_complete:
-                self._spawn(self._finish_piece(event.index))
-        self._fill_requests(peer, now)
-        return True
-
-    def _new_piece_buffer(self, index: int) -> bytearray:
-        assert self.meta is not None
-        size = self.meta.piece_size(index)
-        if size == self.meta.piece_length and self._buffer_pool:
-            return self._buffer_pool.pop()
-        return bytearray(size)
-
-    def _recycle(self, buf: bytearray) -> None:
-        # Fresh piece buffers cost a page fault per 4 KiB on first touch (glibc mmaps large
-        # allocations and unmaps them on free): reusing them halved the download's system time.
-        if self.meta is not None and len(buf) == self.meta.piece_length and len(self._buffer_pool) < BUFFER_POOL_SIZE:
-            self._buffer_pool.append(buf)
-
-    async def _finish_piece(self, index: int) -> None:
-        meta, storage, picker = self.meta, self.storage, self.picker
-        assert meta is not None and storage is not None and picker is not None
-        buf = self.piece_buffers.pop(index)
-        self.hashing.add(index)
-        loop = asyncio.get_running_loop()
-        expected = meta.piece_hash(index)
-        try:
-            ok = await loop.run_in_executor(self.host.executor, verify_piece, buf, expected)
-            if ok:
-                await loop.run_in_executor(self.host.executor, storage.write_piece_sync, index, buf)
-        except StorageError as exc:
-            self.hashing.discard(index)
-            self.fail(str(exc))
-            return
-        finally:
-            self.hashing.discard(index)
-        sources = self.block_sources.pop(index, {})
-        if not ok:
-            self._on_hash_failed(index, buf, sources)
-            self._recycle(buf)
-            return
-        picker.piece_passed(index)
-        self.pieces_downloaded += 1
-        if self._throttled and len(self.hashing) * picker.piece_length <= MAX_PENDING_WRITE_BYTES // 2:
-            self._throttled = False
-            now = self.now
-            for peer in list(self.peers.values()):
-                self._fill_requests(peer, now)
-        self.resume_dirty = True
-        self._smart_ban(index, buf)
-        self._recycle(buf)
-        for peer in list(self.peers.values()):
-            # HAVE goes to every peer, those that have the piece too: a super-seeder (BEP 16) offers its
-            # next piece only once it sees this one arrived, and seeders count their swarm's progress by it.
-            peer.link.write(peer.conn.send_have(index))
-            if peer.conn.am_interested and peer.bitfield is not None and not picker.is_interesting(peer.bitfield):
-                peer.link.write(peer.conn.send_not_interested())
-        if picker.done():
-            self._on_download_complete(announce=True)
-
-    def _on_hash_failed(self, index: int, buf: bytearray, sources: dict[int, tuple[str, int]]) -> None:
-        assert self.picker is not None
-        self.failed_pieces += 1
-        # The picker keys peers by address; it types them as any Hashable.
-        contributors = {cast(Addr, k) for k in self.picker.piece_failed(index)} | set(sources.values())
-        self.emit("hash_failed", piece=index, peers=[f"{a[0]}:{a[1]}" for a in contributors])
-        if len(contributors) == 1:
-            (addr,) = contributors
-            peer = self.peers.get(addr)
-            if addr in self.banned and peer is None:
-                return  # several of its pieces were in flight: banned once is enough
-            self.banned.add(addr)
-            if peer is not None:
-                self.ban(peer, f"sent corrupt data for piece {index}")
-            else:
-                self.emit("peer_banned", peer=f"{addr[0]}:{addr[1]}", reason=f"sent corrupt data for piece {index}")
-            return
-        # Several peers: remember each block's digest; the liar is found when the piece passes.
-        self.suspect_blocks[index] = {
-            begin: (addr, sha1(memoryview(buf)[begin : begin + BLOCK_SIZE])) for begin, addr in sources.items()
-        }
-        for addr in contributors:
-            self.strikes[addr] = self.strikes.get(addr, 0) + 1
-            peer = self.peers.get(addr)
-            if self.strikes[addr] >= MAX_STRIKES and peer is not None:
-                self.ban(peer, f"involved in {self.strikes[addr]} failed pieces")
-
-    def _smart_ban(self, index: int, good: bytearray) -> None:
-        suspects = self.suspect_blocks.pop(index, None)
-        if not suspects:
-            return
-        view = memoryview(good)
-        for begin, (addr, digest) in suspects.items():
-            if sha1(view[begin : begin + BLOCK_SIZE]) != digest:
-                peer = self.peers.get(addr)
-                self.banned.add(addr)
-                if peer is not None:
-                    self.ban(peer, f"sent a corrupt block of piece {index}")
+        self.downloader.fill_requests(peer, now)
 
     def download_sources(self) -> list[dict[str, Any]]:
-        """Payload bytes received per peer this session (including duplicates), largest first:
-        every connected peer, and those gone that sent something."""
-        connected = {self._totals_key(p) for p in self.peers.values()}
-        rows = [(addr, client, down) for addr, (client, down, _) in self.peer_totals().items()
-                if down or addr in connected]
-        rows.sort(key=lambda row: -row[2])
-        return [{"peer": f"{addr[0]}:{addr[1]}", "client": client, "downloaded": down} for addr, client, down in rows]
+        return self.downloader.download_sources()
 
     def _on_download_complete(self, *, announce: bool) -> None:
         self.state = "seeding"
@@ -816,8 +603,8 @@ class Torrent:
         self._save_resume()
         if self.meta is not None:
             release_resume_reserve(self.meta, self.save_dir)  # a seed writes no more data
-        self.piece_buffers.clear()
-        self.emit("completed", downloaded_pieces=self.pieces_downloaded, peers=self.download_sources())
+        self.downloader.piece_buffers.clear()
+        self.emit("completed", downloaded_pieces=self.downloader.pieces_downloaded, peers=self.download_sources())
         if announce and self.tiers is not None:
             self._spawn(self._announce("completed"))
         for peer in list(self.peers.values()):
@@ -1039,27 +826,8 @@ class Torrent:
             self._check_goal()
 
     def _check_peers(self, now: float) -> None:
-        picker = self.picker
-        for peer in self.swarm.check_health(now):
-            if picker is None:
-                continue
-            outstanding = picker.outstanding(peer.addr) if picker.outstanding_count(peer.addr) else []
-            if outstanding and now - max(peer.last_block_at, peer.unchoked_us_at, peer.connected_at) > SNUB_TIMEOUT_S:
-                if not peer.snubbed:
-                    peer.snubbed = True
-                    for block in outstanding:
-                        peer.released.add(block)
-                        picker.on_timeout(peer.addr, block)
-        if picker is not None:
-            for key, block in picker.timed_out(now, REQUEST_TIMEOUT_S):
-                late = self.peers.get(cast(Addr, key))
-                picker.on_timeout(key, block)
-                if late is not None:
-                    late.released.add(block)
-                    late.link.write(late.conn.send_cancel(block.index, block.begin, block.length))
-            for peer in list(self.peers.values()):
-                if peer.conn.am_interested and not peer.conn.peer_choking:
-                    self._fill_requests(peer, now)
+        self.swarm.check_health(now)
+        self.downloader.check_requests(now)  # snubbing peers, unanswered requests, queue top-ups
 
     def _rechoke(self, now: float) -> None:
         views = [
