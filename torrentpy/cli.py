@@ -16,11 +16,11 @@ from rich.markup import escape
 from torrentpy import __version__
 from torrentpy.errors import TorrentError, UsageError
 from torrentpy.metainfo import Magnet, Metainfo, load
-from torrentpy.peer_id import printable
 from torrentpy.storage.placement import misplaced_hint
-from torrentpy.tui.dashboard import format_size
+from torrentpy.text import printable
 from torrentpy.tui.filetree import payload_files, tree_lines
 from torrentpy.tui.progress import transfer_progress
+from torrentpy.units import format_size, parse_rate, parse_size
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -116,10 +116,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 def _piece_size(text: str) -> int | None:
     if text == "auto":
         return None
-    from torrentpy.engine.ratelimit import parse_rate
-
     try:
-        return parse_rate(text)
+        return parse_size(text)
     except ValueError:
         raise UsageError(f"invalid piece size {text!r}: use auto, a number of bytes, or e.g. 256K, 1M") from None
 
@@ -222,10 +220,8 @@ _PLAIN_EVENTS = {"tracker_error", "tracker_warning", "peer_banned", "completed",
 
 
 def _rate_arg(text: str) -> int:
-    from torrentpy.engine.ratelimit import parse_rate
-
     try:
-        return int(parse_rate(text))
+        return parse_rate(text)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -425,8 +421,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from torrentpy.demo import DemoOptions, run_demo
 
     try:
-        size = _rate_arg(args.size)
-    except UsageError:
+        size = parse_size(args.size)
+    except ValueError:
         raise UsageError(f"invalid --size {args.size!r}: use bytes or e.g. 32M, 1G") from None
     rate = _rate_arg(args.rate) if args.rate else 0
     return run_demo(DemoOptions(size_bytes=size, peers=args.peers, keep=args.keep, tui=not args.no_tui,

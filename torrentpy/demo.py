@@ -35,8 +35,8 @@ from rich.table import Table
 
 from torrentpy import selfexec
 from torrentpy.errors import UsageError
-from torrentpy.tui.dashboard import format_rate, format_size
 from torrentpy.tui.progress import transfer_progress
+from torrentpy.units import format_rate, format_size
 
 __all__ = ["DemoOptions", "run_demo"]
 

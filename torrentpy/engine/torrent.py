@@ -13,6 +13,7 @@ from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from torrentpy._core import Bitfield, sha1, verify_piece
+from torrentpy.clients import client_name
 from torrentpy.engine.accounting import RateMeter
 from torrentpy.engine.choker import Choker, PeerView
 from torrentpy.engine.peer import Peer
@@ -22,7 +23,6 @@ from torrentpy.engine.superseed import SuperSeeder
 from torrentpy.errors import StorageError, TorrentError
 from torrentpy.metainfo import Magnet, Metainfo
 from torrentpy.net.peer import PeerLink
-from torrentpy.peer_id import client_name
 from torrentpy.protocol import events as ev
 from torrentpy.protocol.extension import UT_PEX
 from torrentpy.storage.checker import check_pieces_async

@@ -22,6 +22,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from torrentpy.clients import client_name
 from torrentpy.engine.snapshot import (
     PIECE_DOWNLOADING,
     PIECE_HAVE,
@@ -30,8 +31,8 @@ from torrentpy.engine.snapshot import (
     SessionSnapshot,
     TorrentSnapshot,
 )
-from torrentpy.peer_id import client_name, printable
-from torrentpy.units import format_size
+from torrentpy.text import printable
+from torrentpy.units import format_eta, format_rate, format_size
 
 __all__ = [
     "PANELS",
@@ -55,30 +56,6 @@ WIDE_MIN_COLS = 100
 # The torrents table shows a progress bar and whole state words only from here on: below it, those
 # cells would come out of the name's share.
 PROGRESS_BAR_MIN_COLS = 120
-
-
-def format_rate(bps: float, *, compact: bool = False) -> str:
-    """Bytes per second as ``"12.3 MiB/s"``, or ``"12.3M"`` when ``compact``."""
-    if compact:
-        return "0" if bps < 0.5 or not math.isfinite(bps) else format_size(bps, compact=True)
-    return f"{format_size(bps)}/s"
-
-
-def format_eta(s: float | None) -> str:
-    """Seconds as ``"0:12"``, ``"1:02:03"``, ``"14h05m"``, ``"3d04h"``; ``"∞"`` when unknown or ≥ 100 days."""
-    if s is None or not math.isfinite(s) or s >= 100 * 86400:
-        return "∞"
-    total = max(0, int(s + 0.5))
-    minutes, seconds = divmod(total, 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours == 0:
-        return f"{minutes}:{seconds:02d}"
-    if hours < 10:
-        return f"{hours}:{minutes:02d}:{seconds:02d}"
-    if hours < 24:
-        return f"{hours}h{minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d{hours:02d}h"
 
 
 def _ratio_text(uploaded: int, downloaded: int) -> str:

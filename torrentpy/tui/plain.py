@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from torrentpy.engine.snapshot import PIECE_DOWNLOADING, PIECE_HAVE, Controller, SessionSnapshot, TorrentSnapshot
-from torrentpy.peer_id import printable
-from torrentpy.tui.dashboard import format_eta, format_rate, format_size
+from torrentpy.text import printable
+from torrentpy.units import format_eta, format_rate, format_size
 
 __all__ = [
     "JsonReporter",
