@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from torrentpy import __version__
+from torrentpy.engine import alerts
 from torrentpy.errors import TorrentError, UsageError
 from torrentpy.metainfo import Magnet, Metainfo, load
 from torrentpy.storage.placement import misplaced_hint
@@ -215,8 +216,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
 # --- add --------------------------------------------------------------------
 
 # Not "error": the run's last line says it (once), and the progress lines carry it meanwhile.
-_PLAIN_EVENTS = {"tracker_error", "tracker_warning", "peer_banned", "completed", "finished",
-                 "metadata_received", "checking"}
+_PLAIN_EVENTS = (alerts.TrackerError, alerts.TrackerWarning, alerts.PeerBanned, alerts.Completed, alerts.Finished,
+                 alerts.MetadataReceived, alerts.Checking)
+
+
+def _show_alert(alert: alerts.Alert) -> None:
+    """Under --no-tui, the alerts worth a line of their own on stderr."""
+    if isinstance(alert, _PLAIN_EVENTS):
+        detail = getattr(alert, "message", None) or getattr(alert, "reason", None) or ""
+        print(f"{printable(alert.torrent)}: {alert.kind.replace('_', ' ')}"
+              + (f": {printable(str(detail))}" if detail else ""), file=sys.stderr, flush=True)
 
 
 def _rate_arg(text: str) -> int:
@@ -287,7 +296,7 @@ async def _show_session(args: argparse.Namespace, session: Any, sources: list[Me
     if args.json:
         from torrentpy.tui.plain import run_json
 
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        queue: asyncio.Queue[alerts.Alert] = asyncio.Queue()
         session.listeners.append(queue.put_nowait)
         ui = run_json(session, stop_event=ui_stop, events=queue, interval_s=args.interval)
     elif use_tui:
@@ -297,13 +306,7 @@ async def _show_session(args: argparse.Namespace, session: Any, sources: list[Me
     else:
         from torrentpy.tui.plain import run_plain
 
-        def show(event: dict[str, Any]) -> None:
-            if event.get("event") in _PLAIN_EVENTS:
-                detail = event.get("message") or event.get("reason") or ""
-                print(f"{printable(str(event.get('torrent', '')))}: {event['event'].replace('_', ' ')}"
-                      + (f": {printable(str(detail))}" if detail else ""), file=sys.stderr, flush=True)
-
-        session.listeners.append(show)
+        session.listeners.append(_show_alert)
         ui = run_plain(session, stop_event=ui_stop, interval_s=args.interval)
     ui_task = asyncio.ensure_future(ui)
     try:

@@ -270,6 +270,7 @@ def _quit_key(run: _Run, task: asyncio.Task[Any]) -> Iterator[None]:
 
 async def _download(run: _Run, meta: Any, download_dir: str) -> tuple[Any, float | None]:
     """Download in this process; returns (torrent, seconds from start to completion or None)."""
+    from torrentpy.engine import alerts
     from torrentpy.engine.session import Session, SessionConfig
 
     session = Session(SessionConfig(save_dir=download_dir, bind="127.0.0.1", listen_port=_free_ports(1)[0],
@@ -279,15 +280,15 @@ async def _download(run: _Run, meta: Any, download_dir: str) -> tuple[Any, float
     started = time.monotonic()
     completed_at: list[float] = []
 
-    def on_event(event: dict[str, Any]) -> None:
-        if event.get("event") == "completed" and not completed_at:
+    def on_alert(alert: alerts.Alert) -> None:
+        if isinstance(alert, alerts.Completed) and not completed_at:
             completed_at.append(time.monotonic())
-        elif event.get("event") in ("error", "tracker_error", "peer_banned", "hash_failed"):
-            detail = event.get("message") or event.get("reason") or event.get("piece", "")
+        elif isinstance(alert, (alerts.Failed, alerts.TrackerError, alerts.PeerBanned, alerts.HashFailed)):
+            detail = getattr(alert, "message", None) or getattr(alert, "reason", None) or getattr(alert, "piece", "")
             if not use_tui:
-                print(f"{event['event'].replace('_', ' ')}: {detail}", file=sys.stderr, flush=True)
+                print(f"{alert.kind.replace('_', ' ')}: {detail}", file=sys.stderr, flush=True)
 
-    session.listeners.append(on_event)
+    session.listeners.append(on_alert)
     use_tui = (run.options.tui and sys.stdout.isatty() and sys.stdin is not None and not sys.stdin.closed
                and sys.stdin.isatty())
     ui_stop = asyncio.Event()

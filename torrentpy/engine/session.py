@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from torrentpy import __version__
+from torrentpy.engine import alerts
 from torrentpy.engine.accounting import RateMeter
 from torrentpy.engine.ratelimit import TokenBucket
 from torrentpy.engine.snapshot import SessionSnapshot
@@ -71,7 +72,7 @@ class Session:
         self.uploaded = 0
         self.links: set[PeerLink] = set()
         self.pending: dict[PeerLink, Torrent | None] = {}
-        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.listeners: list[Callable[[alerts.Alert], None]] = []
         self.started_at = time.monotonic()
         self.stop_event = asyncio.Event()
         self.wake_event = asyncio.Event()  # a torrent finished: re-check at once, not on the next tick
@@ -96,10 +97,11 @@ class Session:
     def now(self) -> float:
         return time.monotonic()
 
-    def emit(self, event: dict[str, Any]) -> None:
-        log.info("%s", event)
+    def emit(self, alert: alerts.Alert) -> None:
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s", alert.as_dict())
         for listener in self.listeners:
-            listener(event)
+            listener(alert)
 
     # --- the network ------------------------------------------------------------
 
@@ -210,7 +212,7 @@ class Session:
             torrent = self.pending.pop(link, None)
             if torrent is not None:
                 # A bad handshake (wrong info-hash, garbage) is a peer error like any later one.
-                torrent.emit("peer_error", peer=f"{link.addr[0]}:{link.addr[1]}", reason=event.reason)
+                torrent.emit(alerts.PeerError(f"{link.addr[0]}:{link.addr[1]}", event.reason))
                 if not link.incoming:
                     torrent.connect_failed(link.addr, event.reason)
             link.close(event.reason)
@@ -313,7 +315,7 @@ class Session:
                 loop.add_signal_handler(signum, self.request_stop, signum)
         if self._server is None:
             await self.listen()
-        self.emit({"event": "listening", "port": self.listen_port})
+        self.emit(alerts.Listening(self.listen_port))
         # Started as tasks, not awaited: checking a large download takes a while, and a stop
         # request (Ctrl-C, q) must be heard meanwhile.
         starting = [asyncio.ensure_future(self._start(t)) for t in self.torrents.values()]

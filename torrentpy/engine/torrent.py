@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from torrentpy._core import Bitfield, sha1, verify_piece
 from torrentpy.clients import client_name
+from torrentpy.engine import alerts
 from torrentpy.engine.accounting import RateMeter
 from torrentpy.engine.choker import Choker, PeerView
 from torrentpy.engine.peer import Peer
@@ -204,8 +205,8 @@ class Torrent:
                 log.error("internal error in %s", self.name, exc_info=exc)
                 self.fail(f"internal error: {exc!r}")
 
-    def emit(self, kind: str, **fields: Any) -> None:
-        self.host.emit({"event": kind, "torrent": self.name, "info_hash": self.info_hash.hex(), **fields})
+    def emit(self, alert: alerts.TorrentAlert) -> None:
+        self.host.emit(alert.about(self.name, self.info_hash.hex()))
 
     def fail(self, message: str) -> None:
         """Stop this torrent with a clear error, keeping what was verified."""
@@ -214,7 +215,7 @@ class Torrent:
         self.error = message
         self.state = "error"
         self.host.wake_event.set()
-        self.emit("error", message=message)
+        self.emit(alerts.Failed(message))
         for peer in list(self.peers.values()):
             peer.link.close("torrent stopped after an error")
         if self.storage is not None:
@@ -263,12 +264,12 @@ class Torrent:
             await loop.run_in_executor(self.host.executor, self.storage.open_files)
             saved = await loop.run_in_executor(self.host.executor, resume_state, meta, self.save_dir)
             if saved is None:
-                self.emit("checking")
+                self.emit(alerts.Checking())
                 have = await check_pieces_async(self.storage, meta, progress=self._on_check_progress)
             else:
                 have = saved.have
                 if saved.recheck:
-                    self.emit("checking", pieces=len(saved.recheck))
+                    self.emit(alerts.Checking(len(saved.recheck)))
                     rechecked = await check_pieces_async(self.storage, meta, pieces=saved.recheck,
                                                          progress=self._on_check_progress)
                     have = have | rechecked
@@ -280,7 +281,7 @@ class Torrent:
         self.pieces_at_start = have.count()
         self.storage_ready = True
         self.check_progress = meta.num_pieces
-        self.emit("resumed", pieces=self.pieces_at_start, total=meta.num_pieces)
+        self.emit(alerts.Resumed(self.pieces_at_start, meta.num_pieces))
         # Saved now, before any data can fill the disk, and with room set aside for the saves to come.
         self._save_resume()
         if self.picker.done():
@@ -367,13 +368,13 @@ class Torrent:
                 numwant=200, on_response=self._on_tracker_response,
             )
         except TorrentError as exc:
-            self.emit("tracker_error", message=str(exc))
+            self.emit(alerts.TrackerError(str(exc)))
         finally:
             self.announcing = False
 
     def _on_tracker_response(self, resp: AnnounceResponse) -> None:
         if resp.warning:
-            self.emit("tracker_warning", message=resp.warning)
+            self.emit(alerts.TrackerWarning(resp.warning))
         self.add_candidates(resp.peers)
         self._connect_more(self.now)  # now, not on the next 1 s tick
 
@@ -491,7 +492,7 @@ class Torrent:
             listen_addr = (peer.addr[0], peer.conn.peer_listen_port)
             self.banned.add(listen_addr)  # never dial it back
             self.candidates.pop(listen_addr, None)
-        self.emit("peer_banned", peer=f"{peer.addr[0]}:{peer.addr[1]}", reason=reason)
+        self.emit(alerts.PeerBanned(f"{peer.addr[0]}:{peer.addr[1]}", reason))
         peer.link.close(f"banned: {reason}")
         # The same client may also hold a second connection (it dialled back in after we dialled
         # it): the same peer id, or an incoming link whose announced listen port is a banned address.
@@ -508,7 +509,7 @@ class Torrent:
                     and (peer.addr[0], conn.peer_listen_port) in self.banned)
 
     def _protocol_error(self, peer: Peer, reason: str) -> bool:
-        self.emit("peer_error", peer=f"{peer.addr[0]}:{peer.addr[1]}", reason=reason)
+        self.emit(alerts.PeerError(f"{peer.addr[0]}:{peer.addr[1]}", reason))
         peer.link.close(reason)
         return False
 
@@ -842,7 +843,7 @@ class Torrent:
         self.failed_pieces += 1
         # The picker keys peers by address; it types them as any Hashable.
         contributors = {cast(Addr, k) for k in self.picker.piece_failed(index)} | set(sources.values())
-        self.emit("hash_failed", piece=index, peers=[f"{a[0]}:{a[1]}" for a in contributors])
+        self.emit(alerts.HashFailed(index, tuple(f"{a[0]}:{a[1]}" for a in contributors)))
         if len(contributors) == 1:
             (addr,) = contributors
             peer = self.peers.get(addr)
@@ -852,7 +853,7 @@ class Torrent:
             if peer is not None:
                 self.ban(peer, f"sent corrupt data for piece {index}")
             else:
-                self.emit("peer_banned", peer=f"{addr[0]}:{addr[1]}", reason=f"sent corrupt data for piece {index}")
+                self.emit(alerts.PeerBanned(f"{addr[0]}:{addr[1]}", f"sent corrupt data for piece {index}"))
             return
         # Several peers: remember each block's digest; the liar is found when the piece passes.
         self.suspect_blocks[index] = {
@@ -892,7 +893,7 @@ class Torrent:
         if self.meta is not None:
             release_resume_reserve(self.meta, self.save_dir)  # a seed writes no more data
         self.piece_buffers.clear()
-        self.emit("completed", downloaded_pieces=self.pieces_downloaded, peers=self.download_sources())
+        self.emit(alerts.Completed(self.pieces_downloaded, tuple(self.download_sources())))
         if announce and self.tiers is not None:
             self._spawn(self._announce("completed"))
         for peer in list(self.peers.values()):
@@ -940,7 +941,7 @@ class Torrent:
             peer.link.close("seeding goal reached")
         self.finished = True
         self.state = "finished"
-        self.emit("finished")
+        self.emit(alerts.Finished())
         self.host.wake_event.set()
 
     # --- uploading --------------------------------------------------------------
@@ -1097,7 +1098,7 @@ class Torrent:
         self.metadata = None
         self.meta = meta
         self.name = meta.name
-        self.emit("metadata_received", name=meta.name)
+        self.emit(alerts.MetadataReceived(meta.name))
         await self._prepare_storage()
         if self.state == "error" or self.picker is None:
             return
