@@ -285,35 +285,16 @@ async def _run_session(args: argparse.Namespace, sources: list[Metainfo | Magnet
 
 
 async def _show_session(args: argparse.Namespace, session: Any, sources: list[Metainfo | Magnet]) -> int:
-    import asyncio
+    from torrentpy.tui.run import choose_ui, run_session
 
     for source in sources:
         torrent = session.add(source)
         torrent.add_candidates(args.peer)
     await session.listen()
-    ui_stop = asyncio.Event()
-    use_tui = not args.no_tui and not args.json and sys.stdout.isatty() and sys.stdin.isatty()
-    if args.json:
-        from torrentpy.tui.plain import run_json
-
-        queue: asyncio.Queue[alerts.Alert] = asyncio.Queue()
-        session.listeners.append(queue.put_nowait)
-        ui = run_json(session, stop_event=ui_stop, events=queue, interval_s=args.interval)
-    elif use_tui:
-        from torrentpy.tui.live import run_dashboard
-
-        ui = run_dashboard(session, stop_event=ui_stop)
-    else:
-        from torrentpy.tui.plain import run_plain
-
+    ui = choose_ui(tui=not args.no_tui, json=args.json)
+    if ui == "plain":
         session.listeners.append(_show_alert)
-        ui = run_plain(session, stop_event=ui_stop, interval_s=args.interval)
-    ui_task = asyncio.ensure_future(ui)
-    try:
-        await session.run()
-    finally:
-        ui_stop.set()
-        await ui_task
+    await run_session(session, ui, interval_s=args.interval)
     if session.stop_signal is not None:
         import signal
 

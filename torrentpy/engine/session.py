@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -308,11 +307,8 @@ class Session:
         return all(t.finished or t.state == "error" for t in self.torrents.values())
 
     async def run(self) -> None:
-        """Run until every torrent has met its goal or a stop is requested."""
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, self.request_stop, signum)
+        """Run until every torrent has met its goal or a stop is requested (signals are the front end's:
+        see ``tui.run.stop_on_signals``)."""
         if self._server is None:
             await self.listen()
         self.emit(alerts.Listening(self.listen_port))
