@@ -11,6 +11,7 @@ import random
 import pytest
 from rich.console import Console
 
+from torrentpy.clients import client_name
 from torrentpy.engine.snapshot import (
     FileSnapshot,
     PeerSnapshot,
@@ -18,7 +19,6 @@ from torrentpy.engine.snapshot import (
     TorrentSnapshot,
     TrackerSnapshot,
 )
-from torrentpy.peer_id import client_name
 from torrentpy.tui.dashboard import PANELS, Dashboard, ViewState
 
 PIECES = 2000

@@ -14,13 +14,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from torrentpy import __version__
+from torrentpy.engine import alerts
 from torrentpy.errors import TorrentError, UsageError
 from torrentpy.metainfo import Magnet, Metainfo, load
-from torrentpy.peer_id import printable
 from torrentpy.storage.placement import misplaced_hint
-from torrentpy.tui.dashboard import format_size
+from torrentpy.text import printable
 from torrentpy.tui.filetree import payload_files, tree_lines
 from torrentpy.tui.progress import transfer_progress
+from torrentpy.units import format_size, parse_rate, parse_size
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -116,10 +117,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 def _piece_size(text: str) -> int | None:
     if text == "auto":
         return None
-    from torrentpy.engine.ratelimit import parse_rate
-
     try:
-        return parse_rate(text)
+        return parse_size(text)
     except ValueError:
         raise UsageError(f"invalid piece size {text!r}: use auto, a number of bytes, or e.g. 256K, 1M") from None
 
@@ -217,15 +216,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
 # --- add --------------------------------------------------------------------
 
 # Not "error": the run's last line says it (once), and the progress lines carry it meanwhile.
-_PLAIN_EVENTS = {"tracker_error", "tracker_warning", "peer_banned", "completed", "finished",
-                 "metadata_received", "checking"}
+_PLAIN_EVENTS = (alerts.TrackerError, alerts.TrackerWarning, alerts.PeerBanned, alerts.Completed, alerts.Finished,
+                 alerts.MetadataReceived, alerts.Checking)
+
+
+def _show_alert(alert: alerts.Alert) -> None:
+    """Under --no-tui, the alerts worth a line of their own on stderr."""
+    if isinstance(alert, _PLAIN_EVENTS):
+        detail = getattr(alert, "message", None) or getattr(alert, "reason", None) or ""
+        print(f"{printable(alert.torrent)}: {alert.kind.replace('_', ' ')}"
+              + (f": {printable(str(detail))}" if detail else ""), file=sys.stderr, flush=True)
 
 
 def _rate_arg(text: str) -> int:
-    from torrentpy.engine.ratelimit import parse_rate
-
     try:
-        return int(parse_rate(text))
+        return parse_rate(text)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -280,41 +285,16 @@ async def _run_session(args: argparse.Namespace, sources: list[Metainfo | Magnet
 
 
 async def _show_session(args: argparse.Namespace, session: Any, sources: list[Metainfo | Magnet]) -> int:
-    import asyncio
+    from torrentpy.tui.run import choose_ui, run_session
 
     for source in sources:
         torrent = session.add(source)
         torrent.add_candidates(args.peer)
     await session.listen()
-    ui_stop = asyncio.Event()
-    use_tui = not args.no_tui and not args.json and sys.stdout.isatty() and sys.stdin.isatty()
-    if args.json:
-        from torrentpy.tui.plain import run_json
-
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        session.listeners.append(queue.put_nowait)
-        ui = run_json(session, stop_event=ui_stop, events=queue, interval_s=args.interval)
-    elif use_tui:
-        from torrentpy.tui.live import run_dashboard
-
-        ui = run_dashboard(session, stop_event=ui_stop)
-    else:
-        from torrentpy.tui.plain import run_plain
-
-        def show(event: dict[str, Any]) -> None:
-            if event.get("event") in _PLAIN_EVENTS:
-                detail = event.get("message") or event.get("reason") or ""
-                print(f"{printable(str(event.get('torrent', '')))}: {event['event'].replace('_', ' ')}"
-                      + (f": {printable(str(detail))}" if detail else ""), file=sys.stderr, flush=True)
-
-        session.listeners.append(show)
-        ui = run_plain(session, stop_event=ui_stop, interval_s=args.interval)
-    ui_task = asyncio.ensure_future(ui)
-    try:
-        await session.run()
-    finally:
-        ui_stop.set()
-        await ui_task
+    ui = choose_ui(tui=not args.no_tui, json=args.json)
+    if ui == "plain":
+        session.listeners.append(_show_alert)
+    await run_session(session, ui, interval_s=args.interval)
     if session.stop_signal is not None:
         import signal
 
@@ -425,8 +405,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from torrentpy.demo import DemoOptions, run_demo
 
     try:
-        size = _rate_arg(args.size)
-    except UsageError:
+        size = parse_size(args.size)
+    except ValueError:
         raise UsageError(f"invalid --size {args.size!r}: use bytes or e.g. 32M, 1G") from None
     rate = _rate_arg(args.rate) if args.rate else 0
     return run_demo(DemoOptions(size_bytes=size, peers=args.peers, keep=args.keep, tui=not args.no_tui,

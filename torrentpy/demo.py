@@ -22,10 +22,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-import termios
 import threading
 import time
-import tty
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -35,8 +33,9 @@ from rich.table import Table
 
 from torrentpy import selfexec
 from torrentpy.errors import UsageError
-from torrentpy.tui.dashboard import format_rate, format_size
+from torrentpy.tui import terminal
 from torrentpy.tui.progress import transfer_progress
+from torrentpy.units import format_rate, format_size
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -243,34 +242,25 @@ class _DemoFailed(Exception):
 @contextlib.contextmanager
 def _quit_key(run: _Run, task: asyncio.Task[Any]) -> Iterator[None]:
     """While the dashboard is not up yet, `q` on a terminal cancels the demo (as Ctrl-C does)."""
-    fd = sys.stdin.fileno() if sys.stdin is not None and not sys.stdin.closed else -1
-    if fd < 0 or not os.isatty(fd) or not run.options.tui:
+    fd = terminal.stdin_fd()
+    if fd is None or not os.isatty(fd) or not run.options.tui:
         yield
         return
-    loop = asyncio.get_running_loop()
-    saved = termios.tcgetattr(fd)
 
-    def on_key() -> None:
-        try:
-            data = os.read(fd, 64)
-        except OSError:
-            data = b""
+    def on_data(data: bytes) -> None:
         if b"q" in data or b"Q" in data:
             run.quit_pressed = True
             task.cancel()
 
-    tty.setcbreak(fd, termios.TCSANOW)
-    loop.add_reader(fd, on_key)
-    try:
+    with terminal.cbreak(fd), terminal.reading(fd, on_data):
         yield
-    finally:
-        loop.remove_reader(fd)
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 async def _download(run: _Run, meta: Any, download_dir: str) -> tuple[Any, float | None]:
     """Download in this process; returns (torrent, seconds from start to completion or None)."""
+    from torrentpy.engine import alerts
     from torrentpy.engine.session import Session, SessionConfig
+    from torrentpy.tui.run import choose_ui, run_session
 
     session = Session(SessionConfig(save_dir=download_dir, bind="127.0.0.1", listen_port=_free_ports(1)[0],
                                     seed_ratio=0.0, max_download_rate_bps=run.options.download_rate_bps))
@@ -279,33 +269,20 @@ async def _download(run: _Run, meta: Any, download_dir: str) -> tuple[Any, float
     started = time.monotonic()
     completed_at: list[float] = []
 
-    def on_event(event: dict[str, Any]) -> None:
-        if event.get("event") == "completed" and not completed_at:
+    def on_alert(alert: alerts.Alert) -> None:
+        if isinstance(alert, alerts.Completed) and not completed_at:
             completed_at.append(time.monotonic())
-        elif event.get("event") in ("error", "tracker_error", "peer_banned", "hash_failed"):
-            detail = event.get("message") or event.get("reason") or event.get("piece", "")
-            if not use_tui:
-                print(f"{event['event'].replace('_', ' ')}: {detail}", file=sys.stderr, flush=True)
+        elif isinstance(alert, (alerts.Failed, alerts.TrackerError, alerts.PeerBanned, alerts.HashFailed)):
+            detail = getattr(alert, "message", None) or getattr(alert, "reason", None) or getattr(alert, "piece", "")
+            if ui != "dashboard":
+                print(f"{alert.kind.replace('_', ' ')}: {detail}", file=sys.stderr, flush=True)
 
-    session.listeners.append(on_event)
-    use_tui = (run.options.tui and sys.stdout.isatty() and sys.stdin is not None and not sys.stdin.closed
-               and sys.stdin.isatty())
-    ui_stop = asyncio.Event()
-    if use_tui:
-        from torrentpy.tui.live import run_dashboard
-
-        ui = run_dashboard(session, stop_event=ui_stop, refresh_hz=run.options.refresh_hz)
-    else:
-        from torrentpy.tui.plain import run_plain
-
-        ui = run_plain(session, stop_event=ui_stop, interval_s=1.0)
-    ui_task = asyncio.ensure_future(ui)
+    session.listeners.append(on_alert)
+    ui = choose_ui(tui=run.options.tui)
     try:
-        await session.run()
+        await run_session(session, ui, interval_s=1.0, refresh_hz=run.options.refresh_hz)
     finally:
-        ui_stop.set()
-        await ui_task
-        _install_signals(run, asyncio.current_task())  # session.run replaced our handlers with its own
+        _install_signals(run, asyncio.current_task())  # run_session pointed SIGINT and SIGTERM at the session
     if session.stop_signal is not None:
         run.signum = session.stop_signal
     elif not torrent.complete:

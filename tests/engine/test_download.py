@@ -13,6 +13,7 @@ from typing import Any
 
 from torrentpy._core import Bitfield, sha1
 from torrentpy.engine.accounting import RateMeter
+from torrentpy.engine.alerts import TorrentAlert
 from torrentpy.engine.banlist import BanList
 from torrentpy.engine.download import Downloader
 from torrentpy.engine.peer import Peer
@@ -119,8 +120,9 @@ class FakeTorrent:
         self.banlist = BanList(block_size=BS)
         self.downloader = Downloader(self, self.banlist)  # type: ignore[arg-type]
 
-    def emit(self, kind: str, **fields: Any) -> None:
-        self.events.append((kind, fields))
+    def emit(self, alert: TorrentAlert) -> None:
+        fields = {k: v for k, v in alert.as_dict().items() if k not in ("event", "torrent", "info_hash")}
+        self.events.append((alert.kind, fields))
 
     def fail(self, message: str) -> None:
         self.errors.append(message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+from torrentpy.clients import client_name
 from torrentpy.engine.snapshot import (
     FileSnapshot,
     PeerSnapshot,
@@ -11,7 +12,6 @@ from torrentpy.engine.snapshot import (
     TorrentSnapshot,
     TrackerSnapshot,
 )
-from torrentpy.peer_id import client_name
 
 PEER_IDS = (
     b"-LT2010-abcdefghijkl",

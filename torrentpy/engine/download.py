@@ -11,6 +11,7 @@ from collections.abc import Coroutine, Mapping
 from typing import Any, Protocol, cast
 
 from torrentpy._core import verify_piece
+from torrentpy.engine import alerts
 from torrentpy.engine.accounting import RateMeter
 from torrentpy.engine.banlist import Ban, BanList
 from torrentpy.engine.host import Host
@@ -58,7 +59,7 @@ class DownloadOwner(Protocol):
     def down(self) -> RateMeter: ...
     @property
     def now(self) -> float: ...
-    def emit(self, kind: str, **fields: Any) -> None: ...
+    def emit(self, alert: alerts.TorrentAlert) -> None: ...
     def fail(self, message: str) -> None: ...
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
     def ban(self, peer: Peer, reason: str) -> None: ...
@@ -271,7 +272,7 @@ class Downloader:
         self.failed_pieces += 1
         # The picker keys peers by address; it types them as any Hashable.
         contributors = {cast(Addr, k) for k in t.picker.piece_failed(index)} | set(sources.values())
-        t.emit("hash_failed", piece=index, peers=[f"{a[0]}:{a[1]}" for a in contributors])
+        t.emit(alerts.HashFailed(index, tuple(f"{a[0]}:{a[1]}" for a in contributors)))
         self._apply_bans(self.banlist.piece_failed(index, buf, sources, contributors))
 
     def _apply_bans(self, bans: list[Ban]) -> None:
@@ -281,7 +282,7 @@ class Downloader:
             if peer is not None:
                 t.ban(peer, ban.reason)
             elif ban.proven and self.banlist.add(ban.addr):
-                t.emit("peer_banned", peer=f"{ban.addr[0]}:{ban.addr[1]}", reason=ban.reason)
+                t.emit(alerts.PeerBanned(f"{ban.addr[0]}:{ban.addr[1]}", ban.reason))
 
     def download_sources(self) -> list[dict[str, Any]]:
         """Payload bytes received per peer this session (including duplicates), largest first:

@@ -10,6 +10,7 @@ from collections.abc import Coroutine
 from concurrent.futures import Executor
 from typing import Any, Protocol
 
+from torrentpy.engine.alerts import Alert
 from torrentpy.engine.ratelimit import TokenBucket
 from torrentpy.net.peer import PeerLink
 
@@ -36,7 +37,7 @@ class Host(Protocol):
     def now(self) -> float:
         """The clock every timeout and rate of the torrent is measured on."""
 
-    def emit(self, event: Any) -> None:
+    def emit(self, alert: Alert) -> None:
         """Hand an alert to the listeners (dashboard, --json, log)."""
 
     def http_session(self) -> Any:

@@ -1,4 +1,4 @@
-"""Bandwidth limits: a token bucket that never reads the clock, and the parser for rate options.
+"""Bandwidth limits: a token bucket that never reads the clock (rate options are parsed in ``torrentpy.units``).
 
 ``TokenBucket.consume(n, now)`` says how long to wait before sending (or reading) ``n`` bytes. The bucket
 may go into debt: any request is admitted and its wait is the time the debt takes to pay off, so a
@@ -9,7 +9,8 @@ callers sharing one bucket simply queue behind each other's debt.
 from __future__ import annotations
 
 import math
-import re
+
+from torrentpy.units import parse_rate  # re-exported: the rate-limit tests read it from here
 
 __all__ = ["TokenBucket", "parse_rate"]
 
@@ -71,33 +72,3 @@ class TokenBucket:
             return math.inf
         self._refill(now)
         return self._tokens
-
-
-# A rate option is a short human string; anything longer is a mistake, not a rate.
-MAX_RATE_TEXT = 32
-
-_RATE_RE = re.compile(r"(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[kmgt]?)(?:i?b)?(?:/s|ps)?", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-
-
-def parse_rate(text: str) -> int:
-    """Parse a rate in bytes per second: ``500K``, ``2M``, ``1.5MiB``, ``800KB``, ``1G``, ``250000``.
-
-    K, M, G, T are powers of 1024 whether written ``K``, ``KB`` or ``KiB`` (as in most BitTorrent clients);
-    a trailing ``/s`` is allowed. A plain number is bytes per second; ``0`` means unlimited. Raises
-    ValueError saying what was wrong."""
-    if not isinstance(text, str):
-        raise ValueError(f"rate must be text like '500K', got {type(text).__name__}")
-    stripped = text.strip()
-    if not stripped:
-        raise ValueError("rate is empty; give bytes/s such as 500K, 2M or 0 for unlimited")
-    if len(stripped) > MAX_RATE_TEXT:
-        raise ValueError(f"rate {stripped[:MAX_RATE_TEXT]!r}... is too long to be a rate")
-    if stripped.startswith("-"):
-        raise ValueError(f"rate {stripped!r} is negative; use 0 for unlimited")
-    m = _RATE_RE.fullmatch(stripped)
-    if m is None:
-        raise ValueError(f"rate {stripped!r} is not understood; use a number with an optional K, M or G "
-                         "suffix (1024-based), e.g. 500K or 1.5M")
-    value = float(m["num"]) * _UNITS[m["unit"].lower()]
-    return round(value)

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from torrentpy import __version__
+from torrentpy.engine import alerts
 from torrentpy.engine.ratelimit import TokenBucket
 from torrentpy.engine.snapshot import SessionSnapshot
 from torrentpy.engine.swarm import CONNECT_TIMEOUT_S
@@ -67,7 +67,7 @@ class Session:
         self.download_bucket = TokenBucket(config.max_download_rate_bps)
         self.links: set[PeerLink] = set()
         self.pending: dict[PeerLink, Torrent | None] = {}
-        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.listeners: list[Callable[[alerts.Alert], None]] = []
         self.started_at = time.monotonic()
         self.stop_event = asyncio.Event()
         self.wake_event = asyncio.Event()  # a torrent finished: re-check at once, not on the next tick
@@ -92,10 +92,11 @@ class Session:
     def now(self) -> float:
         return time.monotonic()
 
-    def emit(self, event: dict[str, Any]) -> None:
-        log.info("%s", event)
+    def emit(self, alert: alerts.Alert) -> None:
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s", alert.as_dict())
         for listener in self.listeners:
-            listener(event)
+            listener(alert)
 
     # --- the network ------------------------------------------------------------
 
@@ -206,7 +207,7 @@ class Session:
             torrent = self.pending.pop(link, None)
             if torrent is not None:
                 # A bad handshake (wrong info-hash, garbage) is a peer error like any later one.
-                torrent.emit("peer_error", peer=f"{link.addr[0]}:{link.addr[1]}", reason=event.reason)
+                torrent.emit(alerts.PeerError(f"{link.addr[0]}:{link.addr[1]}", event.reason))
                 if not link.incoming:
                     torrent.connect_failed(link.addr, event.reason)
             link.close(event.reason)
@@ -296,14 +297,11 @@ class Session:
         return all(t.finished or t.state == "error" for t in self.torrents.values())
 
     async def run(self) -> None:
-        """Run until every torrent has met its goal or a stop is requested."""
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, self.request_stop, signum)
+        """Run until every torrent has met its goal or a stop is requested (signals are the front end's:
+        see ``tui.run.stop_on_signals``)."""
         if self._server is None:
             await self.listen()
-        self.emit({"event": "listening", "port": self.listen_port})
+        self.emit(alerts.Listening(self.listen_port))
         # Started as tasks, not awaited: checking a large download takes a while, and a stop
         # request (Ctrl-C, q) must be heard meanwhile.
         starting = [asyncio.ensure_future(self._start(t)) for t in self.torrents.values()]

@@ -13,6 +13,8 @@ from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from torrentpy._core import Bitfield
+from torrentpy.clients import client_name
+from torrentpy.engine import alerts
 from torrentpy.engine.accounting import RateMeter
 from torrentpy.engine.banlist import BanList
 from torrentpy.engine.choker import Choker, PeerView
@@ -26,7 +28,6 @@ from torrentpy.engine.swarm import Swarm, totals_key
 from torrentpy.errors import StorageError, TorrentError
 from torrentpy.metainfo import Magnet, Metainfo
 from torrentpy.net.peer import PeerLink
-from torrentpy.peer_id import client_name
 from torrentpy.protocol import events as ev
 from torrentpy.storage.checker import check_pieces_async
 from torrentpy.storage.files import Storage
@@ -169,8 +170,8 @@ class Torrent:
                 log.error("internal error in %s", self.name, exc_info=exc)
                 self.fail(f"internal error: {exc!r}")
 
-    def emit(self, kind: str, **fields: Any) -> None:
-        self.host.emit({"event": kind, "torrent": self.name, "info_hash": self.info_hash.hex(), **fields})
+    def emit(self, alert: alerts.TorrentAlert) -> None:
+        self.host.emit(alert.about(self.name, self.info_hash.hex()))
 
     def fail(self, message: str) -> None:
         """Stop this torrent with a clear error, keeping what was verified."""
@@ -179,7 +180,7 @@ class Torrent:
         self.error = message
         self.state = "error"
         self.host.wake_event.set()
-        self.emit("error", message=message)
+        self.emit(alerts.Failed(message))
         for peer in list(self.peers.values()):
             peer.link.close("torrent stopped after an error")
         if self.storage is not None:
@@ -228,12 +229,12 @@ class Torrent:
             await loop.run_in_executor(self.host.executor, self.storage.open_files)
             saved = await loop.run_in_executor(self.host.executor, resume_state, meta, self.save_dir)
             if saved is None:
-                self.emit("checking")
+                self.emit(alerts.Checking())
                 have = await check_pieces_async(self.storage, meta, progress=self._on_check_progress)
             else:
                 have = saved.have
                 if saved.recheck:
-                    self.emit("checking", pieces=len(saved.recheck))
+                    self.emit(alerts.Checking(len(saved.recheck)))
                     rechecked = await check_pieces_async(self.storage, meta, pieces=saved.recheck,
                                                          progress=self._on_check_progress)
                     have = have | rechecked
@@ -245,7 +246,7 @@ class Torrent:
         self.pieces_at_start = have.count()
         self.storage_ready = True
         self.check_progress = meta.num_pieces
-        self.emit("resumed", pieces=self.pieces_at_start, total=meta.num_pieces)
+        self.emit(alerts.Resumed(self.pieces_at_start, meta.num_pieces))
         # Saved now, before any data can fill the disk, and with room set aside for the saves to come.
         self._save_resume()
         if self.picker.done():
@@ -333,13 +334,13 @@ class Torrent:
                 numwant=200, on_response=self._on_tracker_response,
             )
         except TorrentError as exc:
-            self.emit("tracker_error", message=str(exc))
+            self.emit(alerts.TrackerError(str(exc)))
         finally:
             self.announcing -= 1
 
     def _on_tracker_response(self, resp: AnnounceResponse) -> None:
         if resp.warning:
-            self.emit("tracker_warning", message=resp.warning)
+            self.emit(alerts.TrackerWarning(resp.warning))
         self.add_candidates(resp.peers)
         self._connect_more(self.now)  # now, not on the next 1 s tick
 
@@ -410,7 +411,7 @@ class Torrent:
         self.candidates.pop(peer.addr, None)
         if listen_addr is not None:
             self.candidates.pop(listen_addr, None)
-        self.emit("peer_banned", peer=f"{peer.addr[0]}:{peer.addr[1]}", reason=reason)
+        self.emit(alerts.PeerBanned(f"{peer.addr[0]}:{peer.addr[1]}", reason))
         peer.link.close(f"banned: {reason}")
         # The same client may also hold a second connection (it dialled back in after we dialled
         # it): the same peer id, or an incoming link whose announced listen port is a banned address.
@@ -423,7 +424,7 @@ class Torrent:
         return self.banlist.is_banned_identity(peer.conn.peer_id, self._listen_addr(peer))
 
     def _protocol_error(self, peer: Peer, reason: str) -> bool:
-        self.emit("peer_error", peer=f"{peer.addr[0]}:{peer.addr[1]}", reason=reason)
+        self.emit(alerts.PeerError(f"{peer.addr[0]}:{peer.addr[1]}", reason))
         peer.link.close(reason)
         return False
 
@@ -604,7 +605,7 @@ class Torrent:
         if self.meta is not None:
             release_resume_reserve(self.meta, self.save_dir)  # a seed writes no more data
         self.downloader.piece_buffers.clear()
-        self.emit("completed", downloaded_pieces=self.downloader.pieces_downloaded, peers=self.download_sources())
+        self.emit(alerts.Completed(self.downloader.pieces_downloaded, tuple(self.download_sources())))
         if announce and self.tiers is not None:
             self._spawn(self._announce("completed"))
         for peer in list(self.peers.values()):
@@ -652,7 +653,7 @@ class Torrent:
             peer.link.close("seeding goal reached")
         self.finished = True
         self.state = "finished"
-        self.emit("finished")
+        self.emit(alerts.Finished())
         self.host.wake_event.set()
 
     # --- uploading --------------------------------------------------------------
@@ -772,7 +773,7 @@ class Torrent:
         self.metadata.finish()
         self.meta = meta
         self.name = meta.name
-        self.emit("metadata_received", name=meta.name)
+        self.emit(alerts.MetadataReceived(meta.name))
         await self._prepare_storage()
         if self.state == "error" or self.picker is None:
             return

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 
 from torrentpy.metainfo import Metainfo
-from torrentpy.peer_id import printable
 from torrentpy.storage.paths import stat_file
+from torrentpy.text import printable
 
 
 def _parent(folder: str) -> str:

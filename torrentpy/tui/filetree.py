@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from typing import Union
 
 from torrentpy.metainfo import FileEntry, Metainfo
-from torrentpy.peer_id import printable
+from torrentpy.text import printable
 from torrentpy.tui.dashboard import format_size
 
 # A folder's children in first-seen order: a sub-folder maps to its own children, a file to its entry.

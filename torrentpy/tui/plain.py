@@ -16,9 +16,10 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+from torrentpy.engine.alerts import Alert
 from torrentpy.engine.snapshot import PIECE_DOWNLOADING, PIECE_HAVE, Controller, SessionSnapshot, TorrentSnapshot
-from torrentpy.peer_id import printable
-from torrentpy.tui.dashboard import format_eta, format_rate, format_size
+from torrentpy.text import printable
+from torrentpy.units import format_eta, format_rate, format_size
 
 __all__ = [
     "JsonReporter",
@@ -144,6 +145,10 @@ def stats_record(snapshot: SessionSnapshot, *, now_s: float | None = None) -> di
     }
 
 
+def _record(item: Alert | Mapping[str, Any]) -> dict[str, Any]:
+    return item.as_dict() if isinstance(item, Alert) else dict(item)
+
+
 def _default(value: object) -> object:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).hex()
@@ -177,15 +182,14 @@ class JsonReporter:
     def stats(self, snapshot: SessionSnapshot | None = None) -> None:
         self.write(stats_record(snapshot if snapshot is not None else self.controller.snapshot()))
 
-    async def run(
-        self, stop_event: asyncio.Event, events: asyncio.Queue[dict[str, Any]] | None = None
-    ) -> None:
-        """Stats every ``interval_s``; events from ``events`` (dicts with a ``"event"`` name) as they come."""
+    async def run(self, stop_event: asyncio.Event, events: asyncio.Queue[Any] | None = None) -> None:
+        """Stats every ``interval_s``; events from ``events`` (alerts, or dicts with an ``"event"`` name) as
+        they come."""
 
         async def pump() -> None:
             assert events is not None
             while True:
-                item = dict(await events.get())
+                item = _record(await events.get())
                 self.event(str(item.pop("event", "event")), **item)
 
         pump_task = asyncio.ensure_future(pump()) if events is not None else None
@@ -201,7 +205,7 @@ class JsonReporter:
                     await pump_task
         if events is not None:
             while not events.empty():
-                item = dict(events.get_nowait())
+                item = _record(events.get_nowait())
                 self.event(str(item.pop("event", "event")), **item)
         self.stats()
 
@@ -219,7 +223,7 @@ async def run_json(
     stop_event: asyncio.Event,
     interval_s: float = 2.0,
     file: TextIO | None = None,
-    events: asyncio.Queue[dict[str, Any]] | None = None,
+    events: asyncio.Queue[Any] | None = None,
 ) -> None:
     """JSON lines: stats every ``interval_s`` and each event put on ``events``, until ``stop_event``."""
     await JsonReporter(controller, file=file, interval_s=interval_s).run(stop_event, events)

@@ -1,7 +1,7 @@
-"""Peer-id → client name, and making untrusted text safe to put on a terminal.
+"""Peer-id → client name.
 
-Peer ids come from strangers and torrent names and paths from whoever made the .torrent; both reach the
-screen, so everything here returns text with no control characters, escape sequences or bidi overrides.
+Peer ids come from strangers and reach the screen, so every name returned here is free of control
+characters and escape sequences (untrusted text in general goes through ``torrentpy.text.printable``).
 
 Encodings follow the conventions the clients themselves use (BEP 20 and the per-client tables that
 libtorrent's ``identify_client`` and Transmission's ``clients.cc`` keep):
@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-__all__ = ["client_name", "printable"]
+__all__ = ["client_name"]
 
 # A peer id is exactly 20 bytes on the wire; anything past that is not part of it, and bounding the input
 # keeps the escaped form of a hostile value short.
@@ -260,29 +260,3 @@ def client_name(peer_id: bytes) -> str:
     if name is None:
         name = _escape_bytes(pid.rstrip(b"\x00"))
     return name
-
-
-# C0 and C1 controls, DEL, lone surrogates (undecodable bytes of a path read with surrogateescape), line
-# and paragraph separators, and the bidi embedding/override/isolate/mark characters that can make text
-# display in an order other than the one it is stored in.
-_UNSAFE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
-
-
-def _escape_char(match: re.Match[str]) -> str:
-    cp = ord(match.group())
-    if cp < 0x100:
-        return f"\\x{cp:02x}"
-    if 0xDC80 <= cp <= 0xDCFF:  # surrogateescape stand-in for the raw byte cp - 0xDC00
-        return f"\\x{cp - 0xDC00:02x}"
-    return f"\\u{cp:04x}"
-
-
-def printable(text: str) -> str:
-    """``text`` with every control character, ESC, DEL and bidi control replaced by a visible escape.
-
-    An escape sequence such as ``"\\x1b[2J"`` becomes the harmless literal text ``\\x1b[2J``; nothing in
-    the result can move the cursor, change colours or reorder what follows it.
-    """
-    if _UNSAFE_RE.search(text) is None:
-        return text
-    return _UNSAFE_RE.sub(_escape_char, text)

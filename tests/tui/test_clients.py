@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from torrentpy.peer_id import client_name, printable
+from torrentpy.clients import client_name
+from torrentpy.text import printable
 
 
 def pid(prefix: bytes) -> bytes:
