@@ -82,6 +82,7 @@ class FakeHost:
         self.upload_bucket = TokenBucket(upload_rate_bps)
         self.wake_event = asyncio.Event()
         self.events: list[dict[str, Any]] = []
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self.torrents: dict[bytes, Torrent] = {}
         self.links: set[PeerLink] = set()
         self.pending: dict[PeerLink, Torrent | None] = {}
@@ -106,6 +107,8 @@ class FakeHost:
 
     def emit(self, event: Any) -> None:
         self.events.append(event)
+        for listener in self.listeners:
+            listener(event)
 
     def http_session(self) -> Any:
         raise AssertionError("in-process torrents have no trackers")
