@@ -19,7 +19,7 @@ from tests.interop.hostile import HostilePeer, TorrentData
 from tests.interop.peers.base import LOOPBACK, free_port
 from tests.interop.peers.payload import MiB
 from tests.interop.test_dashboard_pty import PtyTerminal, pty_terminal  # noqa: F401
-from torrentpy.engine.torrent import SNUB_TIMEOUT_S
+from torrentpy.engine.requests import SNUB_TIMEOUT_S
 
 # SNUB_TIMEOUT_S of waiting, plus slack for a loaded machine.
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(SNUB_TIMEOUT_S + 60)]

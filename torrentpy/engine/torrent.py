@@ -12,19 +12,22 @@ from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from torrentpy._core import Bitfield, sha1, verify_piece
+from torrentpy._core import Bitfield
 from torrentpy.engine.accounting import RateMeter
+from torrentpy.engine.banlist import BanList
 from torrentpy.engine.choker import Choker, PeerView
+from torrentpy.engine.download import Downloader
+from torrentpy.engine.metadata import MetadataExchange
 from torrentpy.engine.peer import Peer
-from torrentpy.engine.picker import Block, PiecePicker, queue_depth
-from torrentpy.engine.snapshot import FileSnapshot, PeerSnapshot, TorrentSnapshot, TrackerSnapshot
+from torrentpy.engine.picker import Block, PiecePicker
+from torrentpy.engine.snapshot import TorrentSnapshot, torrent_snapshot
 from torrentpy.engine.superseed import SuperSeeder
+from torrentpy.engine.swarm import Swarm, totals_key
 from torrentpy.errors import StorageError, TorrentError
 from torrentpy.metainfo import Magnet, Metainfo
 from torrentpy.net.peer import PeerLink
 from torrentpy.peer_id import client_name
 from torrentpy.protocol import events as ev
-from torrentpy.protocol.extension import UT_PEX
 from torrentpy.storage.checker import check_pieces_async
 from torrentpy.storage.files import Storage
 from torrentpy.storage.layout import Layout
@@ -39,32 +42,12 @@ log = logging.getLogger("torrentpy")
 Addr = tuple[str, int]
 
 BLOCK_SIZE = 16 * 1024
-# A peer that sent no block for this long while we had requests out is snubbing us.
-SNUB_TIMEOUT_S = 60.0
-# A request not answered in this time is re-requested elsewhere.
-REQUEST_TIMEOUT_S = 30.0
-# No message at all for this long: the connection is dead (BEP 3 suggests 2 minutes).
-IDLE_TIMEOUT_S = 150.0
-KEEPALIVE_INTERVAL_S = 60.0
 # Requests a leecher may have queued with us; more is a flood (libtorrent allows 500).
 MAX_QUEUED_REQUESTS = 500
 RESUME_SAVE_INTERVAL_S = 10.0
 READ_CACHE_BYTES = 64 * 1024 * 1024
-# Failed pieces a peer may be part of before it is banned, when we can't tell whose block was bad.
-MAX_STRIKES = 3
-CONNECT_TIMEOUT_S = 10.0
-# Verified-or-not pieces waiting for the thread pool (hash + write) before we stop requesting more.
-MAX_PENDING_WRITE_BYTES = 64 * 1024 * 1024
-# Peer addresses kept to dial later; more from PEX or trackers are dropped.
-MAX_CANDIDATES = 2000
-# ut_metadata requests one connection may make: a 10 MiB info dict is 640 pieces, asked for twice at most.
-MAX_METADATA_REQUESTS = 2000
-# Requests a peer may have in flight in endgame, duplicates included.
-ENDGAME_QUEUE = 4
 # Bytes of blocks handed to the socket in one write when uploading.
 SEND_BATCH_BYTES = 256 * 1024
-# Spare piece buffers kept for reuse.
-BUFFER_POOL_SIZE = 32
 # Unchoke slots per torrent (BEP 3 suggests 4).
 UNCHOKE_SLOTS = 4
 # Seeding goal met: how long we keep serving the requests already accepted before leaving anyway.
@@ -109,7 +92,6 @@ class Torrent:
     ) -> None:
         self.host = host
         self.save_dir = save_dir
-        self.max_peers = max_peers
         self.seed_ratio = seed_ratio
         self.seed_time_s = seed_time_s
         self.info_hash = source.info_hash
@@ -123,33 +105,17 @@ class Torrent:
         # When the goal was met; until `finished` we only serve requests accepted before then.
         self.leaving_since: float | None = None
         self.rng = random.Random()
-        self.peers: dict[tuple[str, int], Peer] = {}
-        self.connecting: set[tuple[str, int]] = set()
-        self.candidates: dict[tuple[str, int], float] = {}  # addr → earliest retry time
-        self.banned: set[tuple[str, int]] = set()
-        self.banned_ids: set[bytes] = set()
-        self.strikes: dict[tuple[str, int], int] = {}
-        self.failed_pieces = 0
+        self.banlist = BanList(block_size=BLOCK_SIZE)
+        self.swarm = Swarm(host, self, max_peers=max_peers, spawn=self._spawn, wants_peers=self.wants_peers,
+                           is_banned=lambda addr: addr in self.banned, on_departed=self._on_departed)
         self.choker = Choker(unchoke_slots, rng=self.rng)
         self.next_choke_at = 0.0
         self.down = RateMeter()
         self.up = RateMeter()
         self.downloaded = 0  # payload this session
         self.uploaded = 0
-        # Payload exchanged with peers that have since disconnected, keyed like peer_totals(), so a summary
-        # written after the download still credits every peer (and one that reconnected is counted once).
-        self.departed_totals: dict[tuple[str, int], tuple[str, int, int]] = {}
-        self.pieces_downloaded = 0  # verified pieces fetched from peers this session
         self.pieces_at_start = 0  # verified pieces found on disk at start
         self.seeding_since: float | None = None
-        self.piece_buffers: dict[int, bytearray] = {}
-        self._buffer_pool: list[bytearray] = []
-        self._throttled = False
-        self.hashing: set[int] = set()
-        # For a piece that failed its hash: which peer sent which block, and the block's
-        # digest. When the piece later passes, the peer whose block differs was lying.
-        self.suspect_blocks: dict[int, dict[int, tuple[tuple[str, int], bytes]]] = {}
-        self.block_sources: dict[int, dict[int, tuple[str, int]]] = {}
         self.read_cache = ReadCache(READ_CACHE_BYTES)
         # BEP 16 state for peers that got no bitfield from us (see _super_seeding); None until first needed.
         self.superseed: SuperSeeder | None = None
@@ -159,15 +125,14 @@ class Torrent:
         self.tiers: Any = None
         self.resume_dirty = False
         self.last_resume_save = 0.0
-        self.announcing = False
+        self.announcing = 0  # announces in flight
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.metadata: Any = None  # MetadataAssembler while fetching a magnet's info dict
+        self.metadata = MetadataExchange(self.info_hash, fetch=self.magnet is not None,
+                                         on_verified=self._on_metadata_verified)
+        self.downloader = Downloader(self, self.banlist)
         if self.magnet is not None:
-            from torrentpy.engine.metadata import MetadataAssembler
-
-            self.metadata = MetadataAssembler(self.info_hash)
             for addr in self.magnet.peers:
-                self.candidates[addr] = 0.0
+                self.swarm.candidates[addr] = 0.0
         self._make_tiers(source.trackers)
 
     # --- helpers --------------------------------------------------------------
@@ -256,7 +221,7 @@ class Torrent:
         self.layout = Layout(meta)
         self.picker = PiecePicker(meta.num_pieces, meta.piece_length, meta.total_length,
                                   block_size=BLOCK_SIZE, rng=self.rng)
-        self.storage = Storage(meta, self.save_dir, executor=self.host.executor)
+        self.storage = Storage(meta, self.save_dir)
         loop = asyncio.get_running_loop()
         self.state = "checking"
         try:
@@ -347,7 +312,7 @@ class Torrent:
     saving = False
 
     async def _save_resume_async(self) -> None:
-        # fdatasync can take a while with many dirty pages: keep it off the event loop.
+        # The resume file's fsync can take a while with many dirty pages: keep it off the event loop.
         self.saving = True
         try:
             await asyncio.get_running_loop().run_in_executor(self.host.executor, self._save_resume)
@@ -357,9 +322,10 @@ class Torrent:
     # --- trackers -------------------------------------------------------------
 
     async def _announce(self, event: str) -> None:
-        if self.tiers is None or self.announcing:
+        # An event is never skipped: the tiers queue it behind an announce in flight, per tier.
+        if self.tiers is None or (self.announcing and not event):
             return
-        self.announcing = True
+        self.announcing += 1
         try:
             # Each tier's answer is used as it arrives: a dead tracker in one tier must not delay the rest.
             await self.tiers.announce(
@@ -369,7 +335,7 @@ class Torrent:
         except TorrentError as exc:
             self.emit("tracker_error", message=str(exc))
         finally:
-            self.announcing = False
+            self.announcing -= 1
 
     def _on_tracker_response(self, resp: AnnounceResponse) -> None:
         if resp.warning:
@@ -378,82 +344,35 @@ class Torrent:
         self._connect_more(self.now)  # now, not on the next 1 s tick
 
     def add_candidates(self, addrs: list[tuple[str, int]]) -> None:
-        for addr in addrs:
-            addr = (str(addr[0]), int(addr[1]))
-            if addr in self.banned or self.host.is_self(addr) or not 0 < addr[1] < 65536:
-                continue
-            if addr not in self.candidates and len(self.candidates) >= MAX_CANDIDATES:
-                return  # PEX or trackers flooding us with addresses
-            self.candidates.setdefault(addr, 0.0)
+        self.swarm.add_candidates(addrs)
 
     # --- connections ------------------------------------------------------------
 
-    @staticmethod
-    def _totals_key(peer: Peer) -> tuple[str, int]:
-        # An accepted connection comes from an ephemeral port; the listen port from the extension
-        # handshake names the same peer as a connection we made to it.
-        port = peer.conn.peer_listen_port if peer.link.incoming else None
-        return (peer.addr[0], port) if port else peer.addr
+    @property
+    def peers(self) -> dict[tuple[str, int], Peer]:
+        return self.swarm.peers
+
+    @property
+    def candidates(self) -> dict[tuple[str, int], float]:
+        return self.swarm.candidates
+
+    _totals_key = staticmethod(totals_key)
 
     def peer_totals(self) -> dict[tuple[str, int], tuple[str, int, int]]:
-        """(client, downloaded, uploaded) payload bytes per peer this session, connected or gone,
-        keyed by (ip, listen port) when the port is known."""
-        totals = dict(self.departed_totals)
-        for peer in self.peers.values():
-            key = self._totals_key(peer)
-            client, down, up = totals.get(key, ("", 0, 0))
-            totals[key] = (peer.client or client, down + peer.downloaded, up + peer.uploaded)
-        return totals
+        return self.swarm.peer_totals()
 
     def wants_peers(self) -> bool:
         return not self.paused and self.state not in ("error", "checking") and not self.finished \
             and self.leaving_since is None
 
     def _connect_more(self, now: float) -> None:
-        if not self.wants_peers():
-            return
-        room = self.max_peers - len(self.peers) - len(self.connecting)
-        if room <= 0:
-            return
-        for addr, retry_at in list(self.candidates.items()):
-            if room <= 0 or not self.host.can_connect():
-                break
-            if retry_at > now or addr in self.peers or addr in self.connecting or addr in self.banned:
-                continue
-            if self.host.is_self(addr):
-                continue
-            self.candidates[addr] = now + 60.0  # back off if this attempt fails
-            self.connecting.add(addr)
-            room -= 1
-            self._spawn(self.host.connect(self, addr))
+        self.swarm.connect_more(now)
 
     def connect_failed(self, addr: tuple[str, int], reason: str) -> None:
-        self.connecting.discard(addr)
-        log.debug("connect to %s:%d failed: %s", addr[0], addr[1], reason)
+        self.swarm.connect_failed(addr, reason)
 
     def attach(self, link: PeerLink) -> None:
-        """A connection (ours or accepted) whose handshake named this torrent."""
-        self.connecting.discard(link.addr)
-        if link.addr in self.banned:
-            link.close("banned peer")
-            return
-        if len(self.peers) >= self.max_peers + 5 or not self.wants_peers():
-            link.close("too many peers")
-            return
-        if link.addr in self.peers:
-            link.close("duplicate connection")
-            return
-        peer_id = link.conn.peer_id
-        if peer_id and any(p.conn.peer_id == peer_id for p in self.peers.values()):
-            # Both sides dialled each other (each learned the other from the tracker): keep one.
-            link.close("duplicate connection (same peer id)")
-            return
-        now = self.now
-        peer = Peer(link=link, connected_at=now, last_recv_at=now, last_sent_at=now)
-        self.peers[link.addr] = peer
-        link.handler = self
-        link.on_bytes_in = self.host.count_download
-        self.candidates.pop(link.addr, None)
+        self.swarm.attach(link)
 
     def on_connected(self, link: PeerLink) -> None:  # handled by the session
         pass
@@ -464,32 +383,32 @@ class Torrent:
             self._start_serving(peer)
 
     def on_closed(self, link: PeerLink, reason: str) -> None:
-        peer = self.peers.get(link.addr)
-        if peer is None or peer.link is not link:
-            return
-        del self.peers[link.addr]
-        key = self._totals_key(peer)
-        client, down, up = self.departed_totals.get(key, ("", 0, 0))
-        self.departed_totals[key] = (peer.client or client, down + peer.downloaded, up + peer.uploaded)
+        self.swarm.on_closed(link, reason)
+
+    def _on_departed(self, peer: Peer) -> None:
+        """The swarm has dropped a peer that closed: forget what it had and was doing."""
         if self.picker is not None:
-            self.picker.remove_peer(link.addr)
+            self.picker.remove_peer(peer.addr)
         if self.superseed is not None:
-            self.superseed.remove_peer(link.addr)
+            self.superseed.remove_peer(peer.addr)
         if self.leaving_since is not None and not self.finished:
             self._check_left()
-        log.debug("peer %s:%d closed: %s", link.addr[0], link.addr[1], reason)
-        if not link.incoming and link.addr not in self.banned:
-            self.candidates[link.addr] = self.now + 30.0
-        self.host.release_connection(link)
+
+    @property
+    def banned(self) -> set[tuple[str, int]]:
+        """Banned addresses (the ban list's): never dialled, never accepted."""
+        return self.banlist.banned
+
+    @staticmethod
+    def _listen_addr(peer: Peer) -> tuple[str, int] | None:
+        port = peer.conn.peer_listen_port
+        return (peer.addr[0], port) if peer.link.incoming and port else None
 
     def ban(self, peer: Peer, reason: str) -> None:
-        self.banned.add(peer.addr)
-        if peer.conn.peer_id:
-            self.banned_ids.add(peer.conn.peer_id)
+        listen_addr = self._listen_addr(peer)
+        self.banlist.ban(peer.addr, peer.conn.peer_id, listen_addr)  # the listen address: never dial it back
         self.candidates.pop(peer.addr, None)
-        if peer.link.incoming and peer.conn.peer_listen_port:
-            listen_addr = (peer.addr[0], peer.conn.peer_listen_port)
-            self.banned.add(listen_addr)  # never dial it back
+        if listen_addr is not None:
             self.candidates.pop(listen_addr, None)
         self.emit("peer_banned", peer=f"{peer.addr[0]}:{peer.addr[1]}", reason=reason)
         peer.link.close(f"banned: {reason}")
@@ -497,15 +416,11 @@ class Torrent:
         # it): the same peer id, or an incoming link whose announced listen port is a banned address.
         for other in list(self.peers.values()):
             if other is not peer and self._is_banned_identity(other):
-                self.banned.add(other.addr)
+                self.banlist.add(other.addr)
                 other.link.close(f"banned: {reason}")
 
     def _is_banned_identity(self, peer: Peer) -> bool:
-        conn = peer.conn
-        if conn.peer_id and conn.peer_id in self.banned_ids:
-            return True
-        return bool(peer.link.incoming and conn.peer_listen_port
-                    and (peer.addr[0], conn.peer_listen_port) in self.banned)
+        return self.banlist.is_banned_identity(peer.conn.peer_id, self._listen_addr(peer))
 
     def _protocol_error(self, peer: Peer, reason: str) -> bool:
         self.emit("peer_error", peer=f"{peer.addr[0]}:{peer.addr[1]}", reason=reason)
@@ -517,15 +432,7 @@ class Torrent:
     def start_peer(self, peer: Peer) -> None:
         """Right after the handshake: tell the peer what we have."""
         conn = peer.conn
-        out: list[bytes] = []
-        if conn.supports_extensions:
-            if self.meta is not None and self.meta.private:
-                conn.drop_extension(UT_PEX)  # BEP 27: no peer exchange on a private torrent
-            extra: dict[str, Any] = {"v": f"torrentpy {self.host.version}", "reqq": MAX_QUEUED_REQUESTS,
-                                     "p": self.host.listen_port}
-            if self.meta is not None:
-                extra["metadata_size"] = len(self.meta.info_bytes)
-            out.append(conn.send_extended_handshake(extra))
+        out = self.swarm.extended_handshake(conn, self.meta, reqq=MAX_QUEUED_REQUESTS)
         super_seed = self._super_seeding()
         if super_seed:
             if conn.supports_fast:
@@ -566,7 +473,7 @@ class Torrent:
         # Exact-type dispatch, most frequent first: this runs once per message.
         kind = type(event)
         if kind is ev.Piece:
-            return self._on_piece(peer, cast(ev.Piece, event), now)
+            return self.downloader.on_piece(peer, cast(ev.Piece, event), now)
         if kind is ev.Have:
             return self._on_have(peer, cast(ev.Have, event).index)
         if kind is ev.Request:
@@ -600,7 +507,7 @@ class Torrent:
             return True
         if kind is ev.Reject:
             reject = cast(ev.Reject, event)
-            self._on_reject(peer, Block(reject.index, reject.begin, reject.length))
+            self.downloader.on_reject(peer, Block(reject.index, reject.begin, reject.length))
             return True
         if kind is ev.AllowedFast:
             return True  # BEP 6 allowed-fast pieces are not requested while choked (yet)
@@ -627,8 +534,8 @@ class Torrent:
             # announces still gives it away.
             peer.link.close("banned peer")
             return False
-        if self.metadata is not None and conn.peer_metadata_size:
-            self._request_metadata(peer)
+        if self.metadata.fetching and conn.peer_metadata_size:
+            self.metadata.request(peer)
         return True
 
     def _on_bitfield(self, peer: Peer, bitfield: Bitfield) -> bool:
@@ -680,210 +587,15 @@ class Torrent:
             peer.link.write(conn.send_not_interested())
 
     def _on_choked(self, peer: Peer) -> None:
-        if self.picker is None:
-            return
-        if peer.conn.supports_fast:
-            return  # BEP 6: the peer rejects what it drops; outstanding requests stay valid
-        for block in self.picker.outstanding(peer.addr):
-            peer.released.add(block)
-            self.picker.on_reject(peer.addr, block)
-
-    def _on_reject(self, peer: Peer, block: Block) -> None:
-        if self.picker is None:
-            return
-        peer.released.add(block)
-        self.picker.on_reject(peer.addr, block)
+        self.downloader.on_choked(peer)
 
     # --- downloading ------------------------------------------------------------
 
     def _fill_requests(self, peer: Peer, now: float) -> None:
-        picker = self.picker
-        conn = peer.conn
-        if picker is None or self.paused or self.state != "downloading" or not conn.am_interested:
-            return
-        if conn.peer_choking:
-            return
-        if len(self.hashing) * picker.piece_length > MAX_PENDING_WRITE_BYTES:
-            # Disk or hashing is behind the network: stop asking until it catches up, so
-            # piece buffers waiting for the thread pool can't grow without bound.
-            self._throttled = True
-            return
-        outstanding = picker.outstanding_count(peer.addr)
-        if peer.snubbed:
-            return  # no block for SNUB_TIMEOUT_S: no new requests until it unchokes us afresh
-        if outstanding > peer.refill_below and now < peer.depth_until:
-            return  # the common case, once per received block: nothing to do yet
-        depth = queue_depth(peer.down.rate(now), block_size=BLOCK_SIZE, min_depth=64)
-        # Re-measure the rate at most every 100 ms; until then refill only below 3/4 of the queue.
-        peer.refill_below = depth - max(1, depth // 4)
-        peer.depth_until = now + 0.1
-        if picker.in_endgame():
-            # Duplicate requests only to peers that have almost nothing left in flight: with deep
-            # queues every block would be fetched twice (the demo received 16% extra).
-            want = ENDGAME_QUEUE - outstanding
-            if want <= 0:
-                return
-        else:
-            want = depth - outstanding
-            if want < max(1, depth // 4):
-                return  # top up in batches: fewer, larger writes
-        blocks = picker.pick(peer.addr, want, now=now)
-        if not blocks:
-            if peer.bitfield is None or not picker.is_interesting(peer.bitfield):
-                self._update_interest(peer)
-            return
-        peer.link.writelines([conn.send_request(b.index, b.begin, b.length) for b in blocks])
-
-    def _on_piece(self, peer: Peer, event: ev.Piece, now: float) -> bool:
-        picker = self.picker
-        if picker is None:
-            return self._protocol_error(peer, "sent a block before we have the metadata")
-        data = event.data
-        length = len(data)
-        block = Block(event.index, event.begin, length)
-        try:
-            result = picker.on_block(peer.addr, block)
-        except ValueError as exc:
-            return self._protocol_error(peer, f"sent a malformed block: {exc}")
-        if result.unrequested:
-            if block in peer.released:
-                peer.released.discard(block)
-            elif not result.duplicate:
-                # The picker already counted the block as received, but its bytes are never
-                # stored: start the piece over, or it would fail its hash (or, if this block
-                # completed it, never be verified at all).
-                picker.piece_failed(event.index)
-                self.block_sources.pop(event.index, None)
-                return self._protocol_error(peer, f"sent a block we did not request (piece {event.index})")
-        peer.released.discard(block)
-        peer.last_block_at = now
-        peer.snubbed = False
-        peer.down.add(length, now)
-        peer.downloaded += length
-        self.down.add(length, now)
-        self.downloaded += length
-        if result.cancel:
-            for other_key, other_block in result.cancel:
-                other = self.peers.get(cast(Addr, other_key))
-                if other is not None:
-                    other.released.add(other_block)
-                    other.link.write(other.conn.send_cancel(other_block.index, other_block.begin,
-                                                           other_block.length))
-        if not result.duplicate:
-            buf = self.piece_buffers.get(event.index)
-            if buf is None:
-                assert self.meta is not None
-                buf = self.piece_buffers[event.index] = self._new_piece_buffer(event.index)
-            if event.begin + length > len(buf):
-                return self._protocol_error(peer, "sent a block past the end of the piece")
-            buf[event.begin : event.begin + length] = data
-            self.block_sources.setdefault(event.index, {})[event.begin] = peer.addr
-            if result.piece_complete:
-                self._spawn(self._finish_piece(event.index))
-        self._fill_requests(peer, now)
-        return True
-
-    def _new_piece_buffer(self, index: int) -> bytearray:
-        assert self.meta is not None
-        size = self.meta.piece_size(index)
-        if size == self.meta.piece_length and self._buffer_pool:
-            return self._buffer_pool.pop()
-        return bytearray(size)
-
-    def _recycle(self, buf: bytearray) -> None:
-        # Fresh piece buffers cost a page fault per 4 KiB on first touch (glibc mmaps large
-        # allocations and unmaps them on free): reusing them halved the download's system time.
-        if self.meta is not None and len(buf) == self.meta.piece_length and len(self._buffer_pool) < BUFFER_POOL_SIZE:
-            self._buffer_pool.append(buf)
-
-    async def _finish_piece(self, index: int) -> None:
-        meta, storage, picker = self.meta, self.storage, self.picker
-        assert meta is not None and storage is not None and picker is not None
-        buf = self.piece_buffers.pop(index)
-        self.hashing.add(index)
-        loop = asyncio.get_running_loop()
-        expected = meta.piece_hash(index)
-        try:
-            ok = await loop.run_in_executor(self.host.executor, verify_piece, buf, expected)
-            if ok:
-                await loop.run_in_executor(self.host.executor, storage.write_piece_sync, index, buf)
-        except StorageError as exc:
-            self.hashing.discard(index)
-            self.fail(str(exc))
-            return
-        finally:
-            self.hashing.discard(index)
-        sources = self.block_sources.pop(index, {})
-        if not ok:
-            self._on_hash_failed(index, buf, sources)
-            self._recycle(buf)
-            return
-        picker.piece_passed(index)
-        self.pieces_downloaded += 1
-        if self._throttled and len(self.hashing) * picker.piece_length <= MAX_PENDING_WRITE_BYTES // 2:
-            self._throttled = False
-            now = self.now
-            for peer in list(self.peers.values()):
-                self._fill_requests(peer, now)
-        self.resume_dirty = True
-        self._smart_ban(index, buf)
-        self._recycle(buf)
-        for peer in list(self.peers.values()):
-            # HAVE goes to every peer, those that have the piece too: a super-seeder (BEP 16) offers its
-            # next piece only once it sees this one arrived, and seeders count their swarm's progress by it.
-            peer.link.write(peer.conn.send_have(index))
-            if peer.conn.am_interested and peer.bitfield is not None and not picker.is_interesting(peer.bitfield):
-                peer.link.write(peer.conn.send_not_interested())
-        if picker.done():
-            self._on_download_complete(announce=True)
-
-    def _on_hash_failed(self, index: int, buf: bytearray, sources: dict[int, tuple[str, int]]) -> None:
-        assert self.picker is not None
-        self.failed_pieces += 1
-        # The picker keys peers by address; it types them as any Hashable.
-        contributors = {cast(Addr, k) for k in self.picker.piece_failed(index)} | set(sources.values())
-        self.emit("hash_failed", piece=index, peers=[f"{a[0]}:{a[1]}" for a in contributors])
-        if len(contributors) == 1:
-            (addr,) = contributors
-            peer = self.peers.get(addr)
-            if addr in self.banned and peer is None:
-                return  # several of its pieces were in flight: banned once is enough
-            self.banned.add(addr)
-            if peer is not None:
-                self.ban(peer, f"sent corrupt data for piece {index}")
-            else:
-                self.emit("peer_banned", peer=f"{addr[0]}:{addr[1]}", reason=f"sent corrupt data for piece {index}")
-            return
-        # Several peers: remember each block's digest; the liar is found when the piece passes.
-        self.suspect_blocks[index] = {
-            begin: (addr, sha1(memoryview(buf)[begin : begin + BLOCK_SIZE])) for begin, addr in sources.items()
-        }
-        for addr in contributors:
-            self.strikes[addr] = self.strikes.get(addr, 0) + 1
-            peer = self.peers.get(addr)
-            if self.strikes[addr] >= MAX_STRIKES and peer is not None:
-                self.ban(peer, f"involved in {self.strikes[addr]} failed pieces")
-
-    def _smart_ban(self, index: int, good: bytearray) -> None:
-        suspects = self.suspect_blocks.pop(index, None)
-        if not suspects:
-            return
-        view = memoryview(good)
-        for begin, (addr, digest) in suspects.items():
-            if sha1(view[begin : begin + BLOCK_SIZE]) != digest:
-                peer = self.peers.get(addr)
-                self.banned.add(addr)
-                if peer is not None:
-                    self.ban(peer, f"sent a corrupt block of piece {index}")
+        self.downloader.fill_requests(peer, now)
 
     def download_sources(self) -> list[dict[str, Any]]:
-        """Payload bytes received per peer this session (including duplicates), largest first:
-        every connected peer, and those gone that sent something."""
-        connected = {self._totals_key(p) for p in self.peers.values()}
-        rows = [(addr, client, down) for addr, (client, down, _) in self.peer_totals().items()
-                if down or addr in connected]
-        rows.sort(key=lambda row: -row[2])
-        return [{"peer": f"{addr[0]}:{addr[1]}", "client": client, "downloaded": down} for addr, client, down in rows]
+        return self.downloader.download_sources()
 
     def _on_download_complete(self, *, announce: bool) -> None:
         self.state = "seeding"
@@ -891,8 +603,8 @@ class Torrent:
         self._save_resume()
         if self.meta is not None:
             release_resume_reserve(self.meta, self.save_dir)  # a seed writes no more data
-        self.piece_buffers.clear()
-        self.emit("completed", downloaded_pieces=self.pieces_downloaded, peers=self.download_sources())
+        self.downloader.piece_buffers.clear()
+        self.emit("completed", downloaded_pieces=self.downloader.pieces_downloaded, peers=self.download_sources())
         if announce and self.tiers is not None:
             self._spawn(self._announce("completed"))
         for peer in list(self.peers.values()):
@@ -950,7 +662,6 @@ class Torrent:
         unchoked = sum(1 for p in self.peers.values() if not p.conn.am_choking)
         if peer.conn.am_choking and unchoked < self.choker.slots and self.picker is not None:
             peer.link.write(peer.conn.send_unchoke())
-            peer.unchoked_at = now
 
     def _on_request(self, peer: Peer, event: ev.Request) -> bool:
         picker = self.picker
@@ -1033,7 +744,6 @@ class Torrent:
                 peer.uploaded += total
                 self.up.add(total, now)
                 self.uploaded += total
-                self.host.count_upload(total)
                 if self.complete:
                     self._check_goal()
         finally:
@@ -1043,47 +753,12 @@ class Torrent:
 
     # --- metadata (magnet links, BEP 9) ----------------------------------------
 
-    def _request_metadata(self, peer: Peer) -> None:
-        if self.metadata is None:
-            return
-        size = peer.conn.peer_metadata_size
-        if peer.addr in self.metadata.untrusted:
-            return  # it sent bad metadata: its size must not win over an honest peer's either
-        if not self.metadata.set_size(size):
-            return
-        for piece in self.metadata.next_requests(peer.addr):
-            peer.link.write(peer.conn.send_metadata_request(piece))
-
     def _on_metadata(self, peer: Peer, event: ev.Event) -> bool:
-        if isinstance(event, ev.MetadataRequest):
-            peer.metadata_requests += 1
-            if peer.metadata_requests > MAX_METADATA_REQUESTS:
-                # Each request costs one byte-sized message and returns 16 KiB: cap the amplification.
-                return self._protocol_error(peer, "metadata request flood")
-            if self.meta is None:
-                peer.link.write(peer.conn.send_metadata_reject(event.piece))
-                return True
-            info = self.meta.info_bytes
-            start = event.piece * BLOCK_SIZE
-            if start >= len(info):
-                peer.link.write(peer.conn.send_metadata_reject(event.piece))
-                return True
-            peer.link.write(peer.conn.send_metadata_data(event.piece, len(info), info[start : start + BLOCK_SIZE]))
-            return True
-        if self.metadata is None:
-            return True
-        if isinstance(event, ev.MetadataReject):
-            self.metadata.rejected(peer.addr, event.piece)
-            return True
-        assert isinstance(event, ev.MetadataData)
-        outcome = self.metadata.received(peer.addr, event.piece, event.total_size, bytes(event.data))
-        if outcome is None:
-            self._request_metadata(peer)
-            return True
-        if outcome is False:
-            return True  # bad metadata: assembler restarts; the sender is not trusted again
-        self._spawn(self._on_metadata_complete(outcome))
-        return True
+        error = self.metadata.on_event(peer, event, self.meta.info_bytes if self.meta is not None else None)
+        return True if error is None else self._protocol_error(peer, error)
+
+    def _on_metadata_verified(self, info_bytes: bytes) -> None:
+        self._spawn(self._on_metadata_complete(info_bytes))
 
     async def _on_metadata_complete(self, info_bytes: bytes) -> None:
         from torrentpy.metainfo import parse_info_dict
@@ -1094,7 +769,7 @@ class Torrent:
         except TorrentError as exc:
             self.fail(f"metadata from peers is invalid: {exc}")
             return
-        self.metadata = None
+        self.metadata.finish()
         self.meta = meta
         self.name = meta.name
         self.emit("metadata_received", name=meta.name)
@@ -1132,12 +807,7 @@ class Torrent:
             self._check_goal()  # no rechoke, no new requests or peers: just serve and go
             return
         self._check_peers(now)
-        if self.metadata is not None:
-            # A piece rejected, left unanswered or assembled into bad metadata is asked of the others
-            # here: nothing else would ask a peer that connected while the piece was out elsewhere.
-            for peer in list(self.peers.values()):
-                if peer.conn.peer_metadata_size and not peer.link.closed:
-                    self._request_metadata(peer)
+        self.metadata.tick(self.peers.values())
         if now >= self.next_choke_at:
             self._rechoke(now)
             self.next_choke_at = now + 10.0
@@ -1156,33 +826,8 @@ class Torrent:
             self._check_goal()
 
     def _check_peers(self, now: float) -> None:
-        picker = self.picker
-        for peer in list(self.peers.values()):
-            if now - peer.last_recv_at > IDLE_TIMEOUT_S:
-                peer.link.close("idle for too long")
-                continue
-            if now - peer.last_sent_at > KEEPALIVE_INTERVAL_S:
-                peer.link.write(peer.conn.send_keepalive())
-                peer.last_sent_at = now
-            if picker is None:
-                continue
-            outstanding = picker.outstanding(peer.addr) if picker.outstanding_count(peer.addr) else []
-            if outstanding and now - max(peer.last_block_at, peer.unchoked_us_at, peer.connected_at) > SNUB_TIMEOUT_S:
-                if not peer.snubbed:
-                    peer.snubbed = True
-                    for block in outstanding:
-                        peer.released.add(block)
-                        picker.on_timeout(peer.addr, block)
-        if picker is not None:
-            for key, block in picker.timed_out(now, REQUEST_TIMEOUT_S):
-                late = self.peers.get(cast(Addr, key))
-                picker.on_timeout(key, block)
-                if late is not None:
-                    late.released.add(block)
-                    late.link.write(late.conn.send_cancel(block.index, block.begin, block.length))
-            for peer in list(self.peers.values()):
-                if peer.conn.am_interested and not peer.conn.peer_choking:
-                    self._fill_requests(peer, now)
+        self.swarm.check_health(now)
+        self.downloader.check_requests(now)  # snubbing peers, unanswered requests, queue top-ups
 
     def _rechoke(self, now: float) -> None:
         views = [
@@ -1195,7 +840,6 @@ class Torrent:
         for peer in self.peers.values():
             if peer.addr in unchoke and peer.conn.am_choking:
                 peer.link.write(peer.conn.send_unchoke())
-                peer.unchoked_at = now
             elif peer.addr not in unchoke and not peer.conn.am_choking:
                 peer.link.write(peer.conn.send_choke())
                 if peer.conn.supports_fast:
@@ -1206,64 +850,4 @@ class Torrent:
     # --- snapshots --------------------------------------------------------------
 
     def snapshot(self, now: float) -> TorrentSnapshot:
-        meta, picker = self.meta, self.picker
-        total = meta.total_length if meta else 0
-        if picker is not None and meta is not None:
-            have = picker.have
-            done = total - int(picker.left_bytes())
-            states = bytearray(have.to_flags())
-            for i in picker.downloading_pieces():
-                if not have[i]:
-                    states[i] = 2
-            avail = picker.availability.clamped_bytes()
-        else:
-            have, done, states, avail = None, 0, bytearray(), b""
-        progress = done / total if total else 0.0
-        if self.state == "checking" and meta is not None:
-            progress = self.check_progress / max(1, meta.num_pieces)
-        down_rate = self.down.rate(now)
-        eta = (total - done) / down_rate if down_rate > 0 and total > done else None
-        state = "paused" if self.paused else self.state
-        peer_list = tuple(
-            PeerSnapshot(
-                ip=p.addr[0], port=p.addr[1], peer_id=p.conn.peer_id or b"", client=p.client,
-                incoming=p.link.incoming, am_choking=p.conn.am_choking, am_interested=p.conn.am_interested,
-                peer_choking=p.conn.peer_choking, peer_interested=p.conn.peer_interested, snubbed=p.snubbed,
-                down_rate_bps=p.down.rate(now), up_rate_bps=p.up.rate(now), downloaded=p.downloaded,
-                uploaded=p.uploaded,
-                progress=(p.bitfield.count() / len(p.bitfield)) if p.bitfield is not None and len(p.bitfield) else 0.0,
-            )
-            for p in self.peers.values()
-        )
-        trackers: tuple[TrackerSnapshot, ...] = ()
-        swarm_seeds = swarm_leechers = None
-        if self.tiers is not None:
-            rows = []
-            for t in self.tiers.trackers:
-                rows.append(TrackerSnapshot(
-                    url=t.url, tier=t.tier, status=t.status, peers_returned=t.peers_returned,
-                    seeders=t.seeders, leechers=t.leechers,
-                    next_announce_s=(t.next_announce_at - now) if t.next_announce_at is not None else None,
-                    message=t.message or t.last_error or "",
-                ))
-                if t.seeders is not None:
-                    swarm_seeds = max(swarm_seeds or 0, t.seeders)
-                if t.leechers is not None:
-                    swarm_leechers = max(swarm_leechers or 0, t.leechers)
-            trackers = tuple(rows)
-        files: tuple[FileSnapshot, ...] = ()
-        if meta is not None and self.layout is not None and have is not None:
-            done_per_file = self.layout.file_done_bytes(have)
-            files = tuple(
-                FileSnapshot(path="/".join(f.path), size=f.length, done=d)
-                for f, d in zip(meta.files, done_per_file, strict=False) if not f.padding
-            )
-        return TorrentSnapshot(
-            info_hash_hex=self.info_hash.hex(), name=self.name, total_size=total, state=state, error=self.error,
-            progress=progress, done=done, down_rate_bps=down_rate, up_rate_bps=self.up.rate(now),
-            downloaded=self.downloaded, uploaded=self.uploaded,
-            ratio=self.uploaded / total if total else 0.0, eta_s=eta,
-            peers=len(self.peers), seeds=sum(1 for p in self.peers.values() if p.is_seed),
-            swarm_seeds=swarm_seeds, swarm_leechers=swarm_leechers, piece_states=bytes(states),
-            availability=avail, peer_list=peer_list, trackers=trackers, files=files,
-        )
+        return torrent_snapshot(self, now)

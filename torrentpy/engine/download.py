@@ -1,0 +1,294 @@
+"""The download side of a torrent: request queues, received blocks, piece buffers, hash then write.
+
+Per-block work lives here (Downloader.on_piece), so it is kept lean: no allocation beyond the
+picker's result, and the torrent's state is read through one reference. Policy is delegated to
+the picker (which blocks), engine.requests (how many, snubbing) and the ban list (whom to ban)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Mapping
+from typing import Any, Protocol, cast
+
+from torrentpy._core import verify_piece
+from torrentpy.engine.accounting import RateMeter
+from torrentpy.engine.banlist import Ban, BanList
+from torrentpy.engine.host import Host
+from torrentpy.engine.peer import Peer
+from torrentpy.engine.picker import Block, PiecePicker
+from torrentpy.engine.requests import BLOCK_SIZE, is_snubbing, plan_requests
+from torrentpy.engine.swarm import totals_key
+from torrentpy.errors import StorageError
+from torrentpy.metainfo import Metainfo
+from torrentpy.protocol import events as ev
+from torrentpy.storage.files import Storage
+
+Addr = tuple[str, int]
+
+# A request not answered in this time is re-requested elsewhere.
+REQUEST_TIMEOUT_S = 30.0
+# Verified-or-not pieces waiting for the thread pool (hash + write) before we stop requesting more.
+MAX_PENDING_WRITE_BYTES = 64 * 1024 * 1024
+# Spare piece buffers kept for reuse.
+BUFFER_POOL_SIZE = 32
+
+
+class DownloadOwner(Protocol):
+    """What the downloader reads and calls on its torrent (engine.torrent.Torrent)."""
+
+    downloaded: int
+    resume_dirty: bool
+
+    # Read-only here (properties), so the torrent may compute them.
+    @property
+    def host(self) -> Host: ...
+    @property
+    def meta(self) -> Metainfo | None: ...
+    @property
+    def picker(self) -> PiecePicker | None: ...
+    @property
+    def storage(self) -> Storage | None: ...
+    @property
+    def peers(self) -> dict[Addr, Peer]: ...
+    @property
+    def paused(self) -> bool: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def down(self) -> RateMeter: ...
+    @property
+    def now(self) -> float: ...
+    def emit(self, kind: str, **fields: Any) -> None: ...
+    def fail(self, message: str) -> None: ...
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
+    def ban(self, peer: Peer, reason: str) -> None: ...
+    def _protocol_error(self, peer: Peer, reason: str) -> bool: ...
+    def _update_interest(self, peer: Peer) -> None: ...
+    def _on_download_complete(self, *, announce: bool) -> None: ...
+    def peer_totals(self) -> dict[Addr, tuple[str, int, int]]: ...
+
+
+class Downloader:
+    def __init__(self, torrent: DownloadOwner, banlist: BanList) -> None:
+        self.torrent = torrent
+        self.banlist = banlist
+        self.piece_buffers: dict[int, bytearray] = {}
+        self._buffer_pool: list[bytearray] = []
+        self._throttled = False
+        self.hashing: set[int] = set()
+        # Who sent each block received so far of the pieces being assembled: piece → offset → peer.
+        self.block_sources: dict[int, dict[int, Addr]] = {}
+        self.pieces_downloaded = 0  # verified pieces fetched from peers this session
+        self.failed_pieces = 0
+
+    # --- requests ---------------------------------------------------------------
+
+    def fill_requests(self, peer: Peer, now: float) -> None:
+        t = self.torrent
+        picker = t.picker
+        conn = peer.conn
+        if picker is None or t.paused or t.state != "downloading" or not conn.am_interested:
+            return
+        if conn.peer_choking:
+            return
+        if len(self.hashing) * picker.piece_length > MAX_PENDING_WRITE_BYTES:
+            # Disk or hashing is behind the network: stop asking until it catches up, so
+            # piece buffers waiting for the thread pool can't grow without bound.
+            self._throttled = True
+            return
+        outstanding = picker.outstanding_count(peer.addr)
+        if peer.snubbed:
+            return  # no block for SNUB_TIMEOUT_S: no new requests until it unchokes us afresh
+        if outstanding > peer.refill_below and now < peer.depth_until:
+            return  # the common case, once per received block: nothing to do yet
+        want, peer.refill_below, peer.depth_until = plan_requests(
+            outstanding, peer.down.rate(now), now, endgame=picker.in_endgame(), block_size=BLOCK_SIZE)
+        if want <= 0:
+            return
+        blocks = picker.pick(peer.addr, want, now=now)
+        if not blocks:
+            if peer.bitfield is None or not picker.is_interesting(peer.bitfield):
+                t._update_interest(peer)
+            return
+        peer.link.writelines([conn.send_request(b.index, b.begin, b.length) for b in blocks])
+
+    def check_requests(self, now: float) -> None:
+        """The 1 Hz tick: snubbing peers and unanswered requests give their blocks back to the
+        picker, and every queue is topped up."""
+        t = self.torrent
+        picker = t.picker
+        if picker is None:
+            return
+        for peer in list(t.peers.values()):
+            if peer.link.closed or peer.snubbed:
+                continue  # closed for idleness this tick, or already known
+            if is_snubbing(now, outstanding=picker.outstanding_count(peer.addr), last_block_at=peer.last_block_at,
+                           unchoked_us_at=peer.unchoked_us_at, connected_at=peer.connected_at):
+                peer.snubbed = True
+                for block in picker.outstanding(peer.addr):
+                    peer.released.add(block)
+                    picker.on_timeout(peer.addr, block)
+        for key, block in picker.timed_out(now, REQUEST_TIMEOUT_S):
+            late = t.peers.get(cast(Addr, key))
+            picker.on_timeout(key, block)
+            if late is not None:
+                late.released.add(block)
+                late.link.write(late.conn.send_cancel(block.index, block.begin, block.length))
+        for peer in list(t.peers.values()):
+            if peer.conn.am_interested and not peer.conn.peer_choking:
+                self.fill_requests(peer, now)
+
+    def on_choked(self, peer: Peer) -> None:
+        picker = self.torrent.picker
+        if picker is None:
+            return
+        if peer.conn.supports_fast:
+            return  # BEP 6: the peer rejects what it drops; outstanding requests stay valid
+        for block in picker.outstanding(peer.addr):
+            peer.released.add(block)
+            picker.on_reject(peer.addr, block)
+
+    def on_reject(self, peer: Peer, block: Block) -> None:
+        picker = self.torrent.picker
+        if picker is None:
+            return
+        peer.released.add(block)
+        picker.on_reject(peer.addr, block)
+
+    # --- blocks -----------------------------------------------------------------
+
+    def on_piece(self, peer: Peer, event: ev.Piece, now: float) -> bool:
+        t = self.torrent
+        picker = t.picker
+        if picker is None:
+            return t._protocol_error(peer, "sent a block before we have the metadata")
+        data = event.data
+        length = len(data)
+        block = Block(event.index, event.begin, length)
+        try:
+            result = picker.on_block(peer.addr, block)
+        except ValueError as exc:
+            return t._protocol_error(peer, f"sent a malformed block: {exc}")
+        if result.unrequested:
+            if block in peer.released:
+                peer.released.discard(block)
+            elif not result.duplicate:
+                # The picker already counted the block as received, but its bytes are never
+                # stored: start the piece over, or it would fail its hash (or, if this block
+                # completed it, never be verified at all).
+                picker.piece_failed(event.index)
+                self.block_sources.pop(event.index, None)
+                return t._protocol_error(peer, f"sent a block we did not request (piece {event.index})")
+        peer.released.discard(block)
+        peer.last_block_at = now
+        peer.snubbed = False
+        peer.down.add(length, now)
+        peer.downloaded += length
+        t.down.add(length, now)
+        t.downloaded += length
+        if result.cancel:
+            for other_key, other_block in result.cancel:
+                other = t.peers.get(cast(Addr, other_key))
+                if other is not None:
+                    other.released.add(other_block)
+                    other.link.write(other.conn.send_cancel(other_block.index, other_block.begin,
+                                                           other_block.length))
+        if not result.duplicate:
+            buf = self.piece_buffers.get(event.index)
+            if buf is None:
+                buf = self.piece_buffers[event.index] = self._new_piece_buffer(event.index)
+            if event.begin + length > len(buf):
+                return t._protocol_error(peer, "sent a block past the end of the piece")
+            buf[event.begin : event.begin + length] = data
+            self.block_sources.setdefault(event.index, {})[event.begin] = peer.addr
+            if result.piece_complete:
+                t._spawn(self.finish_piece(event.index))
+        self.fill_requests(peer, now)
+        return True
+
+    def _new_piece_buffer(self, index: int) -> bytearray:
+        meta = self.torrent.meta
+        assert meta is not None
+        size = meta.piece_size(index)
+        if size == meta.piece_length and self._buffer_pool:
+            return self._buffer_pool.pop()
+        return bytearray(size)
+
+    def _recycle(self, buf: bytearray) -> None:
+        # Fresh piece buffers cost a page fault per 4 KiB on first touch (glibc mmaps large
+        # allocations and unmaps them on free): reusing them halved the download's system time.
+        meta = self.torrent.meta
+        if meta is not None and len(buf) == meta.piece_length and len(self._buffer_pool) < BUFFER_POOL_SIZE:
+            self._buffer_pool.append(buf)
+
+    # --- hash, then write ---------------------------------------------------------
+
+    async def finish_piece(self, index: int) -> None:
+        t = self.torrent
+        meta, storage, picker = t.meta, t.storage, t.picker
+        assert meta is not None and storage is not None and picker is not None
+        buf = self.piece_buffers.pop(index)
+        self.hashing.add(index)
+        loop = asyncio.get_running_loop()
+        expected = meta.piece_hash(index)
+        try:
+            ok = await loop.run_in_executor(t.host.executor, verify_piece, buf, expected)
+            if ok:
+                await loop.run_in_executor(t.host.executor, storage.write_piece_sync, index, buf)
+        except StorageError as exc:
+            self.hashing.discard(index)
+            t.fail(str(exc))
+            return
+        finally:
+            self.hashing.discard(index)
+        sources = self.block_sources.pop(index, {})
+        if not ok:
+            self._on_hash_failed(index, buf, sources)
+            self._recycle(buf)
+            return
+        picker.piece_passed(index)
+        self.pieces_downloaded += 1
+        if self._throttled and len(self.hashing) * picker.piece_length <= MAX_PENDING_WRITE_BYTES // 2:
+            self._throttled = False
+            now = t.now
+            for peer in list(t.peers.values()):
+                self.fill_requests(peer, now)
+        t.resume_dirty = True
+        self._apply_bans(self.banlist.piece_passed(index, buf))
+        self._recycle(buf)
+        for peer in list(t.peers.values()):
+            # HAVE goes to every peer, those that have the piece too: a super-seeder (BEP 16) offers its
+            # next piece only once it sees this one arrived, and seeders count their swarm's progress by it.
+            peer.link.write(peer.conn.send_have(index))
+            if peer.conn.am_interested and peer.bitfield is not None and not picker.is_interesting(peer.bitfield):
+                peer.link.write(peer.conn.send_not_interested())
+        if picker.done():
+            t._on_download_complete(announce=True)
+
+    def _on_hash_failed(self, index: int, buf: bytearray, sources: Mapping[int, Addr]) -> None:
+        t = self.torrent
+        assert t.picker is not None
+        self.failed_pieces += 1
+        # The picker keys peers by address; it types them as any Hashable.
+        contributors = {cast(Addr, k) for k in t.picker.piece_failed(index)} | set(sources.values())
+        t.emit("hash_failed", piece=index, peers=[f"{a[0]}:{a[1]}" for a in contributors])
+        self._apply_bans(self.banlist.piece_failed(index, buf, sources, contributors))
+
+    def _apply_bans(self, bans: list[Ban]) -> None:
+        t = self.torrent
+        for ban in bans:
+            peer = t.peers.get(ban.addr)
+            if peer is not None:
+                t.ban(peer, ban.reason)
+            elif ban.proven and self.banlist.add(ban.addr):
+                t.emit("peer_banned", peer=f"{ban.addr[0]}:{ban.addr[1]}", reason=ban.reason)
+
+    def download_sources(self) -> list[dict[str, Any]]:
+        """Payload bytes received per peer this session (including duplicates), largest first:
+        every connected peer, and those gone that sent something."""
+        t = self.torrent
+        connected = {totals_key(p) for p in t.peers.values()}
+        rows = [(addr, client, down) for addr, (client, down, _) in t.peer_totals().items()
+                if down or addr in connected]
+        rows.sort(key=lambda row: -row[2])
+        return [{"peer": f"{addr[0]}:{addr[1]}", "client": client, "downloaded": down} for addr, client, down in rows]
