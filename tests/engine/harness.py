@@ -88,7 +88,6 @@ class FakeHost:
         self.pending: dict[PeerLink, Torrent | None] = {}
         self.dialled: list[Addr] = []
         self.downloaded = 0
-        self.uploaded = 0
         network.listen(self.addr, self._accept)
 
     @property
@@ -136,9 +135,6 @@ class FakeHost:
     def count_download(self, nbytes: int) -> None:
         self.downloaded += nbytes
 
-    def count_upload(self, nbytes: int) -> None:
-        self.uploaded += nbytes
-
     # --- what Session does until a handshake names the torrent -------------------
 
     def _accept(self, remote: Addr) -> PeerLink:
@@ -168,7 +164,7 @@ class FakeHost:
             if owner is None:
                 link.close("handshake without a torrent")
                 return False
-            if event.peer_id in owner.banned_ids:
+            if is_banned_id(owner, event.peer_id):
                 link.close("banned peer")
                 return False
             owner.attach(link)
@@ -180,8 +176,10 @@ class FakeHost:
             return True
         if isinstance(event, ev.ProtocolError):
             owner = self.pending.pop(link, None)
-            if owner is not None and not link.incoming:
-                owner.connect_failed(link.addr, event.reason)
+            if owner is not None:
+                owner.emit("peer_error", peer=f"{link.addr[0]}:{link.addr[1]}", reason=event.reason)
+                if not link.incoming:
+                    owner.connect_failed(link.addr, event.reason)
             link.close(event.reason)
             return False
         return True
@@ -387,6 +385,11 @@ async def settle(network: Network, *, timeout_s: float = 5.0) -> None:
 def seed_rng(torrent: Torrent, seed: int) -> None:
     """Make a torrent's random choices (picker, choker, super-seeder) reproducible: they share `rng`."""
     torrent.rng.seed(seed)
+
+
+def is_banned_id(torrent: Torrent, peer_id: bytes) -> bool:
+    """What Session asks at the handshake."""
+    return peer_id in torrent.banlist.banned_ids
 
 
 def candidates(torrent: Torrent) -> set[Addr]:

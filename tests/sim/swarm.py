@@ -170,9 +170,10 @@ async def _simulate(config: SwarmConfig, folder: Path) -> SwarmResult:
     for task in ticks:
         task.cancel()
     await asyncio.gather(*ticks, return_exceptions=True)
-    result.seeder_uploaded = seed_host.uploaded
-    result.uploaded = sum(h.uploaded for h in [seed_host, *hosts])
-    result.downloaded = sum(t.snapshot(loop.time()).downloaded for t in leechers)
+    snapshots = [t.snapshot(loop.time()) for t in [seeder, *leechers]]
+    result.seeder_uploaded = snapshots[0].uploaded
+    result.uploaded = sum(s.uploaded for s in snapshots)
+    result.downloaded = sum(s.downloaded for s in snapshots[1:])
     await asyncio.gather(*(t.stop() for t in [seeder, *leechers]))
     result.wall_s = time.monotonic() - wall_start
     return result
