@@ -1,0 +1,1 @@
+"""A deterministic swarm simulator: torrentpy engines and scripted peers on in-memory links, virtual time."""
