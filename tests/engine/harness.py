@@ -23,6 +23,7 @@ from typing import Any
 from tests.engine.memnet import Addr, Network
 from torrentpy._core import Bitfield
 from torrentpy.creation import create_torrent
+from torrentpy.engine.alerts import Alert
 from torrentpy.engine.ratelimit import TokenBucket
 from torrentpy.engine.torrent import Torrent
 from torrentpy.metainfo import Metainfo, parse_torrent
@@ -81,7 +82,7 @@ class FakeHost:
         self.executor = executor or InlineExecutor()
         self.upload_bucket = TokenBucket(upload_rate_bps)
         self.wake_event = asyncio.Event()
-        self.events: list[dict[str, Any]] = []
+        self.events: list[Alert] = []
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self.torrents: dict[bytes, Torrent] = {}
         self.links: set[PeerLink] = set()
@@ -104,7 +105,7 @@ class FakeHost:
     def now(self) -> float:
         return self.clock()
 
-    def emit(self, event: Any) -> None:
+    def emit(self, event: Alert) -> None:
         self.events.append(event)
         for listener in self.listeners:
             listener(event)
@@ -194,7 +195,8 @@ class FakeHost:
         pass
 
     def events_of(self, kind: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e.get("event") == kind]
+        """The alerts of one kind, as their --json records."""
+        return [e.as_dict() for e in self.events if e.kind == kind]
 
 
 def new_connection(peer_id: bytes, torrent: Torrent | None, *, initiator: bool) -> PeerConnection:

@@ -28,6 +28,7 @@ from typing import Any
 from tests.engine.harness import FakeHost, make_payload, seed_rng
 from tests.engine.memnet import LinkSpec, Network
 from tests.sim.clock import run as run_virtual
+from torrentpy.engine.alerts import Alert, Completed
 from torrentpy.engine.torrent import Torrent
 
 # Every link of the swarm, both directions: a modest broadband line.
@@ -143,8 +144,8 @@ async def _simulate(config: SwarmConfig, folder: Path) -> SwarmResult:
     all_done = asyncio.Event()
 
     def on_completed(index: int) -> Any:
-        def listener(event: dict[str, Any]) -> None:
-            if event.get("event") == "completed" and completion[index] is None:
+        def listener(event: Alert) -> None:
+            if isinstance(event, Completed) and completion[index] is None:
                 completion[index] = loop.time() - start
                 if all(t is not None for t in completion):
                     all_done.set()
