@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import math
-
 import pytest
 
-from torrentpy.engine.accounting import RateMeter, Transfer
+from torrentpy.engine.accounting import RateMeter
 
 
 def test_steady_rate_is_measured_exactly() -> None:
@@ -61,24 +59,3 @@ def test_zero_before_any_sample_and_bad_window() -> None:
     with pytest.raises(ValueError, match=r"at least 0\.5 s"):
         RateMeter(0.1)
 
-
-def test_transfer_rolls_up_into_parent_and_splits_payload_from_protocol() -> None:
-    torrent = Transfer()
-    a, b = Transfer(parent=torrent), Transfer(parent=torrent)
-    a.record_down(16384, 1.0, payload=True)
-    a.record_down(17, 1.0, payload=False)
-    b.record_up(16384 * 2, 1.0, payload=True)
-    b.record_up(13, 1.0, payload=False)
-    assert (a.downloaded, a.uploaded) == (16384, 0)
-    assert torrent.downloaded == 16384 and torrent.uploaded == 32768
-    assert torrent.protocol_down.total == 17 and torrent.protocol_up.total == 13
-    assert torrent.ratio() == pytest.approx(2.0)
-    assert torrent.down_rate_bps(1.0) > 0 and torrent.up_rate_bps(1.0) > 0
-
-
-def test_ratio_edge_cases() -> None:
-    t = Transfer()
-    assert t.ratio() == 0.0
-    t.record_up(100, 0.0, payload=True)
-    assert t.ratio() == math.inf
-    assert t.ratio(size_bytes=400) == pytest.approx(0.25)

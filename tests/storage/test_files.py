@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import errno
 import os
 import random
@@ -34,25 +32,11 @@ def test_write_then_read_back_in_random_order(root: Path) -> None:
         assert root.joinpath(*f.path).read_bytes() == b.contents[i]
 
 
-async def test_async_methods_run_in_the_given_executor(root: Path) -> None:
-    b = build(LAYOUT, 4096)
-    with concurrent.futures.ThreadPoolExecutor(4) as pool, Storage(b.meta, root, executor=pool) as st:
-        st.open_files()
-        main = asyncio.get_running_loop()
-        await asyncio.gather(*(st.write_piece(p, b.piece(p)) for p in range(b.meta.num_pieces)))
-        await st.flush()
-        blocks = await asyncio.gather(
-            *(st.read_block(p, 0, b.meta.piece_size(p)) for p in range(b.meta.num_pieces))
-        )
-        assert b"".join(blocks) == b.payload
-        assert asyncio.get_running_loop() is main
-
-
-async def test_write_block_pieces_together(root: Path) -> None:
+def test_write_block_pieces_together(root: Path) -> None:
     b = build(LAYOUT, 4096)
     with Storage(b.meta, root) as st:
         for begin in range(0, 4096, 1000):
-            await st.write_block(0, begin, b.piece(0)[begin : begin + 1000])
+            st.write_block_sync(0, begin, b.piece(0)[begin : begin + 1000])
         assert st.read_piece_sync(0) == b.piece(0)
 
 

@@ -1,15 +1,14 @@
 """Byte counters and transfer rates over a sliding window, with the clock passed in.
 
 ``RateMeter`` keeps a fixed ring of half-second buckets, so its memory does not grow with traffic and
-``rate`` is O(1). ``Transfer`` groups the four counters a peer or torrent has (payload and protocol
-overhead, each direction) and can feed a parent, so a peer's bytes also count for its torrent.
+``rate`` is O(1).
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["BUCKET_S", "RateMeter", "Transfer"]
+__all__ = ["BUCKET_S", "RateMeter"]
 
 # Half a second is fine enough for a dashboard that refreshes a few times per second and coarse
 # enough that a 5 s window is only ten buckets.
@@ -68,54 +67,3 @@ class RateMeter:
         span = min(span, now - self._first)
         return self._sum / max(span, BUCKET_S)
 
-
-class Transfer:
-    """Payload and protocol bytes in both directions for one peer or torrent.
-
-    Protocol bytes are message headers, HAVEs, REQUESTs and the like: everything on the wire that is not
-    piece data. ``record_*`` also feeds ``parent`` so per-peer counting rolls up into the torrent."""
-
-    __slots__ = ("parent", "payload_down", "payload_up", "protocol_down", "protocol_up")
-
-    def __init__(self, window_s: float = 5.0, parent: Transfer | None = None) -> None:
-        self.payload_down = RateMeter(window_s)
-        self.payload_up = RateMeter(window_s)
-        self.protocol_down = RateMeter(window_s)
-        self.protocol_up = RateMeter(window_s)
-        self.parent = parent
-
-    def record_down(self, n: int, now: float, *, payload: bool) -> None:
-        (self.payload_down if payload else self.protocol_down).add(n, now)
-        if self.parent is not None:
-            self.parent.record_down(n, now, payload=payload)
-
-    def record_up(self, n: int, now: float, *, payload: bool) -> None:
-        (self.payload_up if payload else self.protocol_up).add(n, now)
-        if self.parent is not None:
-            self.parent.record_up(n, now, payload=payload)
-
-    @property
-    def downloaded(self) -> int:
-        return self.payload_down.total
-
-    @property
-    def uploaded(self) -> int:
-        return self.payload_up.total
-
-    def down_rate_bps(self, now: float) -> float:
-        return self.payload_down.rate(now)
-
-    def up_rate_bps(self, now: float) -> float:
-        return self.payload_up.rate(now)
-
-    def ratio(self, size_bytes: int | None = None) -> float:
-        """Uploaded payload over downloaded payload. A seeder that downloaded nothing divides by
-        ``size_bytes`` (the torrent size) when given, as clients show "ratio" to a seeder; otherwise the
-        ratio of no download is 0 with nothing uploaded and infinite with something uploaded."""
-        down = self.payload_down.total
-        up = self.payload_up.total
-        if down == 0 and size_bytes:
-            down = size_bytes
-        if down == 0:
-            return math.inf if up else 0.0
-        return up / down

@@ -55,7 +55,4 @@ class Host(Protocol):
         """Forget a link the torrent has closed."""
 
     def count_download(self, nbytes: int) -> None:
-        """Count bytes read from a peer (session rates and the download limit)."""
-
-    def count_upload(self, nbytes: int) -> None:
-        """Count payload handed to a peer's socket."""
+        """Count bytes read from a peer against the session-wide download limit."""

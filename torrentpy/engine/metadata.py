@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from torrentpy.protocol import events as ev
+
+if TYPE_CHECKING:
+    from torrentpy.engine.peer import Peer
 
 METADATA_PIECE = 16 * 1024
 # The largest info dictionary we accept from peers; real ones are well under 10 MiB
@@ -11,6 +18,8 @@ METADATA_PIECE = 16 * 1024
 MAX_METADATA_BYTES = 32 * 1024 * 1024
 # A metadata request unanswered this long may be asked of another peer.
 REQUEST_TIMEOUT_S = 10.0
+# ut_metadata requests one connection may make: a 10 MiB info dict is 640 pieces, asked for twice at most.
+MAX_METADATA_REQUESTS = 2000
 
 
 class MetadataAssembler:
@@ -81,3 +90,72 @@ class MetadataAssembler:
         self.sources.clear()
         self.requested.clear()
         return False
+
+
+class MetadataExchange:
+    """BEP 9 both ways for one torrent: serve our info dictionary to peers that ask, and, for a magnet
+    link, fetch it from the peers that announce a metadata size.
+
+    `on_verified` receives the assembled dictionary once its SHA-1 matches the info-hash; becoming a
+    real torrent from it (parsing, storage, picker) is the torrent's business. The torrent then calls
+    `finish()`."""
+
+    def __init__(self, info_hash: bytes, *, fetch: bool, on_verified: Callable[[bytes], None]) -> None:
+        self.assembler = MetadataAssembler(info_hash) if fetch else None
+        self._on_verified = on_verified
+
+    @property
+    def fetching(self) -> bool:
+        return self.assembler is not None
+
+    def finish(self) -> None:
+        """The info dictionary is ours: stop asking for it."""
+        self.assembler = None
+
+    def request(self, peer: Peer) -> None:
+        """Ask the peer for the pieces of the dictionary nobody is fetching, if it announced a size."""
+        if self.assembler is None:
+            return
+        size = peer.conn.peer_metadata_size
+        if peer.addr in self.assembler.untrusted:
+            return  # it sent bad metadata: its size must not win over an honest peer's either
+        if not self.assembler.set_size(size):
+            return
+        for piece in self.assembler.next_requests(peer.addr):
+            peer.link.write(peer.conn.send_metadata_request(piece))
+
+    def tick(self, peers: Iterable[Peer]) -> None:
+        if self.assembler is None:
+            return
+        # A piece rejected, left unanswered or assembled into bad metadata is asked of the others
+        # here: nothing else would ask a peer that connected while the piece was out elsewhere.
+        for peer in list(peers):
+            if peer.conn.peer_metadata_size and not peer.link.closed:
+                self.request(peer)
+
+    def on_event(self, peer: Peer, event: ev.Event, info: bytes | None) -> str | None:
+        """Handle a ut_metadata message; `info` is our info dictionary if we have it.
+        Returns why the peer must be dropped, or None."""
+        if isinstance(event, ev.MetadataRequest):
+            peer.metadata_requests += 1
+            if peer.metadata_requests > MAX_METADATA_REQUESTS:
+                # Each request costs one byte-sized message and returns 16 KiB: cap the amplification.
+                return "metadata request flood"
+            start = event.piece * METADATA_PIECE
+            if info is None or start >= len(info):
+                peer.link.write(peer.conn.send_metadata_reject(event.piece))
+                return None
+            peer.link.write(peer.conn.send_metadata_data(event.piece, len(info), info[start : start + METADATA_PIECE]))
+            return None
+        if self.assembler is None:
+            return None
+        if isinstance(event, ev.MetadataReject):
+            self.assembler.rejected(peer.addr, event.piece)
+            return None
+        assert isinstance(event, ev.MetadataData)
+        outcome = self.assembler.received(peer.addr, event.piece, event.total_size, bytes(event.data))
+        if outcome is None:
+            self.request(peer)
+        elif isinstance(outcome, bytes):  # False: bad metadata; the assembler restarts, distrusting its senders
+            self._on_verified(outcome)
+        return None

@@ -33,7 +33,6 @@ class Peer:
     # Blocks taken off upload_queue for a batch that waits on the upload limit; a cancel removes them here.
     pacing: set[tuple[int, int, int]] = field(default_factory=set)
     serving: bool = False
-    unchoked_at: float = 0.0  # when we last unchoked them
     unchoked_us_at: float = 0.0  # when they last unchoked us (the snub clock starts there)
     # Request-queue refill threshold and until when it holds (see Torrent._fill_requests).
     refill_below: int = 0

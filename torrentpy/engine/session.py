@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from torrentpy import __version__
-from torrentpy.engine.accounting import RateMeter
 from torrentpy.engine.ratelimit import TokenBucket
 from torrentpy.engine.snapshot import SessionSnapshot
-from torrentpy.engine.torrent import CONNECT_TIMEOUT_S, Torrent
+from torrentpy.engine.swarm import CONNECT_TIMEOUT_S
+from torrentpy.engine.torrent import Torrent
 from torrentpy.errors import TorrentError, UsageError
 from torrentpy.metainfo import Magnet, Metainfo
 from torrentpy.net.peer import PeerLink
@@ -65,10 +65,6 @@ class Session:
                                            thread_name_prefix="torrentpy-io")
         self.upload_bucket = TokenBucket(config.max_upload_rate_bps)
         self.download_bucket = TokenBucket(config.max_download_rate_bps)
-        self.down = RateMeter()
-        self.up = RateMeter()
-        self.downloaded = 0
-        self.uploaded = 0
         self.links: set[PeerLink] = set()
         self.pending: dict[PeerLink, Torrent | None] = {}
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
@@ -242,11 +238,9 @@ class Session:
     # --- rate limits ------------------------------------------------------------
 
     def count_download(self, nbytes: int) -> None:
-        now = time.monotonic()
-        self.down.add(nbytes, now)
-        self.downloaded += nbytes
         if self.download_bucket.rate_bps <= 0 or self._reading_paused:
             return
+        now = time.monotonic()
         wait_s = self.download_bucket.consume(nbytes, now)
         if wait_s > 0:
             self._reading_paused = True
@@ -258,10 +252,6 @@ class Session:
         self._reading_paused = False
         for link in list(self.links):
             link.resume_reading()
-
-    def count_upload(self, nbytes: int) -> None:
-        self.up.add(nbytes, time.monotonic())
-        self.uploaded += nbytes
 
     # --- Controller (dashboard) -------------------------------------------------
 

@@ -7,8 +7,16 @@ All byte counts are payload bytes; rates are bytes per second.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from torrentpy.engine.accounting import RateMeter
+    from torrentpy.engine.peer import Peer
+    from torrentpy.engine.picker import PiecePicker
+    from torrentpy.metainfo import Metainfo
+    from torrentpy.storage.layout import Layout
 
 __all__ = [
     "PIECE_DOWNLOADING",
@@ -21,6 +29,7 @@ __all__ = [
     "SessionSnapshot",
     "TorrentSnapshot",
     "TrackerSnapshot",
+    "torrent_snapshot",
 ]
 
 # Values of TorrentSnapshot.piece_states, one byte per piece.
@@ -29,7 +38,7 @@ PIECE_HAVE = 1
 PIECE_DOWNLOADING = 2
 
 TORRENT_STATES = frozenset(
-    {"checking", "downloading", "seeding", "paused", "error", "metadata", "stopped", "finished"}
+    {"checking", "downloading", "seeding", "paused", "error", "metadata", "finished"}
 )
 
 
@@ -120,3 +129,104 @@ class Controller(Protocol):
     def resume(self, info_hash_hex: str) -> None: ...
 
     def request_stop(self) -> None: ...
+
+
+class SnapshotSource(Protocol):
+    """What the snapshot of a torrent is built from (engine.torrent.Torrent provides it)."""
+
+    @property
+    def info_hash(self) -> bytes: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def paused(self) -> bool: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def meta(self) -> Metainfo | None: ...
+    @property
+    def picker(self) -> PiecePicker | None: ...
+    @property
+    def layout(self) -> Layout | None: ...
+    @property
+    def check_progress(self) -> int:
+        """Pieces checked so far while the state is "checking"."""
+    @property
+    def down(self) -> RateMeter: ...
+    @property
+    def up(self) -> RateMeter: ...
+    @property
+    def downloaded(self) -> int: ...
+    @property
+    def uploaded(self) -> int: ...
+    @property
+    def peers(self) -> Mapping[tuple[str, int], Peer]: ...
+    @property
+    def tiers(self) -> Any:
+        """The torrent's net.tiers.TrackerTiers, or None without trackers."""
+
+
+def torrent_snapshot(t: SnapshotSource, now: float) -> TorrentSnapshot:
+    meta, picker = t.meta, t.picker
+    total = meta.total_length if meta else 0
+    if picker is not None and meta is not None:
+        have = picker.have
+        done = total - int(picker.left_bytes())
+        states = bytearray(have.to_flags())
+        for i in picker.downloading_pieces():
+            if not have[i]:
+                states[i] = PIECE_DOWNLOADING
+        avail = picker.availability.clamped_bytes()
+    else:
+        have, done, states, avail = None, 0, bytearray(), b""
+    progress = done / total if total else 0.0
+    if t.state == "checking" and meta is not None:
+        progress = t.check_progress / max(1, meta.num_pieces)
+    down_rate = t.down.rate(now)
+    eta = (total - done) / down_rate if down_rate > 0 and total > done else None
+    state = "paused" if t.paused else t.state
+    peer_list = tuple(
+        PeerSnapshot(
+            ip=p.addr[0], port=p.addr[1], peer_id=p.conn.peer_id or b"", client=p.client,
+            incoming=p.link.incoming, am_choking=p.conn.am_choking, am_interested=p.conn.am_interested,
+            peer_choking=p.conn.peer_choking, peer_interested=p.conn.peer_interested, snubbed=p.snubbed,
+            down_rate_bps=p.down.rate(now), up_rate_bps=p.up.rate(now), downloaded=p.downloaded,
+            uploaded=p.uploaded,
+            progress=(p.bitfield.count() / len(p.bitfield)) if p.bitfield is not None and len(p.bitfield) else 0.0,
+        )
+        for p in t.peers.values()
+    )
+    trackers: tuple[TrackerSnapshot, ...] = ()
+    swarm_seeds = swarm_leechers = None
+    if t.tiers is not None:
+        rows = []
+        for tr in t.tiers.trackers:
+            rows.append(TrackerSnapshot(
+                url=tr.url, tier=tr.tier, status=tr.status, peers_returned=tr.peers_returned,
+                seeders=tr.seeders, leechers=tr.leechers,
+                next_announce_s=(tr.next_announce_at - now) if tr.next_announce_at is not None else None,
+                message=tr.message or tr.last_error or "",
+            ))
+            if tr.seeders is not None:
+                swarm_seeds = max(swarm_seeds or 0, tr.seeders)
+            if tr.leechers is not None:
+                swarm_leechers = max(swarm_leechers or 0, tr.leechers)
+        trackers = tuple(rows)
+    files: tuple[FileSnapshot, ...] = ()
+    if meta is not None and t.layout is not None and have is not None:
+        done_per_file = t.layout.file_done_bytes(have)
+        files = tuple(
+            FileSnapshot(path="/".join(f.path), size=f.length, done=d)
+            for f, d in zip(meta.files, done_per_file, strict=False) if not f.padding
+        )
+    return TorrentSnapshot(
+        info_hash_hex=t.info_hash.hex(), name=t.name, total_size=total, state=state, error=t.error,
+        progress=progress, done=done, down_rate_bps=down_rate, up_rate_bps=t.up.rate(now),
+        downloaded=t.downloaded, uploaded=t.uploaded,
+        ratio=t.uploaded / total if total else 0.0, eta_s=eta,
+        peers=len(t.peers), seeds=sum(1 for p in t.peers.values() if p.is_seed),
+        swarm_seeds=swarm_seeds, swarm_leechers=swarm_leechers, piece_states=bytes(states),
+        availability=avail, peer_list=peer_list, trackers=trackers, files=files,
+    )

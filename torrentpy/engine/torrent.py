@@ -13,17 +13,18 @@ from typing import TYPE_CHECKING, Any, cast
 
 from torrentpy._core import Bitfield, sha1, verify_piece
 from torrentpy.engine.accounting import RateMeter
+from torrentpy.engine.metadata import MetadataExchange
 from torrentpy.engine.peer import Peer
 from torrentpy.engine.picker import Block, PiecePicker, queue_depth
-from torrentpy.engine.snapshot import FileSnapshot, PeerSnapshot, TorrentSnapshot, TrackerSnapshot
+from torrentpy.engine.snapshot import TorrentSnapshot, torrent_snapshot
 from torrentpy.engine.superseed import SuperSeeder
+from torrentpy.engine.swarm import Swarm, totals_key
 from torrentpy.engine.upload import MAX_QUEUED_REQUESTS, Uploader
 from torrentpy.errors import StorageError, TorrentError
 from torrentpy.metainfo import Magnet, Metainfo
 from torrentpy.net.peer import PeerLink
 from torrentpy.peer_id import client_name
 from torrentpy.protocol import events as ev
-from torrentpy.protocol.extension import UT_PEX
 from torrentpy.storage.checker import check_pieces_async
 from torrentpy.storage.files import Storage
 from torrentpy.storage.layout import Layout
@@ -42,19 +43,11 @@ BLOCK_SIZE = 16 * 1024
 SNUB_TIMEOUT_S = 60.0
 # A request not answered in this time is re-requested elsewhere.
 REQUEST_TIMEOUT_S = 30.0
-# No message at all for this long: the connection is dead (BEP 3 suggests 2 minutes).
-IDLE_TIMEOUT_S = 150.0
-KEEPALIVE_INTERVAL_S = 60.0
 RESUME_SAVE_INTERVAL_S = 10.0
 # Failed pieces a peer may be part of before it is banned, when we can't tell whose block was bad.
 MAX_STRIKES = 3
-CONNECT_TIMEOUT_S = 10.0
 # Verified-or-not pieces waiting for the thread pool (hash + write) before we stop requesting more.
 MAX_PENDING_WRITE_BYTES = 64 * 1024 * 1024
-# Peer addresses kept to dial later; more from PEX or trackers are dropped.
-MAX_CANDIDATES = 2000
-# ut_metadata requests one connection may make: a 10 MiB info dict is 640 pieces, asked for twice at most.
-MAX_METADATA_REQUESTS = 2000
 # Requests a peer may have in flight in endgame, duplicates included.
 ENDGAME_QUEUE = 4
 # Spare piece buffers kept for reuse.
@@ -77,7 +70,6 @@ class Torrent:
     ) -> None:
         self.host = host
         self.save_dir = save_dir
-        self.max_peers = max_peers
         self.seed_ratio = seed_ratio
         self.seed_time_s = seed_time_s
         self.info_hash = source.info_hash
@@ -89,9 +81,8 @@ class Torrent:
         self.paused = False
         self.finished = False  # seeding goal met (or download done with no seeding)
         self.rng = random.Random()
-        self.peers: dict[tuple[str, int], Peer] = {}
-        self.connecting: set[tuple[str, int]] = set()
-        self.candidates: dict[tuple[str, int], float] = {}  # addr → earliest retry time
+        self.swarm = Swarm(host, self, max_peers=max_peers, spawn=self._spawn, wants_peers=self.wants_peers,
+                           is_banned=lambda addr: addr in self.banned, on_departed=self._on_departed)
         self.banned: set[tuple[str, int]] = set()
         self.banned_ids: set[bytes] = set()
         self.strikes: dict[tuple[str, int], int] = {}
@@ -100,9 +91,6 @@ class Torrent:
         self.up = RateMeter()
         self.downloaded = 0  # payload this session
         self.uploaded = 0
-        # Payload exchanged with peers that have since disconnected, keyed like peer_totals(), so a summary
-        # written after the download still credits every peer (and one that reconnected is counted once).
-        self.departed_totals: dict[tuple[str, int], tuple[str, int, int]] = {}
         self.pieces_downloaded = 0  # verified pieces fetched from peers this session
         self.pieces_at_start = 0  # verified pieces found on disk at start
         self.seeding_since: float | None = None
@@ -120,15 +108,13 @@ class Torrent:
         self.tiers: Any = None
         self.resume_dirty = False
         self.last_resume_save = 0.0
-        self.announcing = False
+        self.announcing = 0  # announces in flight
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.metadata: Any = None  # MetadataAssembler while fetching a magnet's info dict
+        self.metadata = MetadataExchange(self.info_hash, fetch=self.magnet is not None,
+                                         on_verified=self._on_metadata_verified)
         if self.magnet is not None:
-            from torrentpy.engine.metadata import MetadataAssembler
-
-            self.metadata = MetadataAssembler(self.info_hash)
             for addr in self.magnet.peers:
-                self.candidates[addr] = 0.0
+                self.swarm.candidates[addr] = 0.0
         self._make_tiers(source.trackers)
         self.uploader = Uploader(self, host, slots=unchoke_slots, rng=self.rng)
 
@@ -218,7 +204,7 @@ class Torrent:
         self.layout = Layout(meta)
         self.picker = PiecePicker(meta.num_pieces, meta.piece_length, meta.total_length,
                                   block_size=BLOCK_SIZE, rng=self.rng)
-        self.storage = Storage(meta, self.save_dir, executor=self.host.executor)
+        self.storage = Storage(meta, self.save_dir)
         loop = asyncio.get_running_loop()
         self.state = "checking"
         try:
@@ -309,7 +295,7 @@ class Torrent:
     saving = False
 
     async def _save_resume_async(self) -> None:
-        # fdatasync can take a while with many dirty pages: keep it off the event loop.
+        # The resume file's fsync can take a while with many dirty pages: keep it off the event loop.
         self.saving = True
         try:
             await asyncio.get_running_loop().run_in_executor(self.host.executor, self._save_resume)
@@ -319,9 +305,10 @@ class Torrent:
     # --- trackers -------------------------------------------------------------
 
     async def _announce(self, event: str) -> None:
-        if self.tiers is None or self.announcing:
+        # An event is never skipped: the tiers queue it behind an announce in flight, per tier.
+        if self.tiers is None or (self.announcing and not event):
             return
-        self.announcing = True
+        self.announcing += 1
         try:
             # Each tier's answer is used as it arrives: a dead tracker in one tier must not delay the rest.
             await self.tiers.announce(
@@ -331,7 +318,7 @@ class Torrent:
         except TorrentError as exc:
             self.emit("tracker_error", message=str(exc))
         finally:
-            self.announcing = False
+            self.announcing -= 1
 
     def _on_tracker_response(self, resp: AnnounceResponse) -> None:
         if resp.warning:
@@ -340,82 +327,35 @@ class Torrent:
         self._connect_more(self.now)  # now, not on the next 1 s tick
 
     def add_candidates(self, addrs: list[tuple[str, int]]) -> None:
-        for addr in addrs:
-            addr = (str(addr[0]), int(addr[1]))
-            if addr in self.banned or self.host.is_self(addr) or not 0 < addr[1] < 65536:
-                continue
-            if addr not in self.candidates and len(self.candidates) >= MAX_CANDIDATES:
-                return  # PEX or trackers flooding us with addresses
-            self.candidates.setdefault(addr, 0.0)
+        self.swarm.add_candidates(addrs)
 
     # --- connections ------------------------------------------------------------
 
-    @staticmethod
-    def _totals_key(peer: Peer) -> tuple[str, int]:
-        # An accepted connection comes from an ephemeral port; the listen port from the extension
-        # handshake names the same peer as a connection we made to it.
-        port = peer.conn.peer_listen_port if peer.link.incoming else None
-        return (peer.addr[0], port) if port else peer.addr
+    @property
+    def peers(self) -> dict[tuple[str, int], Peer]:
+        return self.swarm.peers
+
+    @property
+    def candidates(self) -> dict[tuple[str, int], float]:
+        return self.swarm.candidates
+
+    _totals_key = staticmethod(totals_key)
 
     def peer_totals(self) -> dict[tuple[str, int], tuple[str, int, int]]:
-        """(client, downloaded, uploaded) payload bytes per peer this session, connected or gone,
-        keyed by (ip, listen port) when the port is known."""
-        totals = dict(self.departed_totals)
-        for peer in self.peers.values():
-            key = self._totals_key(peer)
-            client, down, up = totals.get(key, ("", 0, 0))
-            totals[key] = (peer.client or client, down + peer.downloaded, up + peer.uploaded)
-        return totals
+        return self.swarm.peer_totals()
 
     def wants_peers(self) -> bool:
         return not self.paused and self.state not in ("error", "checking") and not self.finished \
             and self.leaving_since is None
 
     def _connect_more(self, now: float) -> None:
-        if not self.wants_peers():
-            return
-        room = self.max_peers - len(self.peers) - len(self.connecting)
-        if room <= 0:
-            return
-        for addr, retry_at in list(self.candidates.items()):
-            if room <= 0 or not self.host.can_connect():
-                break
-            if retry_at > now or addr in self.peers or addr in self.connecting or addr in self.banned:
-                continue
-            if self.host.is_self(addr):
-                continue
-            self.candidates[addr] = now + 60.0  # back off if this attempt fails
-            self.connecting.add(addr)
-            room -= 1
-            self._spawn(self.host.connect(self, addr))
+        self.swarm.connect_more(now)
 
     def connect_failed(self, addr: tuple[str, int], reason: str) -> None:
-        self.connecting.discard(addr)
-        log.debug("connect to %s:%d failed: %s", addr[0], addr[1], reason)
+        self.swarm.connect_failed(addr, reason)
 
     def attach(self, link: PeerLink) -> None:
-        """A connection (ours or accepted) whose handshake named this torrent."""
-        self.connecting.discard(link.addr)
-        if link.addr in self.banned:
-            link.close("banned peer")
-            return
-        if len(self.peers) >= self.max_peers + 5 or not self.wants_peers():
-            link.close("too many peers")
-            return
-        if link.addr in self.peers:
-            link.close("duplicate connection")
-            return
-        peer_id = link.conn.peer_id
-        if peer_id and any(p.conn.peer_id == peer_id for p in self.peers.values()):
-            # Both sides dialled each other (each learned the other from the tracker): keep one.
-            link.close("duplicate connection (same peer id)")
-            return
-        now = self.now
-        peer = Peer(link=link, connected_at=now, last_recv_at=now, last_sent_at=now)
-        self.peers[link.addr] = peer
-        link.handler = self
-        link.on_bytes_in = self.host.count_download
-        self.candidates.pop(link.addr, None)
+        self.swarm.attach(link)
 
     def on_connected(self, link: PeerLink) -> None:  # handled by the session
         pass
@@ -426,23 +366,16 @@ class Torrent:
             self._start_serving(peer)
 
     def on_closed(self, link: PeerLink, reason: str) -> None:
-        peer = self.peers.get(link.addr)
-        if peer is None or peer.link is not link:
-            return
-        del self.peers[link.addr]
-        key = self._totals_key(peer)
-        client, down, up = self.departed_totals.get(key, ("", 0, 0))
-        self.departed_totals[key] = (peer.client or client, down + peer.downloaded, up + peer.uploaded)
+        self.swarm.on_closed(link, reason)
+
+    def _on_departed(self, peer: Peer) -> None:
+        """The swarm has dropped a peer that closed: forget what it had and was doing."""
         if self.picker is not None:
-            self.picker.remove_peer(link.addr)
+            self.picker.remove_peer(peer.addr)
         if self.superseed is not None:
-            self.superseed.remove_peer(link.addr)
+            self.superseed.remove_peer(peer.addr)
         if self.leaving_since is not None and not self.finished:
             self._check_left()
-        log.debug("peer %s:%d closed: %s", link.addr[0], link.addr[1], reason)
-        if not link.incoming and link.addr not in self.banned:
-            self.candidates[link.addr] = self.now + 30.0
-        self.host.release_connection(link)
 
     def ban(self, peer: Peer, reason: str) -> None:
         self.banned.add(peer.addr)
@@ -479,15 +412,7 @@ class Torrent:
     def start_peer(self, peer: Peer) -> None:
         """Right after the handshake: tell the peer what we have."""
         conn = peer.conn
-        out: list[bytes] = []
-        if conn.supports_extensions:
-            if self.meta is not None and self.meta.private:
-                conn.drop_extension(UT_PEX)  # BEP 27: no peer exchange on a private torrent
-            extra: dict[str, Any] = {"v": f"torrentpy {self.host.version}", "reqq": MAX_QUEUED_REQUESTS,
-                                     "p": self.host.listen_port}
-            if self.meta is not None:
-                extra["metadata_size"] = len(self.meta.info_bytes)
-            out.append(conn.send_extended_handshake(extra))
+        out = self.swarm.extended_handshake(conn, self.meta, reqq=MAX_QUEUED_REQUESTS)
         super_seed = self._super_seeding()
         if super_seed:
             if conn.supports_fast:
@@ -570,8 +495,8 @@ class Torrent:
             # announces still gives it away.
             peer.link.close("banned peer")
             return False
-        if self.metadata is not None and conn.peer_metadata_size:
-            self._request_metadata(peer)
+        if self.metadata.fetching and conn.peer_metadata_size:
+            self.metadata.request(peer)
         return True
 
     def _on_bitfield(self, peer: Peer, bitfield: Bitfield) -> bool:
@@ -886,47 +811,12 @@ class Torrent:
 
     # --- metadata (magnet links, BEP 9) ----------------------------------------
 
-    def _request_metadata(self, peer: Peer) -> None:
-        if self.metadata is None:
-            return
-        size = peer.conn.peer_metadata_size
-        if peer.addr in self.metadata.untrusted:
-            return  # it sent bad metadata: its size must not win over an honest peer's either
-        if not self.metadata.set_size(size):
-            return
-        for piece in self.metadata.next_requests(peer.addr):
-            peer.link.write(peer.conn.send_metadata_request(piece))
-
     def _on_metadata(self, peer: Peer, event: ev.Event) -> bool:
-        if isinstance(event, ev.MetadataRequest):
-            peer.metadata_requests += 1
-            if peer.metadata_requests > MAX_METADATA_REQUESTS:
-                # Each request costs one byte-sized message and returns 16 KiB: cap the amplification.
-                return self._protocol_error(peer, "metadata request flood")
-            if self.meta is None:
-                peer.link.write(peer.conn.send_metadata_reject(event.piece))
-                return True
-            info = self.meta.info_bytes
-            start = event.piece * BLOCK_SIZE
-            if start >= len(info):
-                peer.link.write(peer.conn.send_metadata_reject(event.piece))
-                return True
-            peer.link.write(peer.conn.send_metadata_data(event.piece, len(info), info[start : start + BLOCK_SIZE]))
-            return True
-        if self.metadata is None:
-            return True
-        if isinstance(event, ev.MetadataReject):
-            self.metadata.rejected(peer.addr, event.piece)
-            return True
-        assert isinstance(event, ev.MetadataData)
-        outcome = self.metadata.received(peer.addr, event.piece, event.total_size, bytes(event.data))
-        if outcome is None:
-            self._request_metadata(peer)
-            return True
-        if outcome is False:
-            return True  # bad metadata: assembler restarts; the sender is not trusted again
-        self._spawn(self._on_metadata_complete(outcome))
-        return True
+        error = self.metadata.on_event(peer, event, self.meta.info_bytes if self.meta is not None else None)
+        return True if error is None else self._protocol_error(peer, error)
+
+    def _on_metadata_verified(self, info_bytes: bytes) -> None:
+        self._spawn(self._on_metadata_complete(info_bytes))
 
     async def _on_metadata_complete(self, info_bytes: bytes) -> None:
         from torrentpy.metainfo import parse_info_dict
@@ -937,7 +827,7 @@ class Torrent:
         except TorrentError as exc:
             self.fail(f"metadata from peers is invalid: {exc}")
             return
-        self.metadata = None
+        self.metadata.finish()
         self.meta = meta
         self.name = meta.name
         self.emit("metadata_received", name=meta.name)
@@ -975,12 +865,7 @@ class Torrent:
             self._check_goal()  # no rechoke, no new requests or peers: just serve and go
             return
         self._check_peers(now)
-        if self.metadata is not None:
-            # A piece rejected, left unanswered or assembled into bad metadata is asked of the others
-            # here: nothing else would ask a peer that connected while the piece was out elsewhere.
-            for peer in list(self.peers.values()):
-                if peer.conn.peer_metadata_size and not peer.link.closed:
-                    self._request_metadata(peer)
+        self.metadata.tick(self.peers.values())
         self.uploader.tick(now)  # re-choke when the choker is due, super-seeding offers
         self._connect_more(now)
         if self.tiers is not None and not self.announcing and not self.finished:
@@ -996,13 +881,7 @@ class Torrent:
 
     def _check_peers(self, now: float) -> None:
         picker = self.picker
-        for peer in list(self.peers.values()):
-            if now - peer.last_recv_at > IDLE_TIMEOUT_S:
-                peer.link.close("idle for too long")
-                continue
-            if now - peer.last_sent_at > KEEPALIVE_INTERVAL_S:
-                peer.link.write(peer.conn.send_keepalive())
-                peer.last_sent_at = now
+        for peer in self.swarm.check_health(now):
             if picker is None:
                 continue
             outstanding = picker.outstanding(peer.addr) if picker.outstanding_count(peer.addr) else []
@@ -1026,64 +905,4 @@ class Torrent:
     # --- snapshots --------------------------------------------------------------
 
     def snapshot(self, now: float) -> TorrentSnapshot:
-        meta, picker = self.meta, self.picker
-        total = meta.total_length if meta else 0
-        if picker is not None and meta is not None:
-            have = picker.have
-            done = total - int(picker.left_bytes())
-            states = bytearray(have.to_flags())
-            for i in picker.downloading_pieces():
-                if not have[i]:
-                    states[i] = 2
-            avail = picker.availability.clamped_bytes()
-        else:
-            have, done, states, avail = None, 0, bytearray(), b""
-        progress = done / total if total else 0.0
-        if self.state == "checking" and meta is not None:
-            progress = self.check_progress / max(1, meta.num_pieces)
-        down_rate = self.down.rate(now)
-        eta = (total - done) / down_rate if down_rate > 0 and total > done else None
-        state = "paused" if self.paused else self.state
-        peer_list = tuple(
-            PeerSnapshot(
-                ip=p.addr[0], port=p.addr[1], peer_id=p.conn.peer_id or b"", client=p.client,
-                incoming=p.link.incoming, am_choking=p.conn.am_choking, am_interested=p.conn.am_interested,
-                peer_choking=p.conn.peer_choking, peer_interested=p.conn.peer_interested, snubbed=p.snubbed,
-                down_rate_bps=p.down.rate(now), up_rate_bps=p.up.rate(now), downloaded=p.downloaded,
-                uploaded=p.uploaded,
-                progress=(p.bitfield.count() / len(p.bitfield)) if p.bitfield is not None and len(p.bitfield) else 0.0,
-            )
-            for p in self.peers.values()
-        )
-        trackers: tuple[TrackerSnapshot, ...] = ()
-        swarm_seeds = swarm_leechers = None
-        if self.tiers is not None:
-            rows = []
-            for t in self.tiers.trackers:
-                rows.append(TrackerSnapshot(
-                    url=t.url, tier=t.tier, status=t.status, peers_returned=t.peers_returned,
-                    seeders=t.seeders, leechers=t.leechers,
-                    next_announce_s=(t.next_announce_at - now) if t.next_announce_at is not None else None,
-                    message=t.message or t.last_error or "",
-                ))
-                if t.seeders is not None:
-                    swarm_seeds = max(swarm_seeds or 0, t.seeders)
-                if t.leechers is not None:
-                    swarm_leechers = max(swarm_leechers or 0, t.leechers)
-            trackers = tuple(rows)
-        files: tuple[FileSnapshot, ...] = ()
-        if meta is not None and self.layout is not None and have is not None:
-            done_per_file = self.layout.file_done_bytes(have)
-            files = tuple(
-                FileSnapshot(path="/".join(f.path), size=f.length, done=d)
-                for f, d in zip(meta.files, done_per_file, strict=False) if not f.padding
-            )
-        return TorrentSnapshot(
-            info_hash_hex=self.info_hash.hex(), name=self.name, total_size=total, state=state, error=self.error,
-            progress=progress, done=done, down_rate_bps=down_rate, up_rate_bps=self.up.rate(now),
-            downloaded=self.downloaded, uploaded=self.uploaded,
-            ratio=self.uploaded / total if total else 0.0, eta_s=eta,
-            peers=len(self.peers), seeds=sum(1 for p in self.peers.values() if p.is_seed),
-            swarm_seeds=swarm_seeds, swarm_leechers=swarm_leechers, piece_states=bytes(states),
-            availability=avail, peer_list=peer_list, trackers=trackers, files=files,
-        )
+        return torrent_snapshot(self, now)

@@ -44,10 +44,11 @@ LEAVE_TIMEOUT_S = 30.0
 class UploadOwner(Protocol):
     """What the Uploader needs from its torrent (engine.torrent.Torrent is one)."""
 
-    peers: dict[Addr, Peer]
     up: RateMeter  # payload rate of the whole torrent
     uploaded: int  # payload bytes sent this session
 
+    @property
+    def peers(self) -> dict[Addr, Peer]: ...
     @property
     def picker(self) -> PiecePicker | None: ...
     @property
@@ -126,7 +127,6 @@ class Uploader:
         for peer in peers.values():
             if peer.addr in unchoke and peer.conn.am_choking:
                 peer.link.write(peer.conn.send_unchoke())
-                peer.unchoked_at = now
             elif peer.addr not in unchoke and not peer.conn.am_choking:
                 peer.link.write(peer.conn.send_choke())
                 if peer.conn.supports_fast:
@@ -144,7 +144,6 @@ class Uploader:
         unchoked = sum(1 for p in self.owner.peers.values() if not p.conn.am_choking)
         if peer.conn.am_choking and unchoked < self.choker.slots and self.owner.picker is not None:
             peer.link.write(peer.conn.send_unchoke())
-            peer.unchoked_at = now
 
     # --- super-seeding (BEP 16) ---------------------------------------------------
 
@@ -267,7 +266,6 @@ class Uploader:
                 peer.uploaded += total
                 owner.up.add(total, now)
                 owner.uploaded += total
-                self.host.count_upload(total)
                 if owner.complete:
                     owner._check_goal()
         finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -15,6 +14,3 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     """Run `main` to completion on a fresh uvloop event loop."""
     return uvloop.run(main)
 
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    return uvloop.new_event_loop()

@@ -43,8 +43,6 @@ class PeerLink(asyncio.BufferedProtocol):
         self.closed = False
         self.close_reason = ""
         self.lost = False  # the transport is gone (connection_lost ran)
-        self.bytes_in = 0
-        self.bytes_out = 0
         self.on_bytes_in: Callable[[int], None] | None = None
         self._reading_paused = False
 
@@ -61,7 +59,6 @@ class PeerLink(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         if self.closed:
             return
-        self.bytes_in += nbytes
         if self.on_bytes_in is not None:
             self.on_bytes_in(nbytes)
         conn = self.conn
@@ -98,12 +95,10 @@ class PeerLink(asyncio.BufferedProtocol):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self.transport is not None and not self.closed and data:
-            self.bytes_out += len(data)
             self.transport.write(data)
 
     def writelines(self, chunks: Sequence[bytes | bytearray | memoryview]) -> None:
         if self.transport is not None and not self.closed:
-            self.bytes_out += sum(len(c) for c in chunks)
             self.transport.writelines(chunks)
 
     def pause_reading(self) -> None:
@@ -115,10 +110,6 @@ class PeerLink(asyncio.BufferedProtocol):
         if self.transport is not None and self._reading_paused and not self.closed:
             self._reading_paused = False
             self.transport.resume_reading()
-
-    @property
-    def write_buffer_size(self) -> int:
-        return self.transport.get_write_buffer_size() if self.transport is not None else 0
 
     def close_gracefully(self, reason: str, linger_s: float = LINGER_S) -> None:
         """Send everything written so far, then FIN, and keep reading (discarding) until the peer closes.

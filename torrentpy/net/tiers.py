@@ -50,6 +50,9 @@ class _Tier:
     earliest_at: float = 0.0  # the tracker's min interval: no extra announce before this
     failures: int = 0
     port: int = 0  # the listen port the tier last heard from us; 0: none yet
+    # One announce in flight per tier: a later one waits for it here, so an event (`completed`) is
+    # delayed by a dead tracker in its own tier only, and never dropped.
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
 
 
 class TrackerTiers:
@@ -57,7 +60,9 @@ class TrackerTiers:
 
     Every tier is announced to, concurrently, each on its own schedule (like libtorrent's
     ``announce_to_all_tiers``); inside a tier the (once shuffled) trackers are tried in order and the
-    one that answers moves to the front. Peers from all tiers that answered are merged.
+    one that answers moves to the front. Peers from all tiers that answered are merged. Announces may
+    overlap: each tier takes them one at a time, in the order they were made, so an event made while
+    a dead tracker holds its tier for minutes still reaches every other tier at once.
 
     ``port`` is the listen port to announce, or a callable asked at each announce (the engine's
     session learns its port only when it starts listening). No announce goes out while it is 0, and a
@@ -179,7 +184,8 @@ class TrackerTiers:
         errors: list[str] = []
 
         async def one(tier: _Tier) -> AnnounceResponse | None:
-            resp = await self._announce_tier(tier, event, request, errors)
+            async with tier.lock:
+                resp = await self._announce_tier(tier, event, request, errors)
             if resp is not None and on_response is not None:
                 on_response(resp)
             return resp

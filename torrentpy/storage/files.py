@@ -1,13 +1,10 @@
 """Disk I/O for one torrent: positional reads and writes through a bounded cache of file descriptors.
 
-Every path is opened by walking from the download folder one component at a time with
-`O_NOFOLLOW` (`openat`-style, via `dir_fd`), so a symbolic link planted anywhere below the folder —
-even one pointing back inside it — is refused rather than followed. That is stricter than a realpath
-check and has no check-then-open race.
+Every path is opened through storage/paths.py, which refuses symbolic links anywhere below the
+download folder.
 
-The async methods run the blocking calls in an executor (the loop's default one unless given), so
-the event loop never waits on the disk. The synchronous `*_sync` methods are thread-safe and are what
-the checker and the executor jobs call.
+The methods block: they are thread-safe, and the engine runs them in its executor so the event loop
+never waits on the disk.
 
 Every OSError leaves here as a one-line StorageError naming the file relative to the download
 folder ("cannot write t/a.bin: Read-only file system"), except a full disk: that is a DiskFullError
@@ -16,93 +13,20 @@ naming the folder and the room the torrent needs. Nothing already written is del
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import errno
 import os
-import stat
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
 from types import TracebackType
 
 from torrentpy.errors import StorageError
 from torrentpy.metainfo import Metainfo
+from torrentpy.storage.folder import disk_full_error
 from torrentpy.storage.layout import Layout, Segment
-
-# Errors that mean "no room", whichever limit was hit (the filesystem's or the user's quota).
-DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+from torrentpy.storage.paths import DISK_FULL_ERRNOS, describe_os_error, open_file, stat_file, walk_to_parent
 
 # What write methods accept; collections.abc.Buffer only exists from Python 3.12.
 BufferLike = bytes | bytearray | memoryview
-
-_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
-# O_NONBLOCK: a FIFO planted where a file should be would block open() forever; on regular files
-# it has no effect. Non-regular files are refused right after the open.
-_FILE_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | _CLOEXEC
-
-
-def describe_os_error(op: str, relpath: str, exc: OSError) -> StorageError:
-    """One line a user can act on, e.g. "cannot write t/a.bin: No space left on device"."""
-    if exc.errno == errno.ELOOP:
-        reason = "a symbolic link in its path is not followed"
-    elif exc.errno == errno.ENOTDIR:
-        reason = "a part of its path is not a folder (or is a symbolic link, which is not followed)"
-    else:
-        reason = exc.strerror or os.strerror(exc.errno or 0) or str(exc)
-    return StorageError(f"cannot {op} {relpath}: {reason}")
-
-
-def _walk_to_parent(root: str, parts: Sequence[str], *, create: bool) -> int:
-    """An fd of the folder that holds `parts[-1]`, reached without following any symlink."""
-    dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC)
-    try:
-        for comp in parts[:-1]:
-            if create:
-                try:
-                    os.mkdir(comp, 0o777, dir_fd=dir_fd)
-                except FileExistsError:
-                    pass
-            next_fd = os.open(comp, _DIR_FLAGS, dir_fd=dir_fd)
-            os.close(dir_fd)
-            dir_fd = next_fd
-    except BaseException:
-        os.close(dir_fd)
-        raise
-    return dir_fd
-
-
-def open_file(root: str, parts: Sequence[str], *, write: bool) -> int:
-    """Open a file below `root` safely; with `write` create it (and its folders) if missing."""
-    dir_fd = _walk_to_parent(root, parts, create=write)
-    try:
-        flags = _FILE_FLAGS | (os.O_RDWR | os.O_CREAT if write else os.O_RDONLY)
-        fd = os.open(parts[-1], flags, 0o666, dir_fd=dir_fd)
-    finally:
-        os.close(dir_fd)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EISDIR, "not a regular file")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def stat_file(root: str, parts: Sequence[str]) -> os.stat_result | None:
-    """The file's stat, or None if it is missing, not a regular file or reached through a symlink."""
-    try:
-        dir_fd = _walk_to_parent(root, parts, create=False)
-    except OSError:
-        return None
-    try:
-        st = os.stat(parts[-1], dir_fd=dir_fd, follow_symlinks=False)
-    except OSError:
-        return None
-    finally:
-        os.close(dir_fd)
-    return st if stat.S_ISREG(st.st_mode) else None
 
 
 def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
@@ -144,7 +68,6 @@ class Storage:
         root: str | os.PathLike[str],
         *,
         max_open_files: int = 64,
-        executor: concurrent.futures.Executor | None = None,
     ) -> None:
         if max_open_files < 1:
             raise ValueError("max_open_files must be at least 1")
@@ -152,7 +75,6 @@ class Storage:
         self.layout = Layout(meta)
         self.root = os.path.abspath(os.fspath(root))
         self.max_open_files = max_open_files
-        self._executor = executor
         self._lock = threading.Lock()
         self._handles: OrderedDict[int, _Handle] = OrderedDict()
         self._sized: set[int] = set()  # files already extended to their full length
@@ -197,7 +119,7 @@ class Storage:
                 if f.length == 0:
                     os.close(open_file(self.root, f.path, write=True))
                 else:
-                    os.close(_walk_to_parent(self.root, f.path, create=True))
+                    os.close(walk_to_parent(self.root, f.path, create=True))
             except OSError as exc:
                 raise describe_os_error("create", self.relpath(i), exc) from None
 
@@ -264,8 +186,6 @@ class Storage:
                     self._release(handle)
             except OSError as exc:
                 if exc.errno in DISK_FULL_ERRNOS:
-                    from torrentpy.storage.folder import disk_full_error  # folder imports this module
-
                     raise disk_full_error(self.meta, self.root) from None
                 raise describe_os_error("write", self.relpath(seg.file_index), exc) from None
             with self._lock:
@@ -277,20 +197,12 @@ class Storage:
             raise ValueError(f"piece {index} is {self.meta.piece_size(index)} bytes, got {size}")
         self.write_block_sync(index, 0, data)
 
-    async def write_piece(self, index: int, data: BufferLike) -> None:
-        """Write a whole (verified) piece. `data` must not change until this returns."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self.write_piece_sync, index, data)
-
-    async def write_block(self, index: int, begin: int, data: BufferLike) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self.write_block_sync, index, begin, data)
-
     def flush_sync(self) -> None:
         """fdatasync every file written since the last flush, so its data survives a power cut.
 
-        Call before recording newly completed pieces in the resume file. Only touched files are
-        synced, so a flush after a few pieces costs a few fdatasync calls, not one per file.
+        For a caller that wants the data on disk before it records pieces in the resume file (the
+        engine does not: see storage.resume). Only touched files are synced, so a flush after a few
+        pieces costs a few fdatasync calls, not one per file.
         """
         with self._lock:
             dirty, self._dirty = self._dirty, set()
@@ -311,10 +223,6 @@ class Storage:
             if pending:  # keep what was not synced for the next attempt
                 with self._lock:
                     self._dirty.update(pending)
-
-    async def flush(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self.flush_sync)
 
     # --- reading ----------------------------------------------------------------
 
@@ -360,11 +268,6 @@ class Storage:
         buf = bytearray(length)
         self._read_segments(self.layout.segments(index, begin, length), memoryview(buf), begin, strict=True)
         return bytes(buf)
-
-    async def read_block(self, index: int, begin: int, length: int) -> bytes:
-        """What the engine serves to peers: strict, so a damaged file is an error, not garbage."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.read_block_sync, index, begin, length)
 
     def read_piece_sync(self, index: int, *, strict: bool = True) -> bytearray:
         """The whole piece. Not strict: missing or short parts read as zeros (the hash will fail)."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from torrentpy.errors import DiskFullError, StorageError
 from torrentpy.metainfo import Metainfo
-from torrentpy.storage.files import DISK_FULL_ERRNOS, stat_file
+from torrentpy.storage.paths import DISK_FULL_ERRNOS, stat_file
 from torrentpy.units import format_size
 
 _REASONS = {

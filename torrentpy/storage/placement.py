@@ -12,7 +12,7 @@ import os
 
 from torrentpy.metainfo import Metainfo
 from torrentpy.peer_id import printable
-from torrentpy.storage.files import stat_file
+from torrentpy.storage.paths import stat_file
 
 
 def _parent(folder: str) -> str:

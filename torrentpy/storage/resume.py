@@ -11,11 +11,13 @@ decode to a plausible, wrong set of pieces.
 
 Crash-safety contract (the engine's side of it):
 
-1. A piece's data is written (`Storage.write_piece`) *before* the piece is set in the bitfield
-   passed to `save_resume`.
-2. Before saving, the engine calls `Storage.flush()`, which fdatasyncs only the files written since
-   the previous flush. Without it, after a power cut the resume file (which is fsynced) could claim
-   pieces whose data never reached the disk. A kill -9 alone loses nothing written to the OS.
+1. A piece's data is written (`Storage.write_piece_sync` has returned) *before* the piece is set in
+   the bitfield passed to `save_resume`, so a kill -9 loses nothing claimed: the data is in the OS.
+2. The engine does not fdatasync the data files before saving: forcing writeback cost more than the
+   whole transfer on a fast link. So after a power cut the resume file (which is fsynced) can claim
+   pieces whose data never reached the disk; files written after the save have a newer mtime and are
+   re-hashed on load (below), the rest is what `torrentpy verify` is for. A caller that wants the
+   stronger promise calls `Storage.flush_sync()` before saving.
 3. `save_resume` writes a temporary file, fsyncs it, renames it over the old one and fsyncs the
    folder, so at any instant the file on disk is either the old state or the new one.
 
@@ -45,8 +47,9 @@ from torrentpy._core import Bitfield
 from torrentpy.errors import BencodeError, StorageError
 from torrentpy.metainfo import Metainfo
 from torrentpy.storage.checker import present_pieces
-from torrentpy.storage.files import DISK_FULL_ERRNOS, Storage, describe_os_error, stat_file
+from torrentpy.storage.files import Storage
 from torrentpy.storage.layout import Layout
+from torrentpy.storage.paths import DISK_FULL_ERRNOS, describe_os_error, stat_file
 
 RESUME_VERSION = 1
 RESUME_DIR = ".torrentpy"

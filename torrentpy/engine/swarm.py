@@ -1,0 +1,183 @@
+"""A torrent's peer set: the addresses it may dial, the dials under way, the connected peers and
+what each has exchanged with us, and the health of each connection.
+
+What a peer may download or upload is not decided here (engine/download.py, engine/upload.py); nor who
+is banned: the torrent answers that through `is_banned`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from torrentpy.engine.peer import Peer
+from torrentpy.protocol.extension import UT_PEX
+
+if TYPE_CHECKING:
+    from torrentpy.engine.host import Host
+    from torrentpy.metainfo import Metainfo
+    from torrentpy.net.peer import PeerHandler, PeerLink
+    from torrentpy.protocol.peer import PeerConnection
+
+log = logging.getLogger("torrentpy")
+
+Addr = tuple[str, int]
+
+# No message at all for this long: the connection is dead (BEP 3 suggests 2 minutes).
+IDLE_TIMEOUT_S = 150.0
+KEEPALIVE_INTERVAL_S = 60.0
+CONNECT_TIMEOUT_S = 10.0
+# Peer addresses kept to dial later; more from PEX or trackers are dropped.
+MAX_CANDIDATES = 2000
+# Connections accepted beyond max_peers: room for peers dialling in while we are full of our own dials.
+INCOMING_SLACK = 5
+# How long an address waits before it is dialled again: after a dial (in case it fails), and after
+# a connection we made to it closed.
+RETRY_AFTER_DIAL_S = 60.0
+RETRY_AFTER_CLOSE_S = 30.0
+
+
+def totals_key(peer: Peer) -> Addr:
+    """The key a peer's payload totals are kept under, the same for its incoming and outgoing connections."""
+    # An accepted connection comes from an ephemeral port; the listen port from the extension
+    # handshake names the same peer as a connection we made to it.
+    port = peer.conn.peer_listen_port if peer.link.incoming else None
+    return (peer.addr[0], port) if port else peer.addr
+
+
+class Swarm:
+    def __init__(
+        self,
+        host: Host,
+        handler: PeerHandler,
+        *,
+        max_peers: int,
+        spawn: Callable[[Coroutine[Any, Any, None]], object],
+        wants_peers: Callable[[], bool],
+        is_banned: Callable[[Addr], bool],
+        on_departed: Callable[[Peer], None],
+    ) -> None:
+        """`handler` receives the events of attached links and is the owner the host dials for;
+        `spawn` runs a dial as a task of the torrent; `wants_peers` says whether the torrent takes
+        connections at all; `on_departed` lets the rest of the torrent forget a peer that closed."""
+        self.host = host
+        self.handler = handler
+        self.max_peers = max_peers
+        self._spawn = spawn
+        self._wants_peers = wants_peers
+        self._is_banned = is_banned
+        self._on_departed = on_departed
+        self.peers: dict[Addr, Peer] = {}
+        self.connecting: set[Addr] = set()
+        self.candidates: dict[Addr, float] = {}  # addr → earliest retry time
+        # Payload exchanged with peers that have since disconnected, keyed like peer_totals(), so a summary
+        # written after the download still credits every peer (and one that reconnected is counted once).
+        self.departed_totals: dict[Addr, tuple[str, int, int]] = {}
+
+    # --- candidates -------------------------------------------------------------
+
+    def add_candidates(self, addrs: list[Addr]) -> None:
+        for addr in addrs:
+            addr = (str(addr[0]), int(addr[1]))
+            if self._is_banned(addr) or self.host.is_self(addr) or not 0 < addr[1] < 65536:
+                continue
+            if addr not in self.candidates and len(self.candidates) >= MAX_CANDIDATES:
+                return  # PEX or trackers flooding us with addresses
+            self.candidates.setdefault(addr, 0.0)
+
+    def connect_more(self, now: float) -> None:
+        if not self._wants_peers():
+            return
+        room = self.max_peers - len(self.peers) - len(self.connecting)
+        if room <= 0:
+            return
+        for addr, retry_at in list(self.candidates.items()):
+            if room <= 0 or not self.host.can_connect():
+                break
+            if retry_at > now or addr in self.peers or addr in self.connecting or self._is_banned(addr):
+                continue
+            if self.host.is_self(addr):
+                continue
+            self.candidates[addr] = now + RETRY_AFTER_DIAL_S  # back off if this attempt fails
+            self.connecting.add(addr)
+            room -= 1
+            self._spawn(self.host.connect(self.handler, addr))
+
+    def connect_failed(self, addr: Addr, reason: str) -> None:
+        self.connecting.discard(addr)
+        log.debug("connect to %s:%d failed: %s", addr[0], addr[1], reason)
+
+    # --- connected peers --------------------------------------------------------
+
+    def attach(self, link: PeerLink) -> None:
+        """A connection (ours or accepted) whose handshake named this torrent."""
+        self.connecting.discard(link.addr)
+        if self._is_banned(link.addr):
+            link.close("banned peer")
+            return
+        if len(self.peers) >= self.max_peers + INCOMING_SLACK or not self._wants_peers():
+            link.close("too many peers")
+            return
+        if link.addr in self.peers:
+            link.close("duplicate connection")
+            return
+        peer_id = link.conn.peer_id
+        if peer_id and any(p.conn.peer_id == peer_id for p in self.peers.values()):
+            # Both sides dialled each other (each learned the other from the tracker): keep one.
+            link.close("duplicate connection (same peer id)")
+            return
+        now = self.host.now()
+        peer = Peer(link=link, connected_at=now, last_recv_at=now, last_sent_at=now)
+        self.peers[link.addr] = peer
+        link.handler = self.handler
+        link.on_bytes_in = self.host.count_download
+        self.candidates.pop(link.addr, None)
+
+    def on_closed(self, link: PeerLink, reason: str) -> None:
+        peer = self.peers.get(link.addr)
+        if peer is None or peer.link is not link:
+            return
+        del self.peers[link.addr]
+        key = totals_key(peer)
+        client, down, up = self.departed_totals.get(key, ("", 0, 0))
+        self.departed_totals[key] = (peer.client or client, down + peer.downloaded, up + peer.uploaded)
+        self._on_departed(peer)
+        log.debug("peer %s:%d closed: %s", link.addr[0], link.addr[1], reason)
+        if not link.incoming and not self._is_banned(link.addr):
+            self.candidates[link.addr] = self.host.now() + RETRY_AFTER_CLOSE_S
+        self.host.release_connection(link)
+
+    def extended_handshake(self, conn: PeerConnection, meta: Metainfo | None, *, reqq: int) -> list[bytes]:
+        """Our BEP 10 handshake, sent right after the BitTorrent one (none if the peer has no extensions);
+        `reqq` is how many requests the peer may queue with us."""
+        if not conn.supports_extensions:
+            return []
+        if meta is not None and meta.private:
+            conn.drop_extension(UT_PEX)  # BEP 27: no peer exchange on a private torrent
+        extra: dict[str, Any] = {"v": f"torrentpy {self.host.version}", "reqq": reqq, "p": self.host.listen_port}
+        if meta is not None:
+            extra["metadata_size"] = len(meta.info_bytes)
+        return [conn.send_extended_handshake(extra)]
+
+    def check_health(self, now: float) -> list[Peer]:
+        """Close connections silent for too long and keep quiet ones alive; returns the peers left open."""
+        alive = []
+        for peer in list(self.peers.values()):
+            if now - peer.last_recv_at > IDLE_TIMEOUT_S:
+                peer.link.close("idle for too long")
+                continue
+            if now - peer.last_sent_at > KEEPALIVE_INTERVAL_S:
+                peer.link.write(peer.conn.send_keepalive())
+                peer.last_sent_at = now
+            alive.append(peer)
+        return alive
+
+    def peer_totals(self) -> dict[Addr, tuple[str, int, int]]:
+        """(client, downloaded, uploaded) payload bytes per peer this session, connected or gone,
+        keyed by (ip, listen port) when the port is known."""
+        totals = dict(self.departed_totals)
+        for peer in self.peers.values():
+            key = totals_key(peer)
+            client, down, up = totals.get(key, ("", 0, 0))
+            totals[key] = (peer.client or client, down + peer.downloaded, up + peer.uploaded)
+        return totals
