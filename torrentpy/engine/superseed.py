@@ -13,9 +13,9 @@ with the fast extension) and announces pieces to it one at a time with HAVE, as 
 * a peer left without offers for ``starving_s`` while it still lacks pieces gets the least available one
   anyway, so a swarm whose members do not trade still completes.
 
-When to use it is the engine's decision (see ``Torrent._super_seeding``): a complete torrent seeding under
-an upload limit, where bandwidth spent on a second copy is bandwidth a first copy did not get. With one
-leecher the rules above reduce to ordinary seeding paced by offers.
+When to use it is the engine's decision (see ``Uploader.super_seeding`` in engine/upload.py): a complete
+torrent seeding under an upload limit, where bandwidth spent on a second copy is bandwidth a first copy did
+not get. With one leecher the rules above reduce to ordinary seeding paced by offers.
 """
 
 from __future__ import annotations

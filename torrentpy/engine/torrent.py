@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -17,7 +16,6 @@ from torrentpy.clients import client_name
 from torrentpy.engine import alerts
 from torrentpy.engine.accounting import RateMeter
 from torrentpy.engine.banlist import BanList
-from torrentpy.engine.choker import Choker, PeerView
 from torrentpy.engine.download import Downloader
 from torrentpy.engine.metadata import MetadataExchange
 from torrentpy.engine.peer import Peer
@@ -25,6 +23,7 @@ from torrentpy.engine.picker import Block, PiecePicker
 from torrentpy.engine.snapshot import TorrentSnapshot, torrent_snapshot
 from torrentpy.engine.superseed import SuperSeeder
 from torrentpy.engine.swarm import Swarm, totals_key
+from torrentpy.engine.upload import MAX_QUEUED_REQUESTS, Uploader
 from torrentpy.errors import StorageError, TorrentError
 from torrentpy.metainfo import Magnet, Metainfo
 from torrentpy.net.peer import PeerLink
@@ -43,40 +42,9 @@ log = logging.getLogger("torrentpy")
 Addr = tuple[str, int]
 
 BLOCK_SIZE = 16 * 1024
-# Requests a leecher may have queued with us; more is a flood (libtorrent allows 500).
-MAX_QUEUED_REQUESTS = 500
 RESUME_SAVE_INTERVAL_S = 10.0
-READ_CACHE_BYTES = 64 * 1024 * 1024
-# Bytes of blocks handed to the socket in one write when uploading.
-SEND_BATCH_BYTES = 256 * 1024
 # Unchoke slots per torrent (BEP 3 suggests 4).
 UNCHOKE_SLOTS = 4
-# Seeding goal met: how long we keep serving the requests already accepted before leaving anyway.
-LEAVE_TIMEOUT_S = 30.0
-
-
-class ReadCache:
-    """Whole pieces read once and served for every block request of that piece."""
-
-    def __init__(self, capacity_bytes: int) -> None:
-        self.capacity = capacity_bytes
-        self.size = 0
-        self.pieces: OrderedDict[int, bytes | bytearray] = OrderedDict()
-
-    def get(self, index: int) -> bytes | bytearray | None:
-        data = self.pieces.get(index)
-        if data is not None:
-            self.pieces.move_to_end(index)
-        return data
-
-    def put(self, index: int, data: bytes | bytearray) -> None:
-        if index in self.pieces:
-            return
-        self.pieces[index] = data
-        self.size += len(data)
-        while self.size > self.capacity and len(self.pieces) > 1:
-            _, old = self.pieces.popitem(last=False)
-            self.size -= len(old)
 
 
 class Torrent:
@@ -103,23 +71,16 @@ class Torrent:
         self.error: str | None = None
         self.paused = False
         self.finished = False  # seeding goal met (or download done with no seeding)
-        # When the goal was met; until `finished` we only serve requests accepted before then.
-        self.leaving_since: float | None = None
         self.rng = random.Random()
         self.banlist = BanList(block_size=BLOCK_SIZE)
         self.swarm = Swarm(host, self, max_peers=max_peers, spawn=self._spawn, wants_peers=self.wants_peers,
                            is_banned=lambda addr: addr in self.banned, on_departed=self._on_departed)
-        self.choker = Choker(unchoke_slots, rng=self.rng)
-        self.next_choke_at = 0.0
         self.down = RateMeter()
         self.up = RateMeter()
         self.downloaded = 0  # payload this session
         self.uploaded = 0
         self.pieces_at_start = 0  # verified pieces found on disk at start
         self.seeding_since: float | None = None
-        self.read_cache = ReadCache(READ_CACHE_BYTES)
-        # BEP 16 state for peers that got no bitfield from us (see _super_seeding); None until first needed.
-        self.superseed: SuperSeeder | None = None
         self.storage: Storage | None = None
         self.layout: Layout | None = None
         self.picker: PiecePicker | None = None
@@ -135,6 +96,7 @@ class Torrent:
             for addr in self.magnet.peers:
                 self.swarm.candidates[addr] = 0.0
         self._make_tiers(source.trackers)
+        self.uploader = Uploader(self, host, slots=unchoke_slots, rng=self.rng)
 
     # --- helpers --------------------------------------------------------------
 
@@ -448,22 +410,10 @@ class Torrent:
             self._announce_offers({peer.addr: self.superseed.add_peer(peer.addr, self.now)})
 
     def _super_seeding(self) -> bool:
-        """Super-seed a new connection (BEP 16, engine/superseed.py) when we are a complete seed under an
-        upload limit: our upload is then the scarce resource, and a piece sent twice is one the swarm could
-        have passed on itself. Automatic, no flag: with a single leecher the policy serves it at full speed,
-        and without a limit there is no scarcity to manage. Decided per connection at the handshake, since a
-        bitfield once sent cannot be taken back; peers that got one are seeded normally."""
-        if not self.complete or self.meta is None or self.host.upload_bucket.rate_bps <= 0:
-            return False
-        if self.superseed is None:
-            self.superseed = SuperSeeder(self.meta.num_pieces, rng=self.rng)
-        return True
+        return self.uploader.super_seeding()
 
     def _announce_offers(self, offers: Mapping[Hashable, list[int]]) -> None:
-        for addr, pieces in offers.items():
-            peer = self.peers.get(cast(Addr, addr))
-            if peer is not None and pieces:
-                peer.link.writelines([peer.conn.send_have(i) for i in pieces])
+        self.uploader.announce_offers(offers)
 
     def on_event(self, link: PeerLink, event: ev.Event) -> bool:
         peer = self.peers.get(link.addr)
@@ -478,7 +428,7 @@ class Torrent:
         if kind is ev.Have:
             return self._on_have(peer, cast(ev.Have, event).index)
         if kind is ev.Request:
-            return self._on_request(peer, cast(ev.Request, event))
+            return self.uploader.on_request(peer, cast(ev.Request, event))
         if kind is ev.BitfieldReceived:
             return self._on_bitfield(peer, cast(ev.BitfieldReceived, event).bitfield)
         if kind is ev.Unchoke:
@@ -492,19 +442,12 @@ class Torrent:
             self._on_choked(peer)
             return True
         if kind is ev.Interested:
-            if self.superseed is not None:
-                self.superseed.peer_interested(peer.addr)
-            self._maybe_unchoke_now(peer, now)
+            self.uploader.on_interested(peer, now)
             return True
         if kind is ev.NotInterested:
             return True
         if kind is ev.Cancel:
-            cancel = cast(ev.Cancel, event)
-            key = (cancel.index, cancel.begin, cancel.length)
-            try:
-                peer.upload_queue.remove(key)
-            except ValueError:
-                peer.pacing.discard(key)  # taken for a batch that waits on the upload limit
+            self.uploader.on_cancel(peer, cast(ev.Cancel, event))
             return True
         if kind is ev.Reject:
             reject = cast(ev.Reject, event)
@@ -628,129 +571,31 @@ class Torrent:
             self._leave()
 
     def _leave(self) -> None:
-        """The goal is met: accept no new request, serve those already accepted, then part with each
-        peer by a graceful close, as libtorrent's graceful pause does. Leaving at once stranded
-        a leecher whose last requested blocks were still queued here or in our socket buffers."""
-        self.leaving_since = self.now
-        for peer in list(self.peers.values()):
-            if not peer.upload_queue and not peer.serving:
-                self._part(peer)
-        self._check_left()
-
-    def _part(self, peer: Peer) -> None:
-        if peer.link.closed:
-            return
-        if not peer.conn.am_choking:
-            peer.link.write(peer.conn.send_choke())  # no more requests, please
-        peer.link.close_gracefully("seeding goal reached")
+        self.uploader.leave()
 
     def _check_left(self) -> None:
-        """Finished once every peer is gone, or after LEAVE_TIMEOUT_S whatever is still queued."""
-        assert self.leaving_since is not None
-        if self.peers and self.now - self.leaving_since < LEAVE_TIMEOUT_S:
-            return
-        for peer in list(self.peers.values()):
-            peer.link.close("seeding goal reached")
+        self.uploader.check_left()
+
+    def _on_left(self) -> None:
         self.finished = True
         self.state = "finished"
         self.emit(alerts.Finished())
         self.host.wake_event.set()
 
+    # Read-only views of the Uploader's state, for the swarm and download code that asks about them.
+    @property
+    def leaving_since(self) -> float | None:
+        """When the seeding goal was met; until `finished` we only serve requests accepted before then."""
+        return self.uploader.leaving_since
+
+    @property
+    def superseed(self) -> SuperSeeder | None:
+        return self.uploader.superseed
+
     # --- uploading --------------------------------------------------------------
 
-    def _maybe_unchoke_now(self, peer: Peer, now: float) -> None:
-        """Fill a free unchoke slot at once instead of waiting for the next rechoke."""
-        unchoked = sum(1 for p in self.peers.values() if not p.conn.am_choking)
-        if peer.conn.am_choking and unchoked < self.choker.slots and self.picker is not None:
-            peer.link.write(peer.conn.send_unchoke())
-
-    def _on_request(self, peer: Peer, event: ev.Request) -> bool:
-        picker = self.picker
-        conn = peer.conn
-        if picker is None:
-            return self._protocol_error(peer, "requested a block before we have the metadata")
-        if not picker.have[event.index]:
-            return self._protocol_error(peer, f"requested piece {event.index}, which we do not have")
-        key = (event.index, event.begin, event.length)
-        if conn.am_choking or self.leaving_since is not None:
-            if conn.supports_fast:
-                peer.link.write(conn.send_reject(*key))
-            return True
-        if len(peer.upload_queue) >= MAX_QUEUED_REQUESTS:
-            return self._protocol_error(peer, f"request flood (more than {MAX_QUEUED_REQUESTS} queued)")
-        peer.upload_queue.append(key)
-        if not peer.serving:
-            self._start_serving(peer)
-        return True
-
     def _start_serving(self, peer: Peer) -> None:
-        peer.serving = True
-        self._spawn(self._serve(peer))
-
-    async def _serve(self, peer: Peer) -> None:
-        """Send queued blocks, paced by the upload limit and the socket's flow control."""
-        loop = asyncio.get_running_loop()
-        try:
-            while peer.upload_queue and not peer.link.closed and not peer.conn.am_choking:
-                if peer.link.write_paused:
-                    return  # resumed by on_writable
-                bucket = self.host.upload_bucket
-                # Several blocks per write: one syscall per 16 KiB block was most of the seeding
-                # CPU. Under a rate limit keep batches small (about 50 ms of traffic) so the
-                # pacing stays smooth.
-                batch_limit = SEND_BATCH_BYTES if bucket.rate_bps <= 0 else \
-                    max(BLOCK_SIZE, min(SEND_BATCH_BYTES, int(bucket.rate_bps * 0.05)))
-                batch: list[tuple[int, int, int, bytes | bytearray]] = []
-                total = 0
-                while peer.upload_queue and total < batch_limit:
-                    index, begin, length = peer.upload_queue[0]
-                    data = self.read_cache.get(index)
-                    if data is None:
-                        if batch:
-                            break  # send what is ready before going to the disk
-                        assert self.storage is not None
-                        try:
-                            # Kept as the bytearray it was read into: never mutated after this,
-                            # so block views handed to the transport stay valid.
-                            data = await loop.run_in_executor(
-                                self.host.executor, self.storage.read_piece_sync, index)
-                        except StorageError as exc:
-                            self.fail(str(exc))
-                            return
-                        self.read_cache.put(index, data)
-                        if not peer.upload_queue or peer.upload_queue[0] != (index, begin, length):
-                            break  # cancelled or choked while we read
-                    peer.upload_queue.popleft()
-                    batch.append((index, begin, length, data))
-                    total += length
-                if not batch:
-                    continue
-                wait_s = bucket.consume(total, self.now)
-                if wait_s > 0:
-                    peer.pacing.update((i, b, n) for i, b, n, _ in batch)
-                    await asyncio.sleep(wait_s)
-                    # A block cancelled meanwhile is not sent, nor counted as uploaded.
-                    batch = [item for item in batch if item[:3] in peer.pacing]
-                    peer.pacing.clear()
-                    total = sum(length for _, _, length, _ in batch)
-                if peer.link.closed or peer.conn.am_choking:
-                    return
-                chunks: list[bytes | bytearray | memoryview] = []
-                for index, begin, length, data in batch:
-                    chunks.append(peer.conn.send_piece_header(index, begin, length))
-                    chunks.append(memoryview(data)[begin : begin + length])
-                peer.link.writelines(chunks)
-                now = self.now
-                peer.up.add(total, now)
-                peer.uploaded += total
-                self.up.add(total, now)
-                self.uploaded += total
-                if self.complete:
-                    self._check_goal()
-        finally:
-            peer.serving = False
-            if self.leaving_since is not None and not peer.upload_queue:
-                self._part(peer)  # its accepted requests are all written
+        self.uploader.start_serving(peer)
 
     # --- metadata (magnet links, BEP 9) ----------------------------------------
 
@@ -809,12 +654,8 @@ class Torrent:
             return
         self._check_peers(now)
         self.metadata.tick(self.peers.values())
-        if now >= self.next_choke_at:
-            self._rechoke(now)
-            self.next_choke_at = now + 10.0
+        self.uploader.tick(now)  # re-choke when the choker is due, super-seeding offers
         self._connect_more(now)
-        if self.superseed is not None:
-            self._announce_offers(self.superseed.tick(now))
         if self.tiers is not None and not self.announcing and not self.finished:
             if self.tiers.next_announce_in(now) <= 0:
                 self._spawn(self._announce(""))
@@ -829,24 +670,6 @@ class Torrent:
     def _check_peers(self, now: float) -> None:
         self.swarm.check_health(now)
         self.downloader.check_requests(now)  # snubbing peers, unanswered requests, queue top-ups
-
-    def _rechoke(self, now: float) -> None:
-        views = [
-            PeerView(key=p.addr, interested=p.conn.peer_interested, down_rate_bps=p.down.rate(now),
-                     up_rate_bps=p.up.rate(now), snubbed=p.snubbed, connected_at=p.connected_at,
-                     am_choking=p.conn.am_choking, is_seed=p.is_seed)
-            for p in self.peers.values()
-        ]
-        unchoke = self.choker.decide(views, now=now, seeding=self.complete)
-        for peer in self.peers.values():
-            if peer.addr in unchoke and peer.conn.am_choking:
-                peer.link.write(peer.conn.send_unchoke())
-            elif peer.addr not in unchoke and not peer.conn.am_choking:
-                peer.link.write(peer.conn.send_choke())
-                if peer.conn.supports_fast:
-                    for key in peer.upload_queue:
-                        peer.link.write(peer.conn.send_reject(*key))
-                peer.upload_queue.clear()
 
     # --- snapshots --------------------------------------------------------------
 
