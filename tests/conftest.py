@@ -15,6 +15,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "interop: runs real peer clients")
 
 
+@pytest.fixture(autouse=True)
+def dht_stays_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test may reach the public DHT routers: bootstrap from nowhere unless a test says where, and keep
+    the DHT state file (saved nodes are pinged at start) out of the user's home. Child processes inherit both."""
+    monkeypatch.setenv("TORRENTPY_DHT_BOOTSTRAP", "")
+    monkeypatch.setenv("TORRENTPY_DHT_STATE", str(tmp_path_factory.mktemp("dht-state") / "dht.dat"))
+
+
 @pytest.fixture
 def free_port() -> Callable[..., int]:
     """Call it for a 127.0.0.1 port that is free for TCP and UDP and not handed out before."""

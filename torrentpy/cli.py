@@ -242,6 +242,16 @@ def _peer_arg(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _dht_node_arg(text: str) -> str:
+    from torrentpy.net.dht import parse_host_port
+
+    try:
+        parse_host_port(text)
+    except ValueError:
+        raise UsageError(f"invalid DHT node {text!r}: use HOST:PORT") from None
+    return text
+
+
 def _session_config(args: argparse.Namespace) -> Any:
     from torrentpy.engine.session import SessionConfig
 
@@ -264,6 +274,9 @@ def _session_config(args: argparse.Namespace) -> Any:
         seed_ratio=ratio,
         seed_time_s=seed_time,
         unchoke_slots=args.unchoke_slots,
+        dht=not args.no_dht,
+        dht_bootstrap=args.dht_bootstrap,
+        dht_state_path=args.dht_state,
     )
 
 
@@ -470,6 +483,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unchoke-slots", type=int, default=4, metavar="N", help="peers uploaded to at once")
     p.add_argument("--peer", action="append", type=_peer_arg, default=[], metavar="IP:PORT",
                    help="also connect to this peer")
+    # Mainline DHT (BEP 5)
+    p.add_argument("--no-dht", action="store_true", help="do not use the DHT (never used for private torrents)")
+    p.add_argument("--dht-bootstrap", action="append", type=_dht_node_arg, metavar="HOST:PORT",
+                   help="bootstrap the DHT from this node instead of the well-known routers (repeatable)")
+    p.add_argument("--dht-state", metavar="FILE",
+                   help="DHT node id and routing table (default $XDG_STATE_HOME/torrentpy/dht.dat)")
     p.add_argument("--no-tui", action="store_true", help="plain progress lines instead of the dashboard")
     p.add_argument("--json", action="store_true", help="JSON lines: events and periodic stats")
     p.add_argument("--log-file", metavar="FILE", help="write a debug log (connections, bans, errors) here")

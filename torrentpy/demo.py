@@ -205,7 +205,8 @@ def _start_seeder(run: _Run, index: int, port: int, torrent_path: str, seed_dir:
     assert run.work_dir is not None
     log_path = os.path.join(run.work_dir, f"seeder{index}.log")
     argv = selfexec.command("add", torrent_path, "-o", seed_dir, "--seed-forever",
-                            "--bind", "127.0.0.1", "--listen-port", str(port), "--json", "--interval", "5")
+                            "--bind", "127.0.0.1", "--listen-port", str(port), "--json", "--interval", "5",
+                            "--no-dht")  # the demo's swarm is its own: no public DHT routers
     with open(log_path, "wb") as log:
         # A session of its own: Ctrl-C in the terminal reaches only the demo, which stops seeders in order.
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -263,7 +264,8 @@ async def _download(run: _Run, meta: Any, download_dir: str) -> tuple[Any, float
     from torrentpy.tui.run import choose_ui, run_session
 
     session = Session(SessionConfig(save_dir=download_dir, bind="127.0.0.1", listen_port=_free_ports(1)[0],
-                                    seed_ratio=0.0, max_download_rate_bps=run.options.download_rate_bps))
+                                    seed_ratio=0.0, max_download_rate_bps=run.options.download_rate_bps,
+                                    dht=False))
     torrent = session.add(meta)
     await session.listen()
     started = time.monotonic()

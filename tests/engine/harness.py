@@ -88,6 +88,7 @@ class FakeHost:
         self.links: set[PeerLink] = set()
         self.pending: dict[PeerLink, Torrent | None] = {}
         self.dialled: list[Addr] = []
+        self.dht_ports: list[Addr] = []
         self.downloaded = 0
         network.listen(self.addr, self._accept)
 
@@ -118,6 +119,9 @@ class FakeHost:
 
     def can_connect(self) -> bool:
         return True
+
+    def dht_port_seen(self, addr: Addr) -> None:
+        self.dht_ports.append(addr)
 
     async def connect(self, owner: Any, addr: Addr) -> None:
         torrent: Torrent = owner

@@ -55,5 +55,8 @@ class Host(Protocol):
     def release_connection(self, link: PeerLink) -> None:
         """Forget a link the torrent has closed."""
 
+    def dht_port_seen(self, addr: Addr) -> None:
+        """A peer announced its DHT node (BEP 5 PORT message) at this address."""
+
     def count_download(self, nbytes: int) -> None:
         """Count bytes read from a peer against the session-wide download limit."""

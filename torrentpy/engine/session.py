@@ -23,7 +23,7 @@ from torrentpy.metainfo import Magnet, Metainfo
 from torrentpy.net.peer import PeerLink
 from torrentpy.protocol import events as ev
 from torrentpy.protocol.peer import PeerConnection
-from torrentpy.protocol.wire import make_peer_id
+from torrentpy.protocol.wire import make_peer_id, make_reserved, reserved_supports_dht
 
 log = logging.getLogger("torrentpy")
 
@@ -51,6 +51,10 @@ class SessionConfig:
     seed_ratio: float | None = 1.0
     seed_time_s: float | None = None
     unchoke_slots: int = 4
+    dht: bool = True  # for public torrents only (BEP 27): private ones never use it
+    dht_bootstrap: list[str] | None = None  # None: $TORRENTPY_DHT_BOOTSTRAP, else the well-known routers
+    dht_state_path: str | None = None  # None: $XDG_STATE_HOME/torrentpy/dht.dat
+    dht_rate_limit: bool = True  # per-address limit on incoming DHT queries (off for loopback tests)
 
 
 class Session:
@@ -75,6 +79,7 @@ class Session:
         self._server: asyncio.base_events.Server | None = None
         self._http: Any = None
         self._reading_paused = False
+        self.dht: Any = None  # net.dht.DhtService once started (public torrents, config.dht)
 
     # --- torrents ---------------------------------------------------------------
 
@@ -129,7 +134,7 @@ class Session:
 
     def _new_connection(self, info_hash: bytes | None, torrent: Torrent | None, initiator: bool) -> PeerConnection:
         meta = torrent.meta if torrent is not None else None
-        return PeerConnection(
+        conn = PeerConnection(
             info_hash=info_hash,
             peer_id=self.peer_id,
             num_pieces=meta.num_pieces if meta else 0,
@@ -138,6 +143,9 @@ class Session:
             initiator=initiator,
             metadata_size=len(meta.info_bytes) if meta else None,
         )
+        if self.dht is not None:
+            conn.our_reserved = make_reserved(dht=True)  # BEP 5: we answer DHT queries
+        return conn
 
     def _accept(self) -> PeerLink:
         conn = self._new_connection(None, None, initiator=False)
@@ -202,6 +210,8 @@ class Session:
             peer = torrent.peers.get(link.addr)
             if peer is not None:
                 torrent.start_peer(peer)
+                if self.dht is not None and reserved_supports_dht(event.reserved) and self._uses_dht(torrent):
+                    link.write(link.conn.send_port(self.dht.port))
             return True
         if isinstance(event, ev.ProtocolError):
             torrent = self.pending.pop(link, None)
@@ -225,6 +235,46 @@ class Session:
 
     def release_connection(self, link: PeerLink) -> None:
         self.links.discard(link)
+
+    def dht_port_seen(self, addr: tuple[str, int]) -> None:
+        if self.dht is not None:
+            self.dht.add_node(addr)
+
+    # --- the DHT ------------------------------------------------------------------
+
+    @staticmethod
+    def _uses_dht(torrent: Torrent) -> bool:
+        return torrent.meta is None or not torrent.meta.private  # a magnet's privacy is checked on each find
+
+    async def _start_dht(self) -> None:
+        if not self.config.dht or not any(self._uses_dht(t) for t in self.torrents.values()):
+            return
+        from pathlib import Path
+
+        from torrentpy.net.dht import DhtService
+
+        dht = DhtService(bind=self.config.bind, port=self.listen_port, bootstrap=self.config.dht_bootstrap,
+                         state_path=Path(self.config.dht_state_path) if self.config.dht_state_path else None,
+                         rate_limit=self.config.dht_rate_limit)
+        try:
+            await dht.start()
+        except OSError as exc:
+            log.warning("DHT not started: %s", exc)
+            return
+        self.dht = dht
+
+    def _track_dht(self, torrent: Torrent) -> None:
+        if self.dht is None or not self._uses_dht(torrent):
+            return
+
+        def on_peers(info_hash: bytes, peers: list[tuple[str, int]]) -> None:
+            if not self._uses_dht(torrent):  # metadata came and said private: leave the DHT alone
+                self.dht.untrack(info_hash)
+                return
+            torrent.add_candidates(peers)
+            self.wake_event.set()
+
+        self.dht.track(torrent.info_hash, self.listen_port, on_peers)
 
     def http_session(self) -> Any:
         if self._http is None:
@@ -302,6 +352,7 @@ class Session:
         if self._server is None:
             await self.listen()
         self.emit(alerts.Listening(self.listen_port))
+        await self._start_dht()
         # Started as tasks, not awaited: checking a large download takes a while, and a stop
         # request (Ctrl-C, q) must be heard meanwhile.
         starting = [asyncio.ensure_future(self._start(t)) for t in self.torrents.values()]
@@ -324,6 +375,7 @@ class Session:
     async def _start(self, torrent: Torrent) -> None:
         try:
             await torrent.start()
+            self._track_dht(torrent)
             self.wake_event.set()  # tick now: dial peers without waiting for the next second
         except TorrentError as exc:
             torrent.fail(str(exc))
@@ -356,6 +408,8 @@ class Session:
         for link in list(self.links):
             if link.transport is not None and not link.lost:
                 link.transport.abort()
+        if self.dht is not None:
+            await self.dht.close()
         if self._http is not None:
             await self._http.close()
             self._http = None

@@ -465,6 +465,9 @@ class Torrent:
             if self.meta is None or not self.meta.private:
                 self.add_candidates(cast(ev.PexPeers, event).added)
             return True
+        if kind is ev.Port:
+            self.host.dht_port_seen((peer.addr[0], cast(ev.Port, event).port))
+            return True
         if kind in (ev.MetadataRequest, ev.MetadataData, ev.MetadataReject):
             return self._on_metadata(peer, event)
         return True
