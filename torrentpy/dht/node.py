@@ -30,6 +30,8 @@ QUERY_TIMEOUT_S = 4.0
 ANNOUNCE_INTERVAL_S = 15 * 60.0
 # While a torrent has found no peer yet, look again sooner.
 RETRY_INTERVAL_S = 60.0
+# A lookup nobody answered (our nodes all went away, the network is down): try again soon.
+NO_ANSWER_RETRY_S = 5.0
 # Queries we may have in flight at once (all lookups and pings): bounds memory and our own traffic.
 MAX_PENDING = 256
 # Questionable nodes pinged per tick; a slow trickle keeps us far from anyone's rate limit.
@@ -160,7 +162,10 @@ class DhtNode:
         if tracked is None or tracked.lookup is not lookup:
             return
         tracked.lookup = None
-        tracked.next_at = now + (ANNOUNCE_INTERVAL_S if tracked.found or lookup.peers else RETRY_INTERVAL_S)
+        if not lookup.responses:
+            tracked.next_at = now + NO_ANSWER_RETRY_S
+        else:
+            tracked.next_at = now + (ANNOUNCE_INTERVAL_S if tracked.found or lookup.peers else RETRY_INTERVAL_S)
         if tracked.port <= 0 and not tracked.implied_port:
             return  # not announcing (a torrent that does not accept connections)
         port, implied = max(tracked.port, 1), tracked.implied_port
@@ -180,7 +185,7 @@ class DhtNode:
         self.tracked.pop(info_hash, None)
 
     def _announce_due(self, now: float) -> None:
-        if not len(self.table) and not self.pending:
+        if not len(self.table):
             return  # nobody to ask yet: wait for the bootstrap
         for info_hash, tracked in self.tracked.items():
             if tracked.lookup is None and now >= tracked.next_at:

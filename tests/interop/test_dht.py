@@ -1,0 +1,89 @@
+"""Trackerless magnets over a real Mainline DHT: five libtorrent 2.x nodes on their own loopback addresses
+(127.0.0.2 … 127.0.0.6); the last one seeds a torrent with no tracker and announces it on the DHT.
+torrentpy, given only the magnet and one DHT node to bootstrap from, finds the seeder, fetches the
+metadata and the data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.interop.peers.base import free_port
+from tests.interop.peers.payload import MiB, make_payload, make_torrent_libtorrent
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
+
+NODES = 5
+DHT_READY_TIMEOUT_S = 40.0
+COMPLETE_TIMEOUT_S = 90.0
+
+
+def _status(path: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_trackerless_magnet_from_a_libtorrent_dht(tmp_path: Path) -> None:
+    payload = make_payload(tmp_path / "seed", 3 * MiB + 12345)
+    torrent = make_torrent_libtorrent(payload.root, 64 * 1024, [], tmp_path / "t.torrent")
+    import libtorrent as lt
+
+    info_hash = bytes(lt.torrent_info(str(torrent)).info_hashes().v1.to_bytes()).hex()
+    port = free_port()
+    status_file = tmp_path / "dht.json"
+    with open(tmp_path / "lt.log", "wb") as log:
+        dht = subprocess.Popen([sys.executable, "-m", "tests.interop.peers.lt_dht", "--nodes", str(NODES),
+                                "--base-port", str(port), "--status-file", str(status_file),
+                                "--seed", str(torrent), "--save", str(payload.save_dir)],
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    leecher: subprocess.Popen[bytes] | None = None
+    try:
+        deadline = time.monotonic() + DHT_READY_TIMEOUT_S
+        while True:
+            status = _status(status_file)
+            if status.get("seeding") and max(status.get("nodes", [0])) >= 2:
+                break
+            assert dht.poll() is None, (tmp_path / "lt.log").read_text()
+            assert time.monotonic() < deadline, f"the libtorrent DHT never formed: {status}"
+            time.sleep(0.5)
+        time.sleep(3.0)  # the seeder's first announce goes out once it knows a few nodes
+        out = tmp_path / "down"
+        out.mkdir()
+        magnet = f"magnet:?xt=urn:btih:{info_hash}"
+        with open(tmp_path / "torrentpy.log", "wb") as log:
+            leecher = subprocess.Popen(
+                [sys.executable, "-m", "torrentpy", "add", magnet, "-o", str(out), "--no-tui", "--seed-ratio", "0",
+                 "--bind", "127.0.0.1", "--listen-port", str(free_port()),
+                 "--dht-bootstrap", f"127.0.0.2:{port}", "--log-file", str(tmp_path / "debug.log")],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            rc = leecher.wait(timeout=COMPLETE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            rc = None
+        text = (tmp_path / "torrentpy.log").read_text(errors="replace")
+        assert rc == 0, f"torrentpy did not complete (rc={rc}):\n{text[-3000:]}\nDHT: {_status(status_file)}"
+        assert payload.differences(out) == []
+    finally:
+        if leecher is not None:
+            _stop(leecher, signal.SIGINT)
+        _stop(dht)
