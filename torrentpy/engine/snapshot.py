@@ -11,12 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from torrentpy.engine.state import TorrentState
+
 if TYPE_CHECKING:
     from torrentpy.engine.accounting import RateMeter
+    from torrentpy.engine.disk import TorrentDisk
     from torrentpy.engine.peer import Peer
     from torrentpy.engine.picker import PiecePicker
     from torrentpy.metainfo import Metainfo
-    from torrentpy.storage.layout import Layout
 
 __all__ = [
     "PIECE_DOWNLOADING",
@@ -37,9 +39,7 @@ PIECE_MISSING = 0
 PIECE_HAVE = 1
 PIECE_DOWNLOADING = 2
 
-TORRENT_STATES = frozenset(
-    {"checking", "downloading", "seeding", "paused", "error", "metadata", "finished"}
-)
+TORRENT_STATES = frozenset(str(s) for s in TorrentState)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,10 +149,8 @@ class SnapshotSource(Protocol):
     @property
     def picker(self) -> PiecePicker | None: ...
     @property
-    def layout(self) -> Layout | None: ...
-    @property
-    def check_progress(self) -> int:
-        """Pieces checked so far while the state is "checking"."""
+    def disk(self) -> TorrentDisk:
+        """The files, and how many pieces the check has covered so far while the state is "checking"."""
     @property
     def down(self) -> RateMeter: ...
     @property
@@ -183,7 +181,7 @@ def torrent_snapshot(t: SnapshotSource, now: float) -> TorrentSnapshot:
         have, done, states, avail = None, 0, bytearray(), b""
     progress = done / total if total else 0.0
     if t.state == "checking" and meta is not None:
-        progress = t.check_progress / max(1, meta.num_pieces)
+        progress = t.disk.check_progress / max(1, meta.num_pieces)
     down_rate = t.down.rate(now)
     eta = (total - done) / down_rate if down_rate > 0 and total > done else None
     state = "paused" if t.paused else t.state
@@ -215,8 +213,9 @@ def torrent_snapshot(t: SnapshotSource, now: float) -> TorrentSnapshot:
                 swarm_leechers = max(swarm_leechers or 0, tr.leechers)
         trackers = tuple(rows)
     files: tuple[FileSnapshot, ...] = ()
-    if meta is not None and t.layout is not None and have is not None:
-        done_per_file = t.layout.file_done_bytes(have)
+    layout = t.disk.storage.layout if t.disk.storage is not None else None
+    if meta is not None and layout is not None and have is not None:
+        done_per_file = layout.file_done_bytes(have)
         files = tuple(
             FileSnapshot(path="/".join(f.path), size=f.length, done=d)
             for f, d in zip(meta.files, done_per_file, strict=False) if not f.padding

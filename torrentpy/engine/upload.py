@@ -21,6 +21,7 @@ from torrentpy.errors import StorageError
 from torrentpy.protocol import events as ev
 
 if TYPE_CHECKING:
+    from torrentpy._core import Bitfield
     from torrentpy.engine.host import Host
     from torrentpy.engine.picker import PiecePicker
     from torrentpy.metainfo import Metainfo
@@ -159,6 +160,33 @@ class Uploader:
         if self.superseed is None:
             self.superseed = SuperSeeder(meta.num_pieces, rng=self.rng)
         return True
+
+    def greet(self, peer: Peer, out: list[bytes], now: float) -> None:
+        """Right after the handshake: tell the peer what we have (`out` holds what goes first)."""
+        conn = peer.conn
+        picker = self.owner.picker
+        super_seed = self.super_seeding()
+        if super_seed:
+            if conn.supports_fast:
+                out.append(conn.send_have_none())
+        elif picker is not None and (picker.have.any() or conn.supports_fast):
+            out.append(conn.send_bitfield(picker.have))
+        peer.link.writelines(out)
+        if super_seed and self.superseed is not None:
+            self.announce_offers({peer.addr: self.superseed.add_peer(peer.addr, now)})
+
+    def peer_has(self, peer: Peer, index: int, now: float) -> None:
+        """A peer announced a piece new to it: a super-seeder may offer it its next one."""
+        if self.superseed is not None and peer.addr in self.superseed:
+            self.announce_offers(self.superseed.peer_have(peer.addr, index, now))
+
+    def peer_bitfield(self, peer: Peer, bitfield: Bitfield, now: float) -> None:
+        if self.superseed is not None and peer.addr in self.superseed:
+            self.announce_offers(self.superseed.peer_bitfield(peer.addr, bitfield, now))
+
+    def forget(self, peer: Peer) -> None:
+        if self.superseed is not None:
+            self.superseed.remove_peer(peer.addr)
 
     def announce_offers(self, offers: Mapping[Hashable, list[int]]) -> None:
         peers = self.owner.peers
