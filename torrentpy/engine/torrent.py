@@ -19,8 +19,10 @@ from torrentpy.engine.banlist import BanList
 from torrentpy.engine.download import Downloader
 from torrentpy.engine.metadata import MetadataExchange
 from torrentpy.engine.peer import Peer
+from torrentpy.engine.pex import PEX_INTERVAL_S
 from torrentpy.engine.picker import Block, PiecePicker
 from torrentpy.engine.snapshot import TorrentSnapshot, torrent_snapshot
+from torrentpy.engine.sources import SOURCE_MAGNET, SOURCE_MANUAL, SOURCE_PEX, SOURCE_TRACKER
 from torrentpy.engine.superseed import SuperSeeder
 from torrentpy.engine.swarm import Swarm, totals_key
 from torrentpy.engine.upload import MAX_QUEUED_REQUESTS, Uploader
@@ -58,6 +60,7 @@ class Torrent:
         seed_ratio: float | None = 1.0,
         seed_time_s: float | None = None,
         unchoke_slots: int = UNCHOKE_SLOTS,
+        pex_interval_s: float = PEX_INTERVAL_S,
     ) -> None:
         self.host = host
         self.save_dir = save_dir
@@ -74,7 +77,9 @@ class Torrent:
         self.rng = random.Random()
         self.banlist = BanList(block_size=BLOCK_SIZE)
         self.swarm = Swarm(host, self, max_peers=max_peers, spawn=self._spawn, wants_peers=self.wants_peers,
-                           is_banned=lambda addr: addr in self.banned, on_departed=self._on_departed)
+                           is_banned=lambda addr: addr in self.banned, on_departed=self._on_departed,
+                           shares_peers=lambda: self.meta is not None and not self.meta.private,
+                           pex_interval_s=pex_interval_s)
         self.down = RateMeter()
         self.up = RateMeter()
         self.downloaded = 0  # payload this session
@@ -95,6 +100,7 @@ class Torrent:
         if self.magnet is not None:
             for addr in self.magnet.peers:
                 self.swarm.candidates[addr] = 0.0
+                self.swarm.sources.record(addr, SOURCE_MAGNET)
         self._make_tiers(source.trackers)
         self.uploader = Uploader(self, host, slots=unchoke_slots, rng=self.rng)
 
@@ -303,11 +309,11 @@ class Torrent:
     def _on_tracker_response(self, resp: AnnounceResponse) -> None:
         if resp.warning:
             self.emit(alerts.TrackerWarning(resp.warning))
-        self.add_candidates(resp.peers)
+        self.add_candidates(resp.peers, source=SOURCE_TRACKER)
         self._connect_more(self.now)  # now, not on the next 1 s tick
 
-    def add_candidates(self, addrs: list[tuple[str, int]]) -> None:
-        self.swarm.add_candidates(addrs)
+    def add_candidates(self, addrs: list[tuple[str, int]], source: str = SOURCE_MANUAL) -> None:
+        self.swarm.add_candidates(addrs, source)
 
     # --- connections ------------------------------------------------------------
 
@@ -463,7 +469,7 @@ class Torrent:
             return self._on_ext_handshake(peer)
         if kind is ev.PexPeers:
             if self.meta is None or not self.meta.private:
-                self.add_candidates(cast(ev.PexPeers, event).added)
+                self.add_candidates(cast(ev.PexPeers, event).added, source=SOURCE_PEX)
             return True
         if kind in (ev.MetadataRequest, ev.MetadataData, ev.MetadataReject):
             return self._on_metadata(peer, event)
@@ -669,6 +675,7 @@ class Torrent:
 
     def _check_peers(self, now: float) -> None:
         self.swarm.check_health(now)
+        self.swarm.send_pex(now)
         self.downloader.check_requests(now)  # snubbing peers, unanswered requests, queue top-ups
 
     # --- snapshots --------------------------------------------------------------
