@@ -115,18 +115,15 @@ class ViewState:
 FOUND_SOURCES = (("tracker", "tracker", "T"), ("dht", "DHT", "D"), ("pex", "PEX", "P"), ("incoming", "in", "I"))
 
 
-def _found_text(snapshot: SessionSnapshot, *, compact: bool) -> Text:
-    """``  found tracker 3 · DHT 0 · PEX 5 · in 2`` (compact: ``  found T3 D0 P5 I2``)."""
+def _found_text(snapshot: SessionSnapshot, form: int) -> Text:
+    """Peers found by source in one of three widths: ``  found tracker 3 · DHT 0 · PEX 5 · in 2``,
+    ``  found tracker 3 DHT 0 PEX 5 in 2``, ``  found T3 D0 P5 I2``."""
     found = dict(snapshot.peers_found)
     text = Text("  found ", style="dim")
     for i, (source, label, letter) in enumerate(FOUND_SOURCES):
-        count = str(found.get(source, 0))
-        if compact:
-            text.append(f"{' ' if i else ''}{letter}", style="dim")
-            text.append(count)
-        else:
-            text.append(f"{' · ' if i else ''}{label} ", style="dim")
-            text.append(count)
+        gap = ("" if not i else " · " if form == 0 else " ")
+        text.append(f"{gap}{letter if form == 2 else label + ' '}", style="dim")
+        text.append(str(found.get(source, 0)))
     return text
 
 
@@ -149,8 +146,8 @@ def header(snapshot: SessionSnapshot, width: int) -> Text:
     if width >= WIDE_MIN_COLS:
         line.append("  torrents ", style="dim")
         line.append(str(len(snapshot.torrents)))
-    for compact in (False, True):
-        found = _found_text(snapshot, compact=compact)
+    for form in (0, 1, 2):  # the widest form that fits
+        found = _found_text(snapshot, form)
         if line.cell_len + found.cell_len <= width:
             line.append_text(found)
             break
