@@ -55,8 +55,11 @@ def test_everyone_learns_everyone_through_pex(
     torrentpys = [first, *others]
 
     def everyone_connected() -> bool:
+        # Connected to all three others, and (for the two that knew only the first) told of the other
+        # two by PEX: one of them may have dialled in before the first peer's next message named it.
         return all(_torrent_stats(p).get("peers") == 3 for p in torrentpys) and \
-            len(_lt_handshaken(lt.status())) == 3
+            len(_lt_handshaken(lt.status())) == 3 and \
+            all(_torrent_stats(p).get("peers_found", {}).get("pex", 0) >= 2 for p in others)
 
     try:
         wait_for(everyone_connected, DEADLINE_S, interval_s=0.2, message="a full mesh of four peers")
