@@ -264,7 +264,14 @@ def _session_config(args: argparse.Namespace) -> Any:
         seed_ratio=ratio,
         seed_time_s=seed_time,
         unchoke_slots=args.unchoke_slots,
+        pex_interval_s=_pex_interval(args.pex_interval),
     )
+
+
+def _pex_interval(seconds: float) -> float:
+    if not seconds > 0:
+        raise UsageError("--pex-interval must be more than 0 seconds")
+    return seconds
 
 
 async def _run_session(args: argparse.Namespace, sources: list[Metainfo | Magnet]) -> int:
@@ -474,6 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON lines: events and periodic stats")
     p.add_argument("--log-file", metavar="FILE", help="write a debug log (connections, bans, errors) here")
     p.add_argument("--interval", type=float, default=5.0, help=argparse.SUPPRESS)
+    # Peer exchange (BEP 11): seconds between our PEX messages to a peer. The spec's minute by default;
+    # shorter only for tests among torrentpy peers (libtorrent drops a peer sending it more often).
+    p.add_argument("--pex-interval", type=float, default=60.0, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_add, seed_ratio_given=False)
 
     p = sub.add_parser("tracker", help="run a small HTTP + UDP tracker")

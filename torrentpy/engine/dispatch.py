@@ -14,6 +14,7 @@ from torrentpy.engine.download import Downloader
 from torrentpy.engine.metadata import MetadataExchange
 from torrentpy.engine.peer import Peer
 from torrentpy.engine.picker import Block
+from torrentpy.engine.sources import SOURCE_PEX
 from torrentpy.engine.upload import Uploader
 from torrentpy.metainfo import Metainfo
 from torrentpy.protocol import events as ev
@@ -34,7 +35,7 @@ class EventTarget(Protocol):
     def banlist(self) -> BanList: ...
     @property
     def metadata(self) -> MetadataExchange: ...
-    def add_candidates(self, addrs: list[Addr]) -> None: ...
+    def add_candidates(self, addrs: list[Addr], source: str = ...) -> None: ...
     def _protocol_error(self, peer: Peer, reason: str) -> bool: ...
 
 
@@ -89,7 +90,7 @@ def _ext_handshake(t: EventTarget, peer: Peer, event: ev.ExtendedHandshake, now:
 
 def _pex(t: EventTarget, peer: Peer, event: ev.PexPeers, now: float) -> bool:
     if t.meta is None or not t.meta.private:
-        t.add_candidates(event.added)
+        t.add_candidates(event.added, source=SOURCE_PEX)
     return True
 
 

@@ -14,8 +14,9 @@ from typing import Any
 
 from torrentpy import __version__
 from torrentpy.engine import alerts
+from torrentpy.engine.pex import PEX_INTERVAL_S
 from torrentpy.engine.ratelimit import TokenBucket
-from torrentpy.engine.snapshot import SessionSnapshot
+from torrentpy.engine.snapshot import SessionSnapshot, sum_found
 from torrentpy.engine.swarm import CONNECT_TIMEOUT_S
 from torrentpy.engine.torrent import Torrent
 from torrentpy.errors import TorrentError, UsageError
@@ -51,6 +52,7 @@ class SessionConfig:
     seed_ratio: float | None = 1.0
     seed_time_s: float | None = None
     unchoke_slots: int = 4
+    pex_interval_s: float = PEX_INTERVAL_S  # BEP 11's minute; shorter only in tests
 
 
 class Session:
@@ -84,7 +86,7 @@ class Session:
         torrent = Torrent(
             self, source, save_dir or self.config.save_dir, max_peers=self.config.max_peers,
             seed_ratio=self.config.seed_ratio, seed_time_s=self.config.seed_time_s,
-            unchoke_slots=self.config.unchoke_slots,
+            unchoke_slots=self.config.unchoke_slots, pex_interval_s=self.config.pex_interval_s,
         )
         self.torrents[source.info_hash] = torrent
         return torrent
@@ -268,6 +270,7 @@ class Session:
             peers=sum(t.peers for t in torrents),
             listen_port=self.listen_port,
             uptime_s=now - self.started_at,
+            peers_found=sum_found(t.peers_found for t in torrents),
         )
 
     def _find(self, info_hash_hex: str) -> Torrent | None:

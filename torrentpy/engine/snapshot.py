@@ -7,10 +7,11 @@ All byte counts are payload bytes; rates are bytes per second.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from torrentpy.engine.sources import SOURCES
 from torrentpy.engine.state import TorrentState
 
 if TYPE_CHECKING:
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from torrentpy.engine.disk import TorrentDisk
     from torrentpy.engine.peer import Peer
     from torrentpy.engine.picker import PiecePicker
+    from torrentpy.engine.swarm import Swarm
     from torrentpy.metainfo import Metainfo
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "SessionSnapshot",
     "TorrentSnapshot",
     "TrackerSnapshot",
+    "sum_found",
     "torrent_snapshot",
 ]
 
@@ -59,6 +62,7 @@ class PeerSnapshot:
     downloaded: int
     uploaded: int
     progress: float  # 0..1 of the peer's pieces
+    source: str = ""  # where we learned of it: "tracker", "dht", "pex", "incoming", "manual", "magnet", …
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,9 @@ class TorrentSnapshot:
     peer_list: tuple[PeerSnapshot, ...]
     trackers: tuple[TrackerSnapshot, ...]
     files: tuple[FileSnapshot, ...]
+    # (source, distinct addresses it named this session), in engine.sources.SOURCES order, sources that
+    # found nothing left out.
+    peers_found: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +123,16 @@ class SessionSnapshot:
     peers: int
     listen_port: int
     uptime_s: float
+    peers_found: tuple[tuple[str, int], ...] = ()  # summed over the torrents, as TorrentSnapshot's
+
+
+def sum_found(per_torrent: Iterable[tuple[tuple[str, int], ...]]) -> tuple[tuple[str, int], ...]:
+    """Add up `peers_found` of several torrents, keeping the order sources first appear in."""
+    total: dict[str, int] = {}
+    for found in per_torrent:
+        for source, count in found:
+            total[source] = total.get(source, 0) + count
+    return tuple(total.items())
 
 
 @runtime_checkable
@@ -164,6 +181,8 @@ class SnapshotSource(Protocol):
     @property
     def tiers(self) -> Any:
         """The torrent's net.tiers.TrackerTiers, or None without trackers."""
+    @property
+    def swarm(self) -> Swarm: ...
 
 
 def torrent_snapshot(t: SnapshotSource, now: float) -> TorrentSnapshot:
@@ -193,6 +212,7 @@ def torrent_snapshot(t: SnapshotSource, now: float) -> TorrentSnapshot:
             down_rate_bps=p.down.rate(now), up_rate_bps=p.up.rate(now), downloaded=p.downloaded,
             uploaded=p.uploaded,
             progress=(p.bitfield.count() / len(p.bitfield)) if p.bitfield is not None and len(p.bitfield) else 0.0,
+            source=p.source,
         )
         for p in t.peers.values()
     )
@@ -228,4 +248,10 @@ def torrent_snapshot(t: SnapshotSource, now: float) -> TorrentSnapshot:
         peers=len(t.peers), seeds=sum(1 for p in t.peers.values() if p.is_seed),
         swarm_seeds=swarm_seeds, swarm_leechers=swarm_leechers, piece_states=bytes(states),
         availability=avail, peer_list=peer_list, trackers=trackers, files=files,
+        peers_found=_found(t.swarm),
     )
+
+
+def _found(swarm: Swarm) -> tuple[tuple[str, int], ...]:
+    found = swarm.sources.found
+    return tuple((source, found[source]) for source in SOURCES if found[source])

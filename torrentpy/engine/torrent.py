@@ -21,8 +21,10 @@ from torrentpy.engine.dispatch import EVENT_HANDLERS, listen_addr
 from torrentpy.engine.download import Downloader
 from torrentpy.engine.metadata import MetadataExchange
 from torrentpy.engine.peer import Peer
+from torrentpy.engine.pex import PEX_INTERVAL_S
 from torrentpy.engine.picker import PiecePicker
 from torrentpy.engine.snapshot import TorrentSnapshot, torrent_snapshot
+from torrentpy.engine.sources import SOURCE_MAGNET, SOURCE_MANUAL, SOURCE_TRACKER
 from torrentpy.engine.state import TorrentState
 from torrentpy.engine.swarm import Swarm
 from torrentpy.engine.upload import MAX_QUEUED_REQUESTS, Uploader
@@ -57,6 +59,7 @@ class Torrent:
         seed_ratio: float | None = 1.0,
         seed_time_s: float | None = None,
         unchoke_slots: int = UNCHOKE_SLOTS,
+        pex_interval_s: float = PEX_INTERVAL_S,
     ) -> None:
         self.host = host
         self.save_dir = save_dir
@@ -85,7 +88,9 @@ class Torrent:
         self.disk = TorrentDisk(host, save_dir)
         self.banlist = BanList(block_size=BLOCK_SIZE)
         self.swarm = Swarm(host, self, max_peers=max_peers, spawn=self._spawn, wants_peers=self.wants_peers,
-                           is_banned=lambda addr: addr in self.banlist.banned, on_departed=self._on_departed)
+                           is_banned=lambda addr: addr in self.banlist.banned, on_departed=self._on_departed,
+                           shares_peers=lambda: self.meta is not None and not self.meta.private,
+                           pex_interval_s=pex_interval_s)
         self.metadata = MetadataExchange(self.info_hash, fetch=self.magnet is not None,
                                          on_verified=self._on_metadata_verified)
         self.downloader = Downloader(self, self.banlist)
@@ -93,6 +98,7 @@ class Torrent:
         if self.magnet is not None:
             for addr in self.magnet.peers:
                 self.swarm.candidates[addr] = 0.0
+                self.swarm.sources.record(addr, SOURCE_MAGNET)
         self.tiers: Any = None
         if source.trackers:
             # Imported on demand: aiohttp costs a quarter second at start-up.
@@ -326,13 +332,13 @@ class Torrent:
     def _on_tracker_response(self, resp: AnnounceResponse) -> None:
         if resp.warning:
             self.emit(alerts.TrackerWarning(resp.warning))
-        self.add_candidates(resp.peers)
+        self.add_candidates(resp.peers, source=SOURCE_TRACKER)
         self.swarm.connect_more(self.now)  # now, not on the next 1 s tick
 
     # Connections: the session hands links over (PeerHandler) and asks for these.
 
-    def add_candidates(self, addrs: list[Addr]) -> None:
-        self.swarm.add_candidates(addrs)
+    def add_candidates(self, addrs: list[Addr], source: str = SOURCE_MANUAL) -> None:
+        self.swarm.add_candidates(addrs, source)
 
     def peer_totals(self) -> dict[Addr, tuple[str, int, int]]:
         return self.swarm.peer_totals()
@@ -413,6 +419,7 @@ class Torrent:
             self._check_goal()  # no rechoke, no new requests or peers: just serve and go
             return
         self.swarm.check_health(now)
+        self.swarm.send_pex(now)
         self.downloader.check_requests(now)  # snubbing peers, unanswered requests, queue top-ups
         self.metadata.tick(self.peers.values())
         self.uploader.tick(now)  # re-choke when the choker is due, super-seeding offers
