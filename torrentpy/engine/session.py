@@ -16,7 +16,7 @@ from torrentpy import __version__
 from torrentpy.engine import alerts
 from torrentpy.engine.ratelimit import TokenBucket
 from torrentpy.engine.snapshot import SessionSnapshot
-from torrentpy.engine.swarm import CONNECT_TIMEOUT_S
+from torrentpy.engine.swarm import CONNECT_TIMEOUT_S, totals_key
 from torrentpy.engine.torrent import Torrent
 from torrentpy.errors import TorrentError, UsageError
 from torrentpy.metainfo import Magnet, Metainfo
@@ -113,9 +113,15 @@ class Session:
     async def restart(self, info_hash: bytes, *, save_dir: str | None = None, recheck: bool = False) -> Torrent:
         """Stop a torrent and start it again from its metainfo: in another folder, or with every
         piece hashed again (its resume file set aside), keeping whether it was paused."""
-        old = await self.remove(info_hash)
-        if old is None:
+        current = self.torrents.get(info_hash)
+        if current is None:
             raise UsageError(f"no torrent {info_hash.hex()}")
+        # The swarm it knew, peers that dialled us included (by their announced listen port), is still
+        # the swarm: the new torrent object dials them rather than wait for the next announce.
+        known = {*current.candidates, *(totals_key(p) for p in current.peers.values()),
+                 *current.swarm.departed_totals}
+        old = await self.remove(info_hash)
+        assert old is current
         source: Metainfo | Magnet | None = old.meta if old.meta is not None else old.magnet
         assert source is not None  # a torrent has one or the other
         if recheck and old.meta is not None:
@@ -124,6 +130,7 @@ class Session:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(resume_path(old.meta, old.save_dir))
         torrent = self.add(source, save_dir or old.save_dir)
+        torrent.add_candidates([addr for addr in known if addr[1]])
         if old.paused:
             torrent.pause()
         return torrent

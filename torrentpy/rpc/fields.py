@@ -52,10 +52,10 @@ class View:
 
     def status(self) -> int:
         t = self.t
+        if t.state == "checking":  # a stopped torrent is checked too (torrent-verify), as Transmission does
+            return STATUS_CHECK
         if t.paused or t.state in ("error", "finished"):
             return STATUS_STOPPED
-        if t.state == "checking":
-            return STATUS_CHECK
         if t.state == "seeding":
             return STATUS_SEED
         return STATUS_DOWNLOAD
