@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import urllib.parse
-from pathlib import Path
 
 import pytest
 
