@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import random
 import signal
 import threading
@@ -19,8 +20,6 @@ def test_kill_9_during_state_writes_loses_no_torrent(daemon_factory, payload_fac
     daemon: DaemonProcess = daemon_factory()
     hashes = set()
     for path in torrents:
-        import base64
-
         answer = daemon.call("torrent-add", {"metainfo": base64.b64encode(path.read_bytes()).decode(),
                                              "paused": True})
         hashes.add(answer["arguments"]["torrent-added"]["hashString"])
@@ -28,7 +27,7 @@ def test_kill_9_during_state_writes_loses_no_torrent(daemon_factory, payload_fac
     for round_ in range(8):
         stop = threading.Event()
 
-        def churn(d: DaemonProcess = daemon) -> None:
+        def churn(d: DaemonProcess = daemon, stop: threading.Event = stop, round_: int = round_) -> None:
             # Every stop/start/set rewrites a state file; the kill lands somewhere among them.
             while not stop.is_set():
                 try:
