@@ -420,6 +420,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                 download_rate_bps=rate))
 
 
+# --- daemon -----------------------------------------------------------------
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    import logging
+
+    from torrentpy.net.loop import run
+    from torrentpy.rpc.run import DaemonOptions, check_options, run_daemon
+    from torrentpy.rpc.server import RpcOptions, web_home
+
+    options = DaemonOptions(
+        download_dir=args.download_dir, state_dir=args.state_dir, listen_port=args.listen_port, bind=args.bind,
+        rpc=RpcOptions(bind=args.rpc_bind, port=args.rpc_port, username=args.rpc_username,
+                       password=args.rpc_password, host_allow=args.rpc_host, web_home=web_home()),
+    )
+    check_options(options)
+    _configure_logging(args.log_file, quiet=False)
+    logging.getLogger("torrentpy").setLevel(logging.INFO)  # a service's log says what it did
+    return run(run_daemon(options))
+
+
 # --- parser -----------------------------------------------------------------
 
 
@@ -499,6 +520,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", metavar="RATE", help="limit the download, e.g. 8M, to watch it (default: none)")
     p.add_argument("--no-tui", action="store_true", help="plain progress lines instead of the dashboard")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("daemon", help="run in the background, driven over Transmission's RPC (transmission-remote …)")
+    p.add_argument("--download-dir", default=".", metavar="DIR", help="where new torrents' files go (default: here)")
+    p.add_argument("--state-dir", default=os.path.join(os.path.expanduser("~"), ".local", "state", "torrentpy"),
+                   metavar="DIR", help="where the list of torrents and settings is kept")
+    p.add_argument("--rpc-bind", default="127.0.0.1", metavar="ADDR",
+                   help="address of the RPC (default 127.0.0.1; any other needs --rpc-password)")
+    p.add_argument("--rpc-port", type=int, default=9091, metavar="N", help="RPC port (default 9091)")
+    p.add_argument("--rpc-username", metavar="U", help="HTTP basic auth user")
+    p.add_argument("--rpc-password", metavar="P", help="HTTP basic auth password")
+    p.add_argument("--rpc-host", action="append", default=[], metavar="NAME",
+                   help="also accept this Host header name (default: IP addresses and localhost only)")
+    p.add_argument("--listen-port", type=int, metavar="N", help="peer port: default 6881, or the next free port")
+    p.add_argument("--bind", default="0.0.0.0", metavar="ADDR", help="address to listen for peers on")
+    p.add_argument("--log-file", metavar="FILE", help="log here instead of to stderr")
+    p.set_defaults(func=cmd_daemon)
     return parser
 
 

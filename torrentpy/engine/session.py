@@ -17,7 +17,7 @@ from torrentpy.engine import alerts
 from torrentpy.engine.pex import PEX_INTERVAL_S
 from torrentpy.engine.ratelimit import TokenBucket
 from torrentpy.engine.snapshot import SessionSnapshot, sum_found
-from torrentpy.engine.swarm import CONNECT_TIMEOUT_S
+from torrentpy.engine.swarm import CONNECT_TIMEOUT_S, totals_key
 from torrentpy.engine.torrent import Torrent
 from torrentpy.errors import TorrentError, UsageError
 from torrentpy.metainfo import Magnet, Metainfo
@@ -53,6 +53,8 @@ class SessionConfig:
     seed_time_s: float | None = None
     unchoke_slots: int = 4
     pex_interval_s: float = PEX_INTERVAL_S  # BEP 11's minute; shorter only in tests
+    # A daemon runs until told to stop, even when every torrent is done (and more may be added).
+    keep_running: bool = False
 
 
 class Session:
@@ -77,6 +79,8 @@ class Session:
         self._server: asyncio.base_events.Server | None = None
         self._http: Any = None
         self._reading_paused = False
+        self.running = False  # run() has started: a torrent added from now on is started at once
+        self._starting: dict[bytes, asyncio.Task[None]] = {}
 
     # --- torrents ---------------------------------------------------------------
 
@@ -89,6 +93,48 @@ class Session:
             unchoke_slots=self.config.unchoke_slots, pex_interval_s=self.config.pex_interval_s,
         )
         self.torrents[source.info_hash] = torrent
+        if self.running:
+            self._start_task(torrent)
+        return torrent
+
+    async def remove(self, info_hash: bytes) -> Torrent | None:
+        """Stop a torrent (announcing "stopped", saving its resume state) and forget it."""
+        torrent = self.torrents.pop(info_hash, None)
+        if torrent is None:
+            return None
+        task = self._starting.pop(info_hash, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await torrent.stop()
+        for link, owner in list(self.pending.items()):
+            if owner is torrent:
+                link.close("torrent removed")
+        return torrent
+
+    async def restart(self, info_hash: bytes, *, save_dir: str | None = None, recheck: bool = False) -> Torrent:
+        """Stop a torrent and start it again from its metainfo: in another folder, or with every
+        piece hashed again (its resume file set aside), keeping whether it was paused."""
+        current = self.torrents.get(info_hash)
+        if current is None:
+            raise UsageError(f"no torrent {info_hash.hex()}")
+        # The swarm it knew, peers that dialled us included (by their announced listen port), is still
+        # the swarm: the new torrent object dials them rather than wait for the next announce.
+        known = {*current.candidates, *(totals_key(p) for p in current.peers.values()),
+                 *current.swarm.departed_totals}
+        old = await self.remove(info_hash)
+        assert old is current
+        source: Metainfo | Magnet | None = old.meta if old.meta is not None else old.magnet
+        assert source is not None  # a torrent has one or the other
+        if recheck and old.meta is not None:
+            from torrentpy.storage.resume import resume_path
+
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(resume_path(old.meta, old.save_dir))
+        torrent = self.add(source, save_dir or old.save_dir)
+        torrent.add_candidates([addr for addr in known if addr[1]])
+        if old.paused:
+            torrent.pause()
         return torrent
 
     def now(self) -> float:
@@ -307,22 +353,35 @@ class Session:
         self.emit(alerts.Listening(self.listen_port))
         # Started as tasks, not awaited: checking a large download takes a while, and a stop
         # request (Ctrl-C, q) must be heard meanwhile.
-        starting = [asyncio.ensure_future(self._start(t)) for t in self.torrents.values()]
+        self.running = True
+        for torrent in self.torrents.values():
+            self._start_task(torrent)
         try:
             while not self.stop_event.is_set():
                 now = time.monotonic()
                 for torrent in list(self.torrents.values()):
                     torrent.tick(now)
-                if self.all_done():
+                if self.all_done() and not self.config.keep_running:
                     break
                 self.wake_event.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop_or_wake(), timeout=1.0)
         finally:
+            starting = list(self._starting.values())
             for task in starting:
                 task.cancel()
             await asyncio.gather(*starting, return_exceptions=True)
             await self.close()
+
+    def _start_task(self, torrent: Torrent) -> None:
+        task = asyncio.ensure_future(self._start(torrent))
+        self._starting[torrent.info_hash] = task
+        task.add_done_callback(self._started)
+
+    def _started(self, task: asyncio.Task[None]) -> None:
+        for info_hash, running in list(self._starting.items()):
+            if running is task:
+                del self._starting[info_hash]
 
     async def _start(self, torrent: Torrent) -> None:
         try:
