@@ -20,6 +20,7 @@ from torrentpy.engine.download import Downloader
 from torrentpy.engine.metadata import MetadataExchange
 from torrentpy.engine.peer import Peer
 from torrentpy.engine.picker import Block, PiecePicker
+from torrentpy.engine.selection import FileSelection, SelectionControls
 from torrentpy.engine.snapshot import TorrentSnapshot, torrent_snapshot
 from torrentpy.engine.superseed import SuperSeeder
 from torrentpy.engine.swarm import Swarm, totals_key
@@ -47,7 +48,7 @@ RESUME_SAVE_INTERVAL_S = 10.0
 UNCHOKE_SLOTS = 4
 
 
-class Torrent:
+class Torrent(SelectionControls):
     def __init__(
         self,
         host: Host,
@@ -92,6 +93,7 @@ class Torrent:
         self.metadata = MetadataExchange(self.info_hash, fetch=self.magnet is not None,
                                          on_verified=self._on_metadata_verified)
         self.downloader = Downloader(self, self.banlist)
+        self.selection = FileSelection(info_only=self.magnet.select_only if self.magnet is not None else None)
         if self.magnet is not None:
             for addr in self.magnet.peers:
                 self.swarm.candidates[addr] = 0.0
@@ -188,8 +190,11 @@ class Torrent:
         loop = asyncio.get_running_loop()
         self.state = "checking"
         try:
-            await loop.run_in_executor(self.host.executor, self.storage.open_files)
+            self.selection.bind(meta, final=False)  # the files not to create; the saved choice comes next
+            await loop.run_in_executor(self.host.executor, self.storage.open_files, self.selection.unwanted_files())
             saved = await loop.run_in_executor(self.host.executor, resume_state, meta, self.save_dir)
+            self.selection.bind(meta, *((saved.selection, saved.sequential) if saved else ()))
+            self._selection_changed()
             if saved is None:
                 self.emit(alerts.Checking())
                 have = await check_pieces_async(self.storage, meta, progress=self._on_check_progress)
@@ -266,7 +271,8 @@ class Torrent:
             return  # stopped mid-check: an empty bitfield would overwrite what the old file knew
         have = self.picker.have.copy()
         try:
-            save_resume(self.meta, self.save_dir, have)
+            save_resume(self.meta, self.save_dir, have, selection=self.selection.record(),
+                        sequential=self.selection.sequential)
         except (StorageError, OSError) as exc:
             log.warning("could not save resume data for %s: %s", self.name, exc)
         self.resume_dirty = False
