@@ -11,6 +11,7 @@ replayed on ``bind``, after the selection saved in the resume file: what the use
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -32,6 +33,8 @@ __all__ = [
     "SelectionControls",
     "SelectionError",
 ]
+
+log = logging.getLogger("torrentpy")
 
 PRIORITY_LOW = -1
 PRIORITY_NORMAL = 0
@@ -132,7 +135,8 @@ class FileSelection:
         for kind, indices, value in self._ops:
             try:
                 self._apply(kind, indices, value)
-            except SelectionError as exc:
+            except SelectionError as exc:  # e.g. a magnet's --only naming a file it does not have
+                log.warning("file selection of %s ignored: %s", meta.name, exc)
                 self.warnings.append(str(exc))
         if final:
             self._final = True
