@@ -15,7 +15,7 @@ def test_file_ranges() -> None:
     assert parse_file_ranges("1,3-5", base=1) == [0, 2, 3, 4]
     assert parse_file_ranges("0,2,4,6-8", base=0) == [0, 2, 4, 6, 7, 8]
     assert parse_file_ranges(" 2 , 1 ", base=1) == [1, 0]
-    for bad in ("", "0", "a", "3-1", "1,,2", "-1", "1-", "+1", "1_0", "١", "1-99999999"):
+    for bad in ("", "0", "a", "3-1", "1,,2", "-1", "1-", "+1", "1_0", "١", "1-99999999", "1-600000,1-600000"):
         with pytest.raises(ValueError):
             parse_file_ranges(bad, base=1)
 

@@ -533,6 +533,8 @@ def parse_file_ranges(text: str, *, base: int) -> list[int]:
         if hi - lo >= MAX_FILE_RANGE_SPAN:
             raise ValueError(f"{part!r} is too large a range")
         out.extend(range(lo - base, hi - base + 1))
+        if len(out) > MAX_FILE_RANGE_SPAN:
+            raise ValueError("too many file numbers")
     return out
 
 

@@ -570,7 +570,8 @@ class Torrent(SelectionControls):
         if self.leaving_since is not None:
             self._check_left()
             return
-        if self.seed_ratio is not None and self.uploaded >= self.seed_ratio * self.meta.total_length:
+        wanted = self.picker.wanted_bytes() if self.picker is not None else self.meta.total_length
+        if self.seed_ratio is not None and self.uploaded >= self.seed_ratio * wanted:
             self._leave()
         elif self.seed_time_s is not None and self.seeding_since is not None and \
                 self.now - self.seeding_since >= self.seed_time_s:
