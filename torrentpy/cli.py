@@ -16,7 +16,7 @@ from rich.markup import escape
 from torrentpy import __version__
 from torrentpy.engine import alerts
 from torrentpy.errors import TorrentError, UsageError
-from torrentpy.metainfo import Magnet, Metainfo, load
+from torrentpy.metainfo import Magnet, Metainfo, load, parse_file_ranges
 from torrentpy.storage.placement import misplaced_hint
 from torrentpy.text import printable
 from torrentpy.tui.filetree import payload_files, tree_lines
@@ -235,6 +235,29 @@ def _rate_arg(text: str) -> int:
         raise UsageError(str(exc)) from None
 
 
+def _only_arg(text: str) -> list[int]:
+    """--only 1,3-5: file numbers from 1, in the torrent's order (`info --json`, the files panel)."""
+    try:
+        return parse_file_ranges(text, base=1)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _check_only(args: argparse.Namespace, sources: list[Metainfo | Magnet]) -> None:
+    """--only names files of one torrent; a magnet's are checked once its metadata arrives."""
+    if args.only is None:
+        return
+    if len(sources) != 1:
+        raise UsageError("--only selects files of one torrent: give a single SOURCE")
+    source = sources[0]
+    if isinstance(source, Metainfo):
+        count = len(payload_files(source))
+        bad = [i + 1 for i in args.only if i >= count]
+        if bad:
+            raise UsageError(f"--only: there is no file {bad[0]}: {printable(source.name)} has {count} "
+                             f"file{'s' if count != 1 else ''}")
+
+
 def _peer_arg(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
@@ -297,6 +320,10 @@ async def _show_session(args: argparse.Namespace, session: Any, sources: list[Me
     for source in sources:
         torrent = session.add(source)
         torrent.add_candidates(args.peer)
+        if getattr(args, "only", None) is not None:
+            torrent.selection.only(args.only)
+        if getattr(args, "sequential", False):
+            torrent.sequential = True
     await session.listen()
     ui = choose_ui(tui=not args.no_tui, json=args.json)
     if ui == "plain":
@@ -350,6 +377,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         raise UsageError("--listen-port must be between 0 and 65535")
     if args.max_peers < 1:
         raise UsageError("--max-peers must be at least 1")
+    _check_only(args, sources)
     _check_folder(args.output_dir, [s for s in sources if isinstance(s, Metainfo)])
     return run(_run_session(args, sources))
 
@@ -505,6 +533,10 @@ def build_parser() -> argparse.ArgumentParser:
     # Peer exchange (BEP 11): seconds between our PEX messages to a peer. The spec's minute by default;
     # shorter only for tests among torrentpy peers (libtorrent drops a peer sending it more often).
     p.add_argument("--pex-interval", type=float, default=60.0, help=argparse.SUPPRESS)
+    p.add_argument("--only", type=_only_arg, metavar="FILES",
+                   help="download only these files, e.g. 1,3-5 (numbered from 1 in the torrent's order)")
+    p.add_argument("--sequential", action="store_true",
+                   help="download pieces in order, to play media while it downloads")
     p.set_defaults(func=cmd_add, seed_ratio_given=False)
 
     p = sub.add_parser("tracker", help="run a small HTTP + UDP tracker")

@@ -313,6 +313,9 @@ class Downloader:
                 peer.link.write(peer.conn.send_not_interested())
         if picker.done():
             t._on_download_complete(announce=True)
+        elif picker.sequential:  # the read-ahead window moved on: peers idle at its edge may start more
+            for peer in list(t.peers.values()):
+                self.fill_requests(peer, t.now)
 
     def _on_hash_failed(self, index: int, buf: bytearray, sources: Mapping[int, Addr]) -> None:
         t = self.torrent

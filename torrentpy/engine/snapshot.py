@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from torrentpy.engine.disk import TorrentDisk
     from torrentpy.engine.peer import Peer
     from torrentpy.engine.picker import PiecePicker
+    from torrentpy.engine.selection import FileSelection
     from torrentpy.engine.swarm import Swarm
     from torrentpy.metainfo import Metainfo
 
@@ -82,6 +83,12 @@ class FileSnapshot:
     path: str
     size: int
     done: int  # verified bytes in this file
+    wanted: bool = True
+    priority: int = 0  # Transmission's: -1 low, 0 normal, 1 high
+
+    @property
+    def bytes_completed(self) -> int:
+        return self.done
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +118,8 @@ class TorrentSnapshot:
     # (source, distinct addresses it named this session), in engine.sources.SOURCES order, sources that
     # found nothing left out.
     peers_found: tuple[tuple[str, int], ...] = ()
+    size_when_done: int = 0  # bytes of the wanted pieces (total_size unless files are deselected)
+    sequential: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +192,8 @@ class SnapshotSource(Protocol):
         """The torrent's net.tiers.TrackerTiers, or None without trackers."""
     @property
     def swarm(self) -> Swarm: ...
+    @property
+    def selection(self) -> FileSelection: ...
 
 
 def torrent_snapshot(t: SnapshotSource, now: float) -> TorrentSnapshot:
@@ -190,19 +201,21 @@ def torrent_snapshot(t: SnapshotSource, now: float) -> TorrentSnapshot:
     total = meta.total_length if meta else 0
     if picker is not None and meta is not None:
         have = picker.have
-        done = total - int(picker.left_bytes())
+        wanted = picker.wanted_bytes()
+        done = wanted - int(picker.left_bytes())
         states = bytearray(have.to_flags())
         for i in picker.downloading_pieces():
             if not have[i]:
                 states[i] = PIECE_DOWNLOADING
         avail = picker.availability.clamped_bytes()
     else:
-        have, done, states, avail = None, 0, bytearray(), b""
-    progress = done / total if total else 0.0
+        have, done, states, avail, wanted = None, 0, bytearray(), b"", total
+    # Like Transmission's percentDone: of what was asked for, with files deselected.
+    progress = done / wanted if wanted else (1.0 if picker is not None and total else 0.0)
     if t.state == "checking" and meta is not None:
         progress = t.disk.check_progress / max(1, meta.num_pieces)
     down_rate = t.down.rate(now)
-    eta = (total - done) / down_rate if down_rate > 0 and total > done else None
+    eta = (wanted - done) / down_rate if down_rate > 0 and wanted > done else None
     state = "paused" if t.paused else t.state
     peer_list = tuple(
         PeerSnapshot(
@@ -236,9 +249,13 @@ def torrent_snapshot(t: SnapshotSource, now: float) -> TorrentSnapshot:
     layout = t.disk.storage.layout if t.disk.storage is not None else None
     if meta is not None and layout is not None and have is not None:
         done_per_file = layout.file_done_bytes(have)
+        choices = t.selection.choices() if t.selection.bound else []
         files = tuple(
-            FileSnapshot(path="/".join(f.path), size=f.length, done=d)
-            for f, d in zip(meta.files, done_per_file, strict=False) if not f.padding
+            FileSnapshot(path="/".join(f.path), size=f.length, done=d,
+                         wanted=choices[k].wanted if choices else True,
+                         priority=choices[k].priority if choices else 0)
+            for k, (f, d) in enumerate((f, d) for f, d in zip(meta.files, done_per_file, strict=False)
+                                       if not f.padding)
         )
     return TorrentSnapshot(
         info_hash_hex=t.info_hash.hex(), name=t.name, total_size=total, state=state, error=t.error,
@@ -249,6 +266,7 @@ def torrent_snapshot(t: SnapshotSource, now: float) -> TorrentSnapshot:
         swarm_seeds=swarm_seeds, swarm_leechers=swarm_leechers, piece_states=bytes(states),
         availability=avail, peer_list=peer_list, trackers=trackers, files=files,
         peers_found=_found(t.swarm),
+        size_when_done=wanted, sequential=t.selection.sequential,
     )
 
 

@@ -23,6 +23,7 @@ from torrentpy.engine.metadata import MetadataExchange
 from torrentpy.engine.peer import Peer
 from torrentpy.engine.pex import PEX_INTERVAL_S
 from torrentpy.engine.picker import PiecePicker
+from torrentpy.engine.selection import FileSelection, SelectionControls
 from torrentpy.engine.snapshot import TorrentSnapshot, torrent_snapshot
 from torrentpy.engine.sources import SOURCE_MAGNET, SOURCE_MANUAL, SOURCE_TRACKER
 from torrentpy.engine.state import TorrentState
@@ -48,7 +49,7 @@ RESUME_SAVE_INTERVAL_S = 10.0
 UNCHOKE_SLOTS = 4
 
 
-class Torrent:
+class Torrent(SelectionControls):
     def __init__(
         self,
         host: Host,
@@ -94,6 +95,7 @@ class Torrent:
         self.metadata = MetadataExchange(self.info_hash, fetch=self.magnet is not None,
                                          on_verified=self._on_metadata_verified)
         self.downloader = Downloader(self, self.banlist)
+        self.selection = FileSelection(info_only=self.magnet.select_only if self.magnet is not None else None)
         self.uploader = Uploader(self, host, slots=unchoke_slots, rng=self.rng)
         if self.magnet is not None:
             for addr in self.magnet.peers:
@@ -187,7 +189,9 @@ class Torrent:
                                   block_size=BLOCK_SIZE, rng=self.rng)
         self.state = TorrentState.CHECKING
         try:
-            have = await self.disk.open(meta, self.emit)
+            self.selection.bind(meta, final=False)  # the files not to create; the saved choice comes next
+            have = await self.disk.open(meta, self.emit, skip=self.selection.unwanted_files(),
+                                        on_resume=self._bind_selection)
         except StorageError as exc:
             self.fail(str(exc))
             return
@@ -237,7 +241,7 @@ class Torrent:
         self.swarm.connect_more(self.now)
 
     def _save_resume(self) -> None:
-        if self.picker is not None and self.disk.save(self.picker.have.copy(), self.name):
+        if self.picker is not None and self.disk.save(self.picker.have.copy(), self.name, self.selection):
             self.resume_dirty = False
 
     def _on_download_complete(self, *, announce: bool) -> None:
@@ -262,7 +266,8 @@ class Torrent:
         if self.uploader.leaving_since is not None:
             self.uploader.check_left()
             return
-        if self.seed_ratio is not None and self.uploaded >= self.seed_ratio * self.meta.total_length:
+        wanted = self.picker.wanted_bytes() if self.picker is not None else self.meta.total_length
+        if self.seed_ratio is not None and self.uploaded >= self.seed_ratio * wanted:
             self.uploader.leave()
         elif self.seed_time_s is not None and self.seeding_since is not None and \
                 self.now - self.seeding_since >= self.seed_time_s:
@@ -434,7 +439,7 @@ class Torrent:
         if self.resume_dirty and not disk.saving and now - disk.last_save >= RESUME_SAVE_INTERVAL_S \
                 and self.picker is not None:
             self.resume_dirty = False
-            self._spawn(disk.save_async(self.picker.have.copy(), self.name))
+            self._spawn(disk.save_async(self.picker.have.copy(), self.name, self.selection))
         if self.complete:
             self._check_goal()
 

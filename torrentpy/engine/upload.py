@@ -155,7 +155,10 @@ class Uploader:
         and without a limit there is no scarcity to manage. Decided per connection at the handshake, since a
         bitfield once sent cannot be taken back; peers that got one are seeded normally."""
         meta = self.owner.meta
-        if not self.owner.complete or meta is None or self.host.upload_bucket.rate_bps <= 0:
+        picker = self.owner.picker
+        # Complete with files deselected is not a seed: offers could name pieces we lack.
+        if not self.owner.complete or meta is None or self.host.upload_bucket.rate_bps <= 0 or \
+                picker is None or not picker.have.all():
             return False
         if self.superseed is None:
             self.superseed = SuperSeeder(meta.num_pieces, rng=self.rng)

@@ -61,24 +61,26 @@ class View:
         return STATUS_DOWNLOAD
 
     def file_rows(self) -> list[tuple[int, Any, int]]:
-        """(engine file index, entry, verified bytes) of each real file; padding files are not shown."""
+        """(file number as front ends count them, entry, verified bytes) of each real file: padding
+        files are not shown, nor counted."""
         meta = self.t.meta
         if meta is None:
             return []
         storage, picker = self.t.storage, self.t.picker
         done = storage.layout.file_done_bytes(picker.have) \
             if storage is not None and picker is not None else [0] * len(meta.files)
-        return [(i, f, d) for i, (f, d) in enumerate(zip(meta.files, done, strict=False)) if not f.padding]
+        real = [(f, d) for f, d in zip(meta.files, done, strict=False) if not f.padding]
+        return [(k, f, d) for k, (f, d) in enumerate(real)]
 
-    # Selective download is the engine's (Torrent.file_wanted / file_priority: one entry per file of
-    # the metainfo, padding files included); until a torrent has them every file is wanted, at normal.
+    # The engine's selection counts files the same way; until it is bound (metadata and resume file
+    # read) every file is wanted, at normal priority.
     def wanted(self, index: int) -> bool:
-        wanted = getattr(self.t, "file_wanted", None)
-        return bool(wanted[index]) if wanted is not None else True
+        selection = self.t.selection
+        return selection.wanted[index] if selection.bound and index < len(selection.wanted) else True
 
     def priority(self, index: int) -> int:
-        priorities = getattr(self.t, "file_priority", None)
-        return int(priorities[index]) if priorities is not None else 0
+        selection = self.t.selection
+        return selection.priority[index] if selection.bound and index < len(selection.priority) else 0
 
     def pieces(self) -> str:
         states = self.s.piece_states

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from torrentpy import __version__
+from torrentpy.engine.selection import SelectionError
 from torrentpy.errors import TorrentError
 from torrentpy.metainfo import MAX_TORRENT_FILE_BYTES, Magnet, Metainfo, load, parse_magnet, parse_torrent
 from torrentpy.rpc.fields import torrent_fields
@@ -256,32 +257,25 @@ async def _apply_settings(daemon: Daemon, info_hash: bytes, args: dict[str, Any]
     num_files = len(torrent.meta.files) if torrent.meta is not None else None
     real = [i for i, f in enumerate(torrent.meta.files) if not f.padding] if torrent.meta is not None else []
 
-    def engine_indices(key: str) -> list[int]:
-        # RPC file indices count the files a front end sees; the engine's count padding files too.
+    def file_indices(key: str) -> list[int]:
+        # RPC file numbers count the files a front end sees, as the engine's selection does (no padding).
         wanted = _int_list(args, key)
         if num_files is None and wanted:
             raise RpcError("the torrent's file list is not known yet (its metadata is being fetched)")
         if any(not 0 <= i < len(real) for i in wanted):
             raise RpcError("file index out of range")
-        return [real[i] for i in wanted] if wanted else list(real)  # an empty list means every file
+        return wanted if wanted else list(range(len(real)))  # an empty list means every file
 
-    for key, wanted_flag in (("files-wanted", True), ("files-unwanted", False)):
-        if key in args:
-            indices = engine_indices(key)
-            setter = getattr(torrent, "set_file_wanted", None)
-            if setter is None:
-                raise RpcError("selective download is not supported by this torrentpy yet")
-            setter(indices, wanted_flag)
-    for key, prio in (("priority-high", 1), ("priority-normal", 0), ("priority-low", -1)):
-        if key in args:
-            indices = engine_indices(key)
-            setter = getattr(torrent, "set_file_priority", None)
-            if setter is None:
-                raise RpcError("file priorities are not supported by this torrentpy yet")
-            setter(indices, prio)
+    try:
+        for key, wanted_flag in (("files-wanted", True), ("files-unwanted", False)):
+            if key in args:
+                torrent.set_files_wanted(file_indices(key), wanted_flag)
+        for key, prio in (("priority-high", 1), ("priority-normal", 0), ("priority-low", -1)):
+            if key in args:
+                torrent.set_files_priority(file_indices(key), prio)
+    except SelectionError as exc:
+        raise RpcError(str(exc)) from exc
     if "sequentialDownload" in args:  # Transmission 4.1's name for it
-        if not hasattr(torrent, "sequential"):
-            raise RpcError("sequential download is not supported by this torrentpy yet")
         torrent.sequential = bool(args["sequentialDownload"])
         store["sequentialDownload"] = torrent.sequential
     for key in ("downloadLimited", "uploadLimited"):

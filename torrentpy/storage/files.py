@@ -17,6 +17,7 @@ import errno
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Collection
 from types import TracebackType
 
 from torrentpy.errors import StorageError
@@ -106,14 +107,15 @@ class Storage:
     def relpath(self, file_index: int) -> str:
         return "/".join(self.meta.files[file_index].path)
 
-    def open_files(self) -> None:
-        """Create the folder tree and the zero-length files. Data files are created on first write."""
+    def open_files(self, skip: Collection[int] = ()) -> None:
+        """Create the folder tree and the zero-length files. Data files are created on first write.
+        Files in `skip` (unwanted ones, by index in meta.files) get neither file nor folder."""
         try:
             os.makedirs(self.root, exist_ok=True)
         except OSError as exc:
             raise describe_os_error("create folder", self.root, exc) from None
         for i, f in enumerate(self.meta.files):
-            if f.padding:
+            if f.padding or i in skip:
                 continue
             try:
                 if f.length == 0:

@@ -354,21 +354,29 @@ def _trackers_body(t: TorrentSnapshot, width: int, height: int) -> list[Renderab
 # ----------------------------------------------------------------------------------------------- files
 
 
+_GET = {-1: "low", 0: "norm", 1: "high"}
+_GET_STYLE = {"skip": "dim", "high": "bold", "low": "dim"}
+
+
 def _files_body(t: TorrentSnapshot, width: int, height: int) -> list[RenderableType]:
     if not t.files:
         return [fixed("no file list yet (waiting for metadata)", "dim")]
     compact = width < WIDE_MIN_COLS - 4
-    cols = [Col("Path"), Col("Size", 8, right=True)]
+    files = list(t.files)
+    # The numbers `add --only` takes; "Get": skip, or the priority of a wanted file.
+    cols = [Col("#", len(str(len(files))), right=True), Col("Path"), Col("Size", 8, right=True),
+            Col("Get", 4)]
     if not compact:
         cols.append(Col("Progress", 12))
     cols.append(Col("Done", 6, right=True))
     rows = max(1, height - 1)
-    files = list(t.files)
     shown = files if len(files) <= rows else files[: rows - 1]
     cells = []
-    for f in shown:
+    for number, f in enumerate(shown, 1):
         fraction = f.done / f.size if f.size > 0 else 1.0
-        row = [untrusted(f.path), fixed(format_size(f.size))]
+        get = _GET.get(f.priority, "?") if f.wanted else "skip"
+        row = [fixed(str(number), "dim"), untrusted(f.path, "" if f.wanted else "dim"), fixed(format_size(f.size)),
+               fixed(get, _GET_STYLE.get(get, ""))]
         if not compact:
             row.append(bar(fraction, 12))
         row.append(fixed(percent(fraction), "green" if fraction >= 1.0 else ""))
