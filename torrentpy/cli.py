@@ -8,10 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from torrentpy import __version__
 from torrentpy.engine import alerts
@@ -19,9 +16,12 @@ from torrentpy.errors import TorrentError, UsageError
 from torrentpy.metainfo import Magnet, Metainfo, load, parse_file_ranges
 from torrentpy.storage.placement import misplaced_hint
 from torrentpy.text import printable
-from torrentpy.tui.filetree import payload_files, tree_lines
-from torrentpy.tui.progress import transfer_progress
 from torrentpy.units import format_size, parse_rate, parse_size
+
+# rich (≈ 60 ms of imports) is loaded by the commands that draw with it, not by `add --no-tui` on its
+# way to the first request.
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -36,6 +36,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _stderr_console() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False)
 
 
@@ -44,6 +46,8 @@ def _with_progress(description: str, work: Callable[[Callable[[int], None], Call
     console = _stderr_console()
     if not console.is_terminal:
         return work(lambda _n: None, lambda _t: None)
+    from torrentpy.tui.progress import transfer_progress
+
     with transfer_progress(console) as bar:
         task = bar.add_task(description, total=None)
         return work(lambda n: bar.advance(task, n), lambda t: bar.update(task, total=t))
@@ -57,6 +61,8 @@ SUMMARY_FILES = 20
 
 
 def _print_files(console: Console, meta: Metainfo, everything: bool) -> None:
+    from torrentpy.tui.filetree import payload_files, tree_lines
+
     files = payload_files(meta)
     # The whole tree when it fits on the screen (or is asked for), else its first files and a count.
     shown = files if everything or len(files) <= max(console.height - 15, SUMMARY_FILES) else files[:SUMMARY_FILES]
@@ -71,6 +77,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(meta.to_dict(), ensure_ascii=False))
         return EXIT_OK
+    from rich.console import Console
+    from rich.markup import escape
+
     console = Console(highlight=False)
     rows: list[tuple[str, str]] = []
     if isinstance(meta, Magnet):
