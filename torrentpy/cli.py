@@ -260,6 +260,8 @@ def _check_only(args: argparse.Namespace, sources: list[Metainfo | Magnet]) -> N
         raise UsageError("--only selects files of one torrent: give a single SOURCE")
     source = sources[0]
     if isinstance(source, Metainfo):
+        from torrentpy.tui.filetree import payload_files
+
         count = len(payload_files(source))
         bad = [i + 1 for i in args.only if i >= count]
         if bad:
