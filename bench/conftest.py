@@ -59,7 +59,31 @@ def ratio_lines(benchmarks: list[Any]) -> list[str]:
     return lines
 
 
+# The issue-11 goals, measured end to end: (what, measured value, the bar, how it was measured).
+GOALS: list[tuple[str, str, str, str]] = []
+
+
+def goal(what: str, value: str, bar: str, detail: str = "") -> None:
+    """Add one line to the "goals" table printed at the end of the run."""
+    GOALS.append((what, value, bar, detail))
+
+
+def goal_table() -> list[str]:
+    if not GOALS:
+        return []
+    widths = [max(len(row[i]) for row in [("what", "measured", "goal", ""), *GOALS]) for i in range(3)]
+    lines = [f"{'what':<{widths[0]}}  {'measured':>{widths[1]}}  {'goal':<{widths[2]}}  detail"]
+    for what, value, bar, detail in GOALS:
+        lines.append(f"{what:<{widths[0]}}  {value:>{widths[1]}}  {bar:<{widths[2]}}  {detail}")
+    return lines
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    table = goal_table()
+    if table:
+        terminalreporter.section("torrentpy vs libtorrent, same run (ratio > 1: torrentpy better)")
+        for line in table:
+            terminalreporter.write_line(line)
     session = getattr(config, "_benchmarksession", None)
     if session is None:
         return

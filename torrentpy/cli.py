@@ -8,20 +8,20 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from torrentpy import __version__
 from torrentpy.engine import alerts
 from torrentpy.errors import TorrentError, UsageError
-from torrentpy.metainfo import Magnet, Metainfo, load
+from torrentpy.metainfo import Magnet, Metainfo, load, parse_file_ranges
 from torrentpy.storage.placement import misplaced_hint
 from torrentpy.text import printable
-from torrentpy.tui.filetree import payload_files, tree_lines
-from torrentpy.tui.progress import transfer_progress
 from torrentpy.units import format_size, parse_rate, parse_size
+
+# rich (≈ 60 ms of imports) is loaded by the commands that draw with it, not by `add --no-tui` on its
+# way to the first request.
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -36,6 +36,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _stderr_console() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False)
 
 
@@ -44,6 +46,8 @@ def _with_progress(description: str, work: Callable[[Callable[[int], None], Call
     console = _stderr_console()
     if not console.is_terminal:
         return work(lambda _n: None, lambda _t: None)
+    from torrentpy.tui.progress import transfer_progress
+
     with transfer_progress(console) as bar:
         task = bar.add_task(description, total=None)
         return work(lambda n: bar.advance(task, n), lambda t: bar.update(task, total=t))
@@ -57,6 +61,8 @@ SUMMARY_FILES = 20
 
 
 def _print_files(console: Console, meta: Metainfo, everything: bool) -> None:
+    from torrentpy.tui.filetree import payload_files, tree_lines
+
     files = payload_files(meta)
     # The whole tree when it fits on the screen (or is asked for), else its first files and a count.
     shown = files if everything or len(files) <= max(console.height - 15, SUMMARY_FILES) else files[:SUMMARY_FILES]
@@ -71,6 +77,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(meta.to_dict(), ensure_ascii=False))
         return EXIT_OK
+    from rich.console import Console
+    from rich.markup import escape
+
     console = Console(highlight=False)
     rows: list[tuple[str, str]] = []
     if isinstance(meta, Magnet):
@@ -235,6 +244,31 @@ def _rate_arg(text: str) -> int:
         raise UsageError(str(exc)) from None
 
 
+def _only_arg(text: str) -> list[int]:
+    """--only 1,3-5: file numbers from 1, in the torrent's order (`info --json`, the files panel)."""
+    try:
+        return parse_file_ranges(text, base=1)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _check_only(args: argparse.Namespace, sources: list[Metainfo | Magnet]) -> None:
+    """--only names files of one torrent; a magnet's are checked once its metadata arrives."""
+    if args.only is None:
+        return
+    if len(sources) != 1:
+        raise UsageError("--only selects files of one torrent: give a single SOURCE")
+    source = sources[0]
+    if isinstance(source, Metainfo):
+        from torrentpy.tui.filetree import payload_files
+
+        count = len(payload_files(source))
+        bad = [i + 1 for i in args.only if i >= count]
+        if bad:
+            raise UsageError(f"--only: there is no file {bad[0]}: {printable(source.name)} has {count} "
+                             f"file{'s' if count != 1 else ''}")
+
+
 def _peer_arg(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
@@ -277,7 +311,14 @@ def _session_config(args: argparse.Namespace) -> Any:
         dht=not args.no_dht,
         dht_bootstrap=args.dht_bootstrap,
         dht_state_path=args.dht_state,
+        pex_interval_s=_pex_interval(args.pex_interval),
     )
+
+
+def _pex_interval(seconds: float) -> float:
+    if not seconds > 0:
+        raise UsageError("--pex-interval must be more than 0 seconds")
+    return seconds
 
 
 async def _run_session(args: argparse.Namespace, sources: list[Metainfo | Magnet]) -> int:
@@ -303,6 +344,10 @@ async def _show_session(args: argparse.Namespace, session: Any, sources: list[Me
     for source in sources:
         torrent = session.add(source)
         torrent.add_candidates(args.peer)
+        if getattr(args, "only", None) is not None:
+            torrent.selection.only(args.only)
+        if getattr(args, "sequential", False):
+            torrent.sequential = True
     await session.listen()
     ui = choose_ui(tui=not args.no_tui, json=args.json)
     if ui == "plain":
@@ -356,6 +401,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         raise UsageError("--listen-port must be between 0 and 65535")
     if args.max_peers < 1:
         raise UsageError("--max-peers must be at least 1")
+    _check_only(args, sources)
     _check_folder(args.output_dir, [s for s in sources if isinstance(s, Metainfo)])
     return run(_run_session(args, sources))
 
@@ -426,6 +472,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                 download_rate_bps=rate))
 
 
+# --- daemon -----------------------------------------------------------------
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    import logging
+
+    from torrentpy.net.loop import run
+    from torrentpy.rpc.run import DaemonOptions, check_options, run_daemon
+    from torrentpy.rpc.server import RpcOptions, web_home
+
+    options = DaemonOptions(
+        download_dir=args.download_dir, state_dir=args.state_dir, listen_port=args.listen_port, bind=args.bind,
+        rpc=RpcOptions(bind=args.rpc_bind, port=args.rpc_port, username=args.rpc_username,
+                       password=args.rpc_password, host_allow=args.rpc_host, web_home=web_home()),
+    )
+    check_options(options)
+    _configure_logging(args.log_file, quiet=False)
+    logging.getLogger("torrentpy").setLevel(logging.INFO)  # a service's log says what it did
+    return run(run_daemon(options))
+
+
 # --- parser -----------------------------------------------------------------
 
 
@@ -493,6 +560,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON lines: events and periodic stats")
     p.add_argument("--log-file", metavar="FILE", help="write a debug log (connections, bans, errors) here")
     p.add_argument("--interval", type=float, default=5.0, help=argparse.SUPPRESS)
+    # Peer exchange (BEP 11): seconds between our PEX messages to a peer. The spec's minute by default;
+    # shorter only for tests among torrentpy peers (libtorrent drops a peer sending it more often).
+    p.add_argument("--pex-interval", type=float, default=60.0, help=argparse.SUPPRESS)
+    p.add_argument("--only", type=_only_arg, metavar="FILES",
+                   help="download only these files, e.g. 1,3-5 (numbered from 1 in the torrent's order)")
+    p.add_argument("--sequential", action="store_true",
+                   help="download pieces in order, to play media while it downloads")
     p.set_defaults(func=cmd_add, seed_ratio_given=False)
 
     p = sub.add_parser("tracker", help="run a small HTTP + UDP tracker")
@@ -508,6 +582,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", metavar="RATE", help="limit the download, e.g. 8M, to watch it (default: none)")
     p.add_argument("--no-tui", action="store_true", help="plain progress lines instead of the dashboard")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("daemon", help="run in the background, driven over Transmission's RPC (transmission-remote …)")
+    p.add_argument("--download-dir", default=".", metavar="DIR", help="where new torrents' files go (default: here)")
+    p.add_argument("--state-dir", default=os.path.join(os.path.expanduser("~"), ".local", "state", "torrentpy"),
+                   metavar="DIR", help="where the list of torrents and settings is kept")
+    p.add_argument("--rpc-bind", default="127.0.0.1", metavar="ADDR",
+                   help="address of the RPC (default 127.0.0.1; any other needs --rpc-password)")
+    p.add_argument("--rpc-port", type=int, default=9091, metavar="N", help="RPC port (default 9091)")
+    p.add_argument("--rpc-username", metavar="U", help="HTTP basic auth user")
+    p.add_argument("--rpc-password", metavar="P", help="HTTP basic auth password")
+    p.add_argument("--rpc-host", action="append", default=[], metavar="NAME",
+                   help="also accept this Host header name (default: IP addresses and localhost only)")
+    p.add_argument("--listen-port", type=int, metavar="N", help="peer port: default 6881, or the next free port")
+    p.add_argument("--bind", default="0.0.0.0", metavar="ADDR", help="address to listen for peers on")
+    p.add_argument("--log-file", metavar="FILE", help="log here instead of to stderr")
+    p.set_defaults(func=cmd_daemon)
     return parser
 
 

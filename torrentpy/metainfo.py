@@ -132,6 +132,7 @@ class Magnet:
     trackers: tuple[tuple[str, ...], ...] = ()
     peers: tuple[tuple[str, int], ...] = ()  # x.pe
     web_seeds: tuple[str, ...] = ()
+    select_only: tuple[int, ...] | None = None  # BEP 53 so=: 0-based indices of the info dict's files
 
     @property
     def info_hash_hex(self) -> str:
@@ -474,6 +475,7 @@ def parse_magnet(uri: str) -> Magnet:
     trackers: list[str] = []
     peers: list[tuple[str, int]] = []
     web_seeds: list[str] = []
+    select_only: list[int] | None = None
     for key, value in params:
         if key == "xt" or key.startswith("xt."):
             if value.lower().startswith("urn:btih:"):
@@ -491,6 +493,11 @@ def parse_magnet(uri: str) -> Magnet:
                 peers.append(peer)
         elif key == "ws":
             web_seeds.append(value)
+        elif key == "so":
+            try:
+                select_only = (select_only or []) + parse_file_ranges(value, base=0)
+            except ValueError:
+                pass  # as libtorrent does: a bad selection is no reason to refuse the link
     if info_hash is None:
         if has_v2:
             raise MetainfoError("BitTorrent v2-only magnet links are not supported yet")
@@ -502,7 +509,33 @@ def parse_magnet(uri: str) -> Magnet:
         trackers=tuple((t,) for t in trackers),
         peers=tuple(peers),
         web_seeds=tuple(web_seeds),
+        select_only=tuple(select_only) if select_only is not None else None,
     )
+
+
+# A range like 1-1000000000 in --only or so= must not build a billion-element list.
+MAX_FILE_RANGE_SPAN = 1 << 20
+
+
+def parse_file_ranges(text: str, *, base: int) -> list[int]:
+    """``"1,3-5"`` → [1, 3, 4, 5] minus ``base`` (1 for ``add --only``, 0 for BEP 53's so=).
+    ValueError, one line, on anything else: empty parts, reversed or huge ranges, numbers below ``base``."""
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        lo_s, dash, hi_s = part.partition("-")
+        if not all(d.isascii() and d.isdigit() for d in ((lo_s, hi_s) if dash else (lo_s,))):
+            raise ValueError(f"{part!r} is not a file number or a range like 3-5")
+        lo = int(lo_s)
+        hi = int(hi_s) if dash else lo
+        if lo < base or hi < lo:
+            raise ValueError(f"{part!r} is not a file number or a range like 3-5 (files count from {base})")
+        if hi - lo >= MAX_FILE_RANGE_SPAN:
+            raise ValueError(f"{part!r} is too large a range")
+        out.extend(range(lo - base, hi - base + 1))
+        if len(out) > MAX_FILE_RANGE_SPAN:
+            raise ValueError("too many file numbers")
+    return out
 
 
 # Refuse to read anything bigger as a .torrent: bencoding's own input limit.

@@ -112,6 +112,33 @@ def test_batch_size_does_not_change_the_answer(
     assert seen == sorted(seen) and seen[-1] == b.meta.num_pieces
 
 
+@pytest.mark.parametrize("mappable", [True, False])
+def test_single_file_batches_hash_from_a_map_or_by_reading(
+    root: Path, monkeypatch: pytest.MonkeyPatch, mappable: bool
+) -> None:
+    b = build([("big.bin", 16384 * 40 + 123), ("tail.bin", 5000)], 16384)
+    b.write_files(root)
+    big = root.joinpath(*b.meta.files[0].path)
+    for offset in (0, 16384 * 7 + 5, 16384 * 40 + 100):  # first piece, a middle one, the one across files
+        corrupt(big, offset)
+    mapped: list[int] = []
+    real_verify_pieces = checker.verify_pieces
+
+    def counting(data: memoryview, piece_length: int, expected: bytes, threads: int = 0) -> list[bool]:
+        mapped.append(len(expected) // 20)
+        return real_verify_pieces(data, piece_length, expected, threads)
+
+    monkeypatch.setattr(checker, "verify_pieces", counting)
+    monkeypatch.setattr(checker, "BATCH_BYTES", 16384 * 8)
+    if not mappable:
+        monkeypatch.setattr(Storage, "map_file", lambda self, index: None)
+    with Storage(b.meta, root) as st:
+        have = check_pieces(st, b.meta, threads=2)
+    assert [have[p] for p in range(b.meta.num_pieces)] == expected_by_hashlib(b, root)
+    assert not have[0] and not have[7] and not have[40] and have[1]
+    assert (sum(mapped) == 40) if mappable else not mapped
+
+
 def test_subset_of_pieces(root: Path) -> None:
     b = build(LAYOUT, 16384)
     b.write_files(root)

@@ -11,6 +11,7 @@ from torrentpy.engine.snapshot import (
     SessionSnapshot,
     TorrentSnapshot,
     TrackerSnapshot,
+    sum_found,
 )
 
 PEER_IDS = (
@@ -21,6 +22,10 @@ PEER_IDS = (
     b"-DE211s-abcdefghijkl",
     b"-UT355W-abcdefghijkl",
 )
+
+
+# make_peer(i)'s source, by i: incoming peers (every third) dialled us; the others came from these in turn.
+SOURCES = ("tracker", "pex", "dht", "manual")
 
 
 def make_peer(
@@ -43,6 +48,7 @@ def make_peer(
         downloaded=1_000_000 * (i + 1),
         uploaded=10_000 * i,
         progress=(i % 10) / 9,
+        source="incoming" if i % 3 == 0 else SOURCES[i % len(SOURCES)],
     )
     fields.update(overrides)
     return PeerSnapshot(**fields)  # type: ignore[arg-type]
@@ -127,6 +133,8 @@ def make_torrent(
         peer_list=peer_list,
         trackers=trackers,
         files=files,
+        # Every connected peer's source found it, plus a few addresses never connected.
+        peers_found=sum_found([tuple((p.source, 1) for p in peer_list), (("tracker", 7), ("pex", 3))]),
     )
     fields.update(overrides)
     return TorrentSnapshot(**fields)  # type: ignore[arg-type]
@@ -144,6 +152,7 @@ def make_session(*torrents: TorrentSnapshot, **overrides: object) -> SessionSnap
         peers=sum(t.peers for t in torrents),
         listen_port=6881,
         uptime_s=3723.0,
+        peers_found=sum_found(t.peers_found for t in torrents),
     )
     fields.update(overrides)
     return SessionSnapshot(**fields)  # type: ignore[arg-type]

@@ -143,3 +143,37 @@ def test_terminal_settings_restored_after_exit() -> None:
         assert "-echo" not in words and "-icanon" not in words, stty
     finally:
         child.close(force=True)
+
+
+@pytest.mark.parametrize(("cols", "header_form"), [(140, "full"), (120, "letters"), (80, None)])
+def test_dashboard_shows_where_peers_came_from(cols: int, header_form: str | None) -> None:
+    import asyncio
+
+    from tests.tui.fake_dashboard import FakeController
+
+    found = dict(FakeController(asyncio.Event()).snapshot().peers_found)
+    term = Terminal(cols, 30)
+    try:
+        term.wait_for(lambda s: "2000 pieces" in s)
+        top = term.screen.display[0]
+        if header_form == "full":
+            want = (f"found tracker {found['tracker']} · DHT {found['dht']} · PEX {found['pex']} "
+                    f"· in {found['incoming']}")
+            assert want in top, top
+        elif header_form == "letters":
+            want = f"found T{found['tracker']} D{found['dht']} P{found['pex']} I{found['incoming']}"
+            assert want in top, top
+        else:  # no room: the header keeps its port and uptime rather than a cut-off count
+            assert "found" not in top and "port 6881" in top, top
+
+        # The peers panel names each peer's source in its From column.
+        term.child.send("\t")
+        term.wait_for(lambda s: "Address" in s and "From" in s)
+        rows = {line.split()[1]: line for line in term.screen.display if line.startswith("│ 127.0.0.")}
+        assert re.search(r"\bin\b", rows["127.0.0.1:6881"]) and "PEX" in rows["127.0.0.2:6882"], rows
+        assert "DHT" in rows["127.0.0.3:6883"] and "tracker" in rows["127.0.0.5:6885"], rows
+        term.child.send("q")
+        term.child.expect(pexpect.EOF, timeout=10)
+    finally:
+        if term.child.isalive():
+            term.child.terminate(force=True)

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Coroutine, Mapping
 from typing import Any, Protocol, cast
 
-from torrentpy._core import verify_piece
+from torrentpy._core import Bitfield, verify_piece
 from torrentpy.engine import alerts
 from torrentpy.engine.accounting import RateMeter
 from torrentpy.engine.banlist import Ban, BanList
@@ -64,7 +64,6 @@ class DownloadOwner(Protocol):
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
     def ban(self, peer: Peer, reason: str) -> None: ...
     def _protocol_error(self, peer: Peer, reason: str) -> bool: ...
-    def _update_interest(self, peer: Peer) -> None: ...
     def _on_download_complete(self, *, announce: bool) -> None: ...
     def peer_totals(self) -> dict[Addr, tuple[str, int, int]]: ...
 
@@ -109,7 +108,7 @@ class Downloader:
         blocks = picker.pick(peer.addr, want, now=now)
         if not blocks:
             if peer.bitfield is None or not picker.is_interesting(peer.bitfield):
-                t._update_interest(peer)
+                self.update_interest(peer)
             return
         peer.link.writelines([conn.send_request(b.index, b.begin, b.length) for b in blocks])
 
@@ -138,6 +137,55 @@ class Downloader:
         for peer in list(t.peers.values()):
             if peer.conn.am_interested and not peer.conn.peer_choking:
                 self.fill_requests(peer, now)
+
+    # --- what peers have -----------------------------------------------------------
+
+    def on_bitfield(self, peer: Peer, bitfield: Bitfield) -> bool:
+        picker = self.torrent.picker
+        if picker is None:
+            peer.bitfield = bitfield  # counted once the metadata arrives
+            return True
+        if peer.bitfield is not None:
+            picker.remove_peer(peer.addr)
+        peer.bitfield = bitfield
+        picker.add_peer(peer.addr, bitfield)
+        if picker.done() and bitfield.all():
+            peer.link.close("both sides are seeds")
+            return False
+        self.update_interest(peer)
+        return True
+
+    def on_have(self, peer: Peer, index: int, now: float) -> bool:
+        picker = self.torrent.picker
+        if picker is None:
+            return True
+        if peer.bitfield is None:
+            peer.bitfield = Bitfield(len(picker.have))
+            picker.add_peer(peer.addr, peer.bitfield)
+        if not peer.bitfield[index]:
+            peer.bitfield.set(index)
+            picker.peer_have(peer.addr, index)
+        if not peer.conn.am_interested and not picker.have[index]:
+            self.update_interest(peer)
+        elif peer.conn.am_interested and not peer.conn.peer_choking:
+            self.fill_requests(peer, now)
+        if picker.done() and peer.bitfield.all():
+            peer.link.close("both sides are seeds")
+            return False
+        return True
+
+    def update_interest(self, peer: Peer) -> None:
+        picker = self.torrent.picker
+        if picker is None or peer.bitfield is None:
+            return
+        want = picker.is_interesting(peer.bitfield)
+        conn = peer.conn
+        if want and not conn.am_interested:
+            peer.link.write(conn.send_interested())
+            if not conn.peer_choking:
+                self.fill_requests(peer, self.torrent.now)
+        elif not want and conn.am_interested:
+            peer.link.write(conn.send_not_interested())
 
     def on_choked(self, peer: Peer) -> None:
         picker = self.torrent.picker
@@ -265,6 +313,9 @@ class Downloader:
                 peer.link.write(peer.conn.send_not_interested())
         if picker.done():
             t._on_download_complete(announce=True)
+        elif picker.sequential:  # the read-ahead window moved on: peers idle at its edge may start more
+            for peer in list(t.peers.values()):
+                self.fill_requests(peer, t.now)
 
     def _on_hash_failed(self, index: int, buf: bytearray, sources: Mapping[int, Addr]) -> None:
         t = self.torrent

@@ -38,6 +38,7 @@ class Peer:
     refill_below: int = 0
     metadata_requests: int = 0
     depth_until: float = 0.0
+    source: str = "manual"  # where its address came from (engine.sources.SOURCES)
 
     @property
     def addr(self) -> tuple[str, int]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from torrentpy._core import Availability, Bitfield
+from torrentpy.engine.priority import PiecePriorities, sequential_candidates, sequential_window
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -158,6 +159,12 @@ class PiecePicker:
         self._peer_pieces: dict[PeerKey, dict[int, None]] = {}  # peer -> pieces it has requests in
         self._late: dict[PeerKey, dict[tuple[int, int], None]] = {}
         self._rarest_cache: dict[PeerKey, tuple[float, list[int]]] = {}
+        # File selection: which pieces to fetch at all, in which order (engine/priority.py).
+        self.priorities = PiecePriorities(num_pieces, self.have)
+        self._left = total_length - self._have_bytes
+        self._wanted_total = total_length
+        self.sequential = False
+        self.sequential_window = sequential_window(piece_length)
 
     # ---- geometry ----------------------------------------------------------------------------------
 
@@ -208,7 +215,7 @@ class PiecePicker:
             bf.set(index)
             self.availability.increment(index)
             self._rarest_cache.pop(key, None)
-        return not self.have.get(index)
+        return not self.priorities.needless.get(index)
 
     def peer_bitfield(self, key: PeerKey) -> Bitfield:
         return self._peers[key]
@@ -231,7 +238,19 @@ class PiecePicker:
         return released
 
     def is_interesting(self, peer_bitfield: Bitfield) -> bool:
-        return peer_bitfield.has_any_missing_from(self.have)
+        return peer_bitfield.has_any_missing_from(self.priorities.needless)
+
+    def set_piece_levels(self, levels: bytes | None) -> None:
+        """Which pieces to download and in which order: one level per piece (0 skip, 1 low, 2 normal,
+        3 high), or None for all normal. Pieces under way keep going; skipped ones are never started."""
+        pr = self.priorities
+        pr.set_levels(levels, self.have)
+        self._busy = self.have | pr.skip
+        for i in self._partial:
+            self._busy.set(i)
+        self._left = sum(self.piece_size(i) for i in pr.needless.missing())
+        self._wanted_total = sum(self.piece_size(i) for i in pr.skip.missing())
+        self._rarest_cache.clear()
 
     # ---- request bookkeeping -----------------------------------------------------------------------
 
@@ -251,7 +270,7 @@ class PiecePicker:
             del self._partial[index]
             self._open.pop(index, None)
             self._orphans.pop(index, None)
-            if not self.have.get(index):
+            if not self.priorities.needless.get(index):
                 self._busy.clear(index)
             return
         if p.free:
@@ -358,18 +377,21 @@ class PiecePicker:
                     if len(out) >= count:
                         return out
 
-        # 2. Start new pieces.
+        # 2. Start new pieces: in order in sequential mode, else by priority, then rarest first.
         if not self._busy.all():
             fresh = bf - self._busy
-            if fresh.any():
+            for pool in self.priorities.classes(fresh, sequential=self.sequential):
                 need = count - len(out)
                 wanted = -(-need // self._blocks_per_piece)
-                if self.have.count() < self.random_first:
+                if self.sequential:
+                    indexes = sequential_candidates(self.priorities, bf, pool, wanted, self.num_pieces,
+                                                    self.sequential_window)
+                elif self.have.count() < self.random_first:
                     # Early on any complete piece is worth more than a rare one: it lets us trade.
-                    pool = list(fresh)
-                    indexes = self._rng.sample(pool, min(wanted, len(pool)))
+                    pool_list = list(pool)
+                    indexes = self._rng.sample(pool_list, min(wanted, len(pool_list)))
                 else:
-                    indexes = self._rarest(key, fresh, wanted, now)
+                    indexes = self._rarest(key, pool, wanted, now)
                 for i in indexes:
                     self._take_free(self._start(i), key, mine, count - len(out), now, out)
                     if len(out) >= count:
@@ -503,6 +525,8 @@ class PiecePicker:
         if not self.have.get(index):
             self.have.set(index)
             self._have_bytes += self.piece_size(index)
+            if self.priorities.passed(index):
+                self._left -= self.piece_size(index)
         self._busy.set(index)
         return cancel
 
@@ -511,7 +535,7 @@ class PiecePicker:
         p = self._partial.get(index)
         contributors = set(p.contributors) if p is not None else set()
         self._forget_piece(index)
-        if not self.have.get(index):
+        if not self.priorities.needless.get(index):
             self._busy.clear(index)
         return contributors
 
@@ -553,11 +577,12 @@ class PiecePicker:
         return self._out.get(key, {}).get((block[0], self._locate(block)))
 
     def done(self) -> bool:
-        return self.have.all()
+        """Every wanted piece is in (all of them unless a file selection skips some)."""
+        return self._left == 0
 
     def in_endgame(self) -> bool:
-        """True when every missing block is requested or received."""
-        return self._busy.all() and not self._open and not self.have.all()
+        """True when every missing wanted block is requested or received."""
+        return self._busy.all() and not self._open and self._left > 0
 
     def partial_pieces(self) -> list[PieceProgress]:
         return [PieceProgress(p.index, p.num_blocks, p.received, len(p.requesters))
@@ -567,7 +592,12 @@ class PiecePicker:
         return set(self._partial)
 
     def left_bytes(self) -> int:
-        return self.total_length - self._have_bytes
+        """Bytes of wanted pieces still missing."""
+        return self._left
+
+    def wanted_bytes(self) -> int:
+        """Bytes of the wanted pieces, had or not (Transmission's sizeWhenDone)."""
+        return self._wanted_total
 
     def have_bytes(self) -> int:
         return self._have_bytes
@@ -613,7 +643,11 @@ class PiecePicker:
             for index, b in asked:
                 assert key in self._partial[index].requesters[b]
             assert set(self._peer_pieces.get(key, {})) == {i for i, _b in asked}
-        assert self._busy.count() == self.have.count() + len(self._partial)
+        busy = self.have | self.priorities.skip
+        for i in self._partial:
+            busy.set(i)
+        assert self._busy.to_bytes() == busy.to_bytes()
+        assert self._left == sum(self.piece_size(i) for i in self.priorities.needless.missing())
 
 
 def _most_complete_first(p: _Piece) -> tuple[int, int]:

@@ -14,9 +14,11 @@ from typing import Any
 
 from torrentpy import __version__
 from torrentpy.engine import alerts
+from torrentpy.engine.pex import PEX_INTERVAL_S
 from torrentpy.engine.ratelimit import TokenBucket
-from torrentpy.engine.snapshot import SessionSnapshot
-from torrentpy.engine.swarm import CONNECT_TIMEOUT_S
+from torrentpy.engine.snapshot import SessionSnapshot, sum_found
+from torrentpy.engine.sources import SOURCE_DHT
+from torrentpy.engine.swarm import CONNECT_TIMEOUT_S, totals_key
 from torrentpy.engine.torrent import Torrent
 from torrentpy.errors import TorrentError, UsageError
 from torrentpy.metainfo import Magnet, Metainfo
@@ -55,6 +57,9 @@ class SessionConfig:
     dht_bootstrap: list[str] | None = None  # None: $TORRENTPY_DHT_BOOTSTRAP, else the well-known routers
     dht_state_path: str | None = None  # None: $XDG_STATE_HOME/torrentpy/dht.dat
     dht_rate_limit: bool = True  # per-address limit on incoming DHT queries (off for loopback tests)
+    pex_interval_s: float = PEX_INTERVAL_S  # BEP 11's minute; shorter only in tests
+    # A daemon runs until told to stop, even when every torrent is done (and more may be added).
+    keep_running: bool = False
 
 
 class Session:
@@ -80,6 +85,8 @@ class Session:
         self._http: Any = None
         self._reading_paused = False
         self.dht: Any = None  # net.dht.DhtService once started (public torrents, config.dht)
+        self.running = False  # run() has started: a torrent added from now on is started at once
+        self._starting: dict[bytes, asyncio.Task[None]] = {}
 
     # --- torrents ---------------------------------------------------------------
 
@@ -89,9 +96,51 @@ class Session:
         torrent = Torrent(
             self, source, save_dir or self.config.save_dir, max_peers=self.config.max_peers,
             seed_ratio=self.config.seed_ratio, seed_time_s=self.config.seed_time_s,
-            unchoke_slots=self.config.unchoke_slots,
+            unchoke_slots=self.config.unchoke_slots, pex_interval_s=self.config.pex_interval_s,
         )
         self.torrents[source.info_hash] = torrent
+        if self.running:
+            self._start_task(torrent)
+        return torrent
+
+    async def remove(self, info_hash: bytes) -> Torrent | None:
+        """Stop a torrent (announcing "stopped", saving its resume state) and forget it."""
+        torrent = self.torrents.pop(info_hash, None)
+        if torrent is None:
+            return None
+        task = self._starting.pop(info_hash, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await torrent.stop()
+        for link, owner in list(self.pending.items()):
+            if owner is torrent:
+                link.close("torrent removed")
+        return torrent
+
+    async def restart(self, info_hash: bytes, *, save_dir: str | None = None, recheck: bool = False) -> Torrent:
+        """Stop a torrent and start it again from its metainfo: in another folder, or with every
+        piece hashed again (its resume file set aside), keeping whether it was paused."""
+        current = self.torrents.get(info_hash)
+        if current is None:
+            raise UsageError(f"no torrent {info_hash.hex()}")
+        # The swarm it knew, peers that dialled us included (by their announced listen port), is still
+        # the swarm: the new torrent object dials them rather than wait for the next announce.
+        known = {*current.candidates, *(totals_key(p) for p in current.peers.values()),
+                 *current.swarm.departed_totals}
+        old = await self.remove(info_hash)
+        assert old is current
+        source: Metainfo | Magnet | None = old.meta if old.meta is not None else old.magnet
+        assert source is not None  # a torrent has one or the other
+        if recheck and old.meta is not None:
+            from torrentpy.storage.resume import resume_path
+
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(resume_path(old.meta, old.save_dir))
+        torrent = self.add(source, save_dir or old.save_dir)
+        torrent.add_candidates([addr for addr in known if addr[1]])
+        if old.paused:
+            torrent.pause()
         return torrent
 
     def now(self) -> float:
@@ -271,7 +320,7 @@ class Session:
             if not self._uses_dht(torrent):  # metadata came and said private: leave the DHT alone
                 self.dht.untrack(info_hash)
                 return
-            torrent.add_candidates(peers)
+            torrent.add_candidates(peers, SOURCE_DHT)
             self.wake_event.set()
 
         self.dht.track(torrent.info_hash, self.listen_port, on_peers)
@@ -318,6 +367,7 @@ class Session:
             peers=sum(t.peers for t in torrents),
             listen_port=self.listen_port,
             uptime_s=now - self.started_at,
+            peers_found=sum_found(t.peers_found for t in torrents),
         )
 
     def _find(self, info_hash_hex: str) -> Torrent | None:
@@ -355,22 +405,35 @@ class Session:
         await self._start_dht()
         # Started as tasks, not awaited: checking a large download takes a while, and a stop
         # request (Ctrl-C, q) must be heard meanwhile.
-        starting = [asyncio.ensure_future(self._start(t)) for t in self.torrents.values()]
+        self.running = True
+        for torrent in self.torrents.values():
+            self._start_task(torrent)
         try:
             while not self.stop_event.is_set():
                 now = time.monotonic()
                 for torrent in list(self.torrents.values()):
                     torrent.tick(now)
-                if self.all_done():
+                if self.all_done() and not self.config.keep_running:
                     break
                 self.wake_event.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop_or_wake(), timeout=1.0)
         finally:
+            starting = list(self._starting.values())
             for task in starting:
                 task.cancel()
             await asyncio.gather(*starting, return_exceptions=True)
             await self.close()
+
+    def _start_task(self, torrent: Torrent) -> None:
+        task = asyncio.ensure_future(self._start(torrent))
+        self._starting[torrent.info_hash] = task
+        task.add_done_callback(self._started)
+
+    def _started(self, task: asyncio.Task[None]) -> None:
+        for info_hash, running in list(self._starting.items()):
+            if running is task:
+                del self._starting[info_hash]
 
     async def _start(self, torrent: Torrent) -> None:
         try:

@@ -7,16 +7,21 @@ All byte counts are payload bytes; rates are bytes per second.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from torrentpy.engine.sources import SOURCES
+from torrentpy.engine.state import TorrentState
+
 if TYPE_CHECKING:
     from torrentpy.engine.accounting import RateMeter
+    from torrentpy.engine.disk import TorrentDisk
     from torrentpy.engine.peer import Peer
     from torrentpy.engine.picker import PiecePicker
+    from torrentpy.engine.selection import FileSelection
+    from torrentpy.engine.swarm import Swarm
     from torrentpy.metainfo import Metainfo
-    from torrentpy.storage.layout import Layout
 
 __all__ = [
     "PIECE_DOWNLOADING",
@@ -29,6 +34,7 @@ __all__ = [
     "SessionSnapshot",
     "TorrentSnapshot",
     "TrackerSnapshot",
+    "sum_found",
     "torrent_snapshot",
 ]
 
@@ -37,9 +43,7 @@ PIECE_MISSING = 0
 PIECE_HAVE = 1
 PIECE_DOWNLOADING = 2
 
-TORRENT_STATES = frozenset(
-    {"checking", "downloading", "seeding", "paused", "error", "metadata", "finished"}
-)
+TORRENT_STATES = frozenset(str(s) for s in TorrentState)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,7 @@ class PeerSnapshot:
     downloaded: int
     uploaded: int
     progress: float  # 0..1 of the peer's pieces
+    source: str = ""  # where we learned of it: "tracker", "dht", "pex", "incoming", "manual", "magnet", …
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,12 @@ class FileSnapshot:
     path: str
     size: int
     done: int  # verified bytes in this file
+    wanted: bool = True
+    priority: int = 0  # Transmission's: -1 low, 0 normal, 1 high
+
+    @property
+    def bytes_completed(self) -> int:
+        return self.done
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +115,11 @@ class TorrentSnapshot:
     peer_list: tuple[PeerSnapshot, ...]
     trackers: tuple[TrackerSnapshot, ...]
     files: tuple[FileSnapshot, ...]
+    # (source, distinct addresses it named this session), in engine.sources.SOURCES order, sources that
+    # found nothing left out.
+    peers_found: tuple[tuple[str, int], ...] = ()
+    size_when_done: int = 0  # bytes of the wanted pieces (total_size unless files are deselected)
+    sequential: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +132,16 @@ class SessionSnapshot:
     peers: int
     listen_port: int
     uptime_s: float
+    peers_found: tuple[tuple[str, int], ...] = ()  # summed over the torrents, as TorrentSnapshot's
+
+
+def sum_found(per_torrent: Iterable[tuple[tuple[str, int], ...]]) -> tuple[tuple[str, int], ...]:
+    """Add up `peers_found` of several torrents, keeping the order sources first appear in."""
+    total: dict[str, int] = {}
+    for found in per_torrent:
+        for source, count in found:
+            total[source] = total.get(source, 0) + count
+    return tuple(total.items())
 
 
 @runtime_checkable
@@ -149,10 +175,8 @@ class SnapshotSource(Protocol):
     @property
     def picker(self) -> PiecePicker | None: ...
     @property
-    def layout(self) -> Layout | None: ...
-    @property
-    def check_progress(self) -> int:
-        """Pieces checked so far while the state is "checking"."""
+    def disk(self) -> TorrentDisk:
+        """The files, and how many pieces the check has covered so far while the state is "checking"."""
     @property
     def down(self) -> RateMeter: ...
     @property
@@ -166,6 +190,10 @@ class SnapshotSource(Protocol):
     @property
     def tiers(self) -> Any:
         """The torrent's net.tiers.TrackerTiers, or None without trackers."""
+    @property
+    def swarm(self) -> Swarm: ...
+    @property
+    def selection(self) -> FileSelection: ...
 
 
 def torrent_snapshot(t: SnapshotSource, now: float) -> TorrentSnapshot:
@@ -173,19 +201,21 @@ def torrent_snapshot(t: SnapshotSource, now: float) -> TorrentSnapshot:
     total = meta.total_length if meta else 0
     if picker is not None and meta is not None:
         have = picker.have
-        done = total - int(picker.left_bytes())
+        wanted = picker.wanted_bytes()
+        done = wanted - int(picker.left_bytes())
         states = bytearray(have.to_flags())
         for i in picker.downloading_pieces():
             if not have[i]:
                 states[i] = PIECE_DOWNLOADING
         avail = picker.availability.clamped_bytes()
     else:
-        have, done, states, avail = None, 0, bytearray(), b""
-    progress = done / total if total else 0.0
+        have, done, states, avail, wanted = None, 0, bytearray(), b"", total
+    # Like Transmission's percentDone: of what was asked for, with files deselected.
+    progress = done / wanted if wanted else (1.0 if picker is not None and total else 0.0)
     if t.state == "checking" and meta is not None:
-        progress = t.check_progress / max(1, meta.num_pieces)
+        progress = t.disk.check_progress / max(1, meta.num_pieces)
     down_rate = t.down.rate(now)
-    eta = (total - done) / down_rate if down_rate > 0 and total > done else None
+    eta = (wanted - done) / down_rate if down_rate > 0 and wanted > done else None
     state = "paused" if t.paused else t.state
     peer_list = tuple(
         PeerSnapshot(
@@ -195,6 +225,7 @@ def torrent_snapshot(t: SnapshotSource, now: float) -> TorrentSnapshot:
             down_rate_bps=p.down.rate(now), up_rate_bps=p.up.rate(now), downloaded=p.downloaded,
             uploaded=p.uploaded,
             progress=(p.bitfield.count() / len(p.bitfield)) if p.bitfield is not None and len(p.bitfield) else 0.0,
+            source=p.source,
         )
         for p in t.peers.values()
     )
@@ -215,11 +246,16 @@ def torrent_snapshot(t: SnapshotSource, now: float) -> TorrentSnapshot:
                 swarm_leechers = max(swarm_leechers or 0, tr.leechers)
         trackers = tuple(rows)
     files: tuple[FileSnapshot, ...] = ()
-    if meta is not None and t.layout is not None and have is not None:
-        done_per_file = t.layout.file_done_bytes(have)
+    layout = t.disk.storage.layout if t.disk.storage is not None else None
+    if meta is not None and layout is not None and have is not None:
+        done_per_file = layout.file_done_bytes(have)
+        choices = t.selection.choices() if t.selection.bound else []
         files = tuple(
-            FileSnapshot(path="/".join(f.path), size=f.length, done=d)
-            for f, d in zip(meta.files, done_per_file, strict=False) if not f.padding
+            FileSnapshot(path="/".join(f.path), size=f.length, done=d,
+                         wanted=choices[k].wanted if choices else True,
+                         priority=choices[k].priority if choices else 0)
+            for k, (f, d) in enumerate((f, d) for f, d in zip(meta.files, done_per_file, strict=False)
+                                       if not f.padding)
         )
     return TorrentSnapshot(
         info_hash_hex=t.info_hash.hex(), name=t.name, total_size=total, state=state, error=t.error,
@@ -229,4 +265,11 @@ def torrent_snapshot(t: SnapshotSource, now: float) -> TorrentSnapshot:
         peers=len(t.peers), seeds=sum(1 for p in t.peers.values() if p.is_seed),
         swarm_seeds=swarm_seeds, swarm_leechers=swarm_leechers, piece_states=bytes(states),
         availability=avail, peer_list=peer_list, trackers=trackers, files=files,
+        peers_found=_found(t.swarm),
+        size_when_done=wanted, sequential=t.selection.sequential,
     )
+
+
+def _found(swarm: Swarm) -> tuple[tuple[str, int], ...]:
+    found = swarm.sources.found
+    return tuple((source, found[source]) for source in SOURCES if found[source])

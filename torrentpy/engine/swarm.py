@@ -11,7 +11,15 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from torrentpy.engine.peer import Peer
-from torrentpy.protocol.extension import UT_PEX
+from torrentpy.engine.pex import PEX_INTERVAL_S, PexSchedule
+from torrentpy.engine.sources import (
+    SOURCE_INCOMING,
+    SOURCE_MANUAL,
+    SOURCES,
+    PeerSources,
+    source_cap,
+)
+from torrentpy.protocol.extension import PEX_CONNECTABLE, PEX_HOLEPUNCH, PEX_SEED, UT_PEX
 
 if TYPE_CHECKING:
     from torrentpy.engine.host import Host
@@ -56,10 +64,14 @@ class Swarm:
         wants_peers: Callable[[], bool],
         is_banned: Callable[[Addr], bool],
         on_departed: Callable[[Peer], None],
+        shares_peers: Callable[[], bool] = lambda: False,
+        pex_interval_s: float = PEX_INTERVAL_S,
     ) -> None:
         """`handler` receives the events of attached links and is the owner the host dials for;
         `spawn` runs a dial as a task of the torrent; `wants_peers` says whether the torrent takes
-        connections at all; `on_departed` lets the rest of the torrent forget a peer that closed."""
+        connections at all; `on_departed` lets the rest of the torrent forget a peer that closed;
+        `shares_peers` says whether we may tell peers about each other (PEX: a public torrent whose
+        metadata we have, BEP 27)."""
         self.host = host
         self.handler = handler
         self.max_peers = max_peers
@@ -67,6 +79,9 @@ class Swarm:
         self._wants_peers = wants_peers
         self._is_banned = is_banned
         self._on_departed = on_departed
+        self._shares_peers = shares_peers
+        self.sources = PeerSources()
+        self.pex = PexSchedule(pex_interval_s)
         self.peers: dict[Addr, Peer] = {}
         self.connecting: set[Addr] = set()
         self.candidates: dict[Addr, float] = {}  # addr → earliest retry time
@@ -76,7 +91,10 @@ class Swarm:
 
     # --- candidates -------------------------------------------------------------
 
-    def add_candidates(self, addrs: list[Addr]) -> None:
+    def add_candidates(self, addrs: list[Addr], source: str = SOURCE_MANUAL) -> None:
+        """Addresses to dial, and where they came from (one of sources.SOURCES: "tracker", "dht", "pex", …)."""
+        if source not in SOURCES:
+            raise ValueError(f"unknown peer source {source!r}")
         for addr in addrs:
             addr = (str(addr[0]), int(addr[1]))
             if self._is_banned(addr) or self.host.is_self(addr) or not 0 < addr[1] < 65536:
@@ -84,6 +102,9 @@ class Swarm:
             if addr not in self.candidates and len(self.candidates) >= MAX_CANDIDATES:
                 return  # PEX or trackers flooding us with addresses
             self.candidates.setdefault(addr, 0.0)
+            self.sources.record(addr, source)
+        if len(self.sources) > 2 * MAX_CANDIDATES:
+            self.sources.prune([*self.candidates, *self.peers])  # banned and long-gone addresses
 
     def connect_more(self, now: float) -> None:
         if not self._wants_peers():
@@ -91,17 +112,37 @@ class Swarm:
         room = self.max_peers - len(self.peers) - len(self.connecting)
         if room <= 0:
             return
-        for addr, retry_at in list(self.candidates.items()):
+        due = [addr for addr, retry_at in self.candidates.items() if retry_at <= now]
+        if not due:
+            return
+        # A peer that dialled us is connected already under its listen address: don't dial it too.
+        connected = {totals_key(p) for p in self.peers.values()}
+        per_source = self.connections_by_source()
+        for addr in self.sources.dial_order(due):
             if room <= 0 or not self.host.can_connect():
                 break
-            if retry_at > now or addr in self.peers or addr in self.connecting or self._is_banned(addr):
+            if addr in self.peers or addr in self.connecting or addr in connected or self._is_banned(addr):
                 continue
             if self.host.is_self(addr):
                 continue
+            source = self.sources.source_of(addr)
+            if per_source.get(source, 0) >= source_cap(source, self.max_peers):
+                continue
+            per_source[source] = per_source.get(source, 0) + 1
             self.candidates[addr] = now + RETRY_AFTER_DIAL_S  # back off if this attempt fails
             self.connecting.add(addr)
             room -= 1
             self._spawn(self.host.connect(self.handler, addr))
+
+    def connections_by_source(self) -> dict[str, int]:
+        """Open connections and dials under way, per source of the address."""
+        counts: dict[str, int] = {}
+        for peer in self.peers.values():
+            counts[peer.source] = counts.get(peer.source, 0) + 1
+        for addr in self.connecting:
+            source = self.sources.source_of(addr)
+            counts[source] = counts.get(source, 0) + 1
+        return counts
 
     def connect_failed(self, addr: Addr, reason: str) -> None:
         self.connecting.discard(addr)
@@ -127,7 +168,13 @@ class Swarm:
             link.close("duplicate connection (same peer id)")
             return
         now = self.host.now()
-        peer = Peer(link=link, connected_at=now, last_recv_at=now, last_sent_at=now)
+        if link.incoming:
+            source = SOURCE_INCOMING
+            self.sources.record_incoming(link.addr[0], peer_id)
+        else:
+            source = self.sources.source_of(link.addr)
+            self.sources.handshaken.add(link.addr)
+        peer = Peer(link=link, connected_at=now, last_recv_at=now, last_sent_at=now, source=source)
         self.peers[link.addr] = peer
         link.handler = self.handler
         link.on_bytes_in = self.host.count_download
@@ -142,9 +189,12 @@ class Swarm:
         client, down, up = self.departed_totals.get(key, ("", 0, 0))
         self.departed_totals[key] = (peer.client or client, down + peer.downloaded, up + peer.uploaded)
         self._on_departed(peer)
+        self.pex.forget(peer)
         log.debug("peer %s:%d closed: %s", link.addr[0], link.addr[1], reason)
         if not link.incoming and not self._is_banned(link.addr):
             self.candidates[link.addr] = self.host.now() + RETRY_AFTER_CLOSE_S
+        elif link.addr not in self.candidates:
+            self.sources.forget(link.addr)
         self.host.release_connection(link)
 
     def extended_handshake(self, conn: PeerConnection, meta: Metainfo | None, *, reqq: int) -> list[bytes]:
@@ -181,3 +231,47 @@ class Swarm:
             client, down, up = totals.get(key, ("", 0, 0))
             totals[key] = (peer.client or client, down + peer.downloaded, up + peer.uploaded)
         return totals
+
+    # --- peer exchange (BEP 11), the sending side ---------------------------------
+
+    def pex_listing(self) -> dict[Addr, int]:
+        """Our connected peers as PEX lists them: by listen address (a peer that dialled us is listed
+        only once its extended handshake gave its port), with BEP 11 flags."""
+        listing: dict[Addr, int] = {}
+        for peer in self.peers.values():
+            if peer.link.closed:
+                continue
+            if peer.link.incoming:
+                port = peer.conn.peer_listen_port
+                if not port:
+                    continue
+                addr, flags = (peer.addr[0], port), 0
+            else:
+                addr, flags = peer.addr, PEX_CONNECTABLE
+            if peer.is_seed:
+                flags |= PEX_SEED
+            if "ut_holepunch" in peer.conn.peer_extensions:
+                flags |= PEX_HOLEPUNCH
+            listing[addr] = flags
+        return listing
+
+    def send_pex(self, now: float) -> int:
+        """Send each peer that offered ut_pex (and to which we offered it) what changed in our peer set
+        since its last message, when its interval has passed. Returns how many messages went out."""
+        if not self._shares_peers():
+            return 0
+        listing: dict[Addr, int] | None = None
+        sent = 0
+        for peer in list(self.peers.values()):
+            conn = peer.conn
+            if peer.link.closed or UT_PEX not in conn.extensions or UT_PEX not in conn.peer_extensions:
+                continue
+            if listing is None:
+                listing = self.pex_listing()
+            message = self.pex.message(peer, now, listing, exclude=frozenset({peer.addr, totals_key(peer)}))
+            if message is None:
+                continue
+            peer.link.write(conn.send_pex(message.added, message.dropped, message.flags))
+            peer.last_sent_at = now
+            sent += 1
+        return sent

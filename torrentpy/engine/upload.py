@@ -21,6 +21,7 @@ from torrentpy.errors import StorageError
 from torrentpy.protocol import events as ev
 
 if TYPE_CHECKING:
+    from torrentpy._core import Bitfield
     from torrentpy.engine.host import Host
     from torrentpy.engine.picker import PiecePicker
     from torrentpy.metainfo import Metainfo
@@ -154,11 +155,41 @@ class Uploader:
         and without a limit there is no scarcity to manage. Decided per connection at the handshake, since a
         bitfield once sent cannot be taken back; peers that got one are seeded normally."""
         meta = self.owner.meta
-        if not self.owner.complete or meta is None or self.host.upload_bucket.rate_bps <= 0:
+        picker = self.owner.picker
+        # Complete with files deselected is not a seed: offers could name pieces we lack.
+        if not self.owner.complete or meta is None or self.host.upload_bucket.rate_bps <= 0 or \
+                picker is None or not picker.have.all():
             return False
         if self.superseed is None:
             self.superseed = SuperSeeder(meta.num_pieces, rng=self.rng)
         return True
+
+    def greet(self, peer: Peer, out: list[bytes], now: float) -> None:
+        """Right after the handshake: tell the peer what we have (`out` holds what goes first)."""
+        conn = peer.conn
+        picker = self.owner.picker
+        super_seed = self.super_seeding()
+        if super_seed:
+            if conn.supports_fast:
+                out.append(conn.send_have_none())
+        elif picker is not None and (picker.have.any() or conn.supports_fast):
+            out.append(conn.send_bitfield(picker.have))
+        peer.link.writelines(out)
+        if super_seed and self.superseed is not None:
+            self.announce_offers({peer.addr: self.superseed.add_peer(peer.addr, now)})
+
+    def peer_has(self, peer: Peer, index: int, now: float) -> None:
+        """A peer announced a piece new to it: a super-seeder may offer it its next one."""
+        if self.superseed is not None and peer.addr in self.superseed:
+            self.announce_offers(self.superseed.peer_have(peer.addr, index, now))
+
+    def peer_bitfield(self, peer: Peer, bitfield: Bitfield, now: float) -> None:
+        if self.superseed is not None and peer.addr in self.superseed:
+            self.announce_offers(self.superseed.peer_bitfield(peer.addr, bitfield, now))
+
+    def forget(self, peer: Peer) -> None:
+        if self.superseed is not None:
+            self.superseed.remove_peer(peer.addr)
 
     def announce_offers(self, offers: Mapping[Hashable, list[int]]) -> None:
         peers = self.owner.peers

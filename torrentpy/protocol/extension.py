@@ -20,7 +20,13 @@ __all__ = [
     "MAX_BENCODE_TOKENS",
     "MAX_METADATA_SIZE",
     "MAX_PEX_PEERS",
+    "MAX_PEX_SEND",
     "METADATA_PIECE_SIZE",
+    "PEX_CONNECTABLE",
+    "PEX_ENCRYPTION",
+    "PEX_HOLEPUNCH",
+    "PEX_SEED",
+    "PEX_UTP",
     "UT_METADATA",
     "UT_PEX",
     "ExtendedHandshakeInfo",
@@ -54,6 +60,15 @@ MAX_BENCODE_DEPTH = 32
 MAX_BENCODE_TOKENS = 10_000
 # BEP 11 says at most 50 added and 50 dropped per message; we accept slack and drop the excess.
 MAX_PEX_PEERS = 200
+# What we send: BEP 11's limit of 50 added and 50 dropped entries per message (IPv4 and IPv6 together);
+# libtorrent counts the same way and a longer list only delays the rest to the next message.
+MAX_PEX_SEND = 50
+# BEP 11 flags, one byte per "added" entry.
+PEX_ENCRYPTION = 0x01  # prefers encryption
+PEX_SEED = 0x02  # a seed, or upload only
+PEX_UTP = 0x04  # supports uTP
+PEX_HOLEPUNCH = 0x08  # offered ut_holepunch in its extended handshake
+PEX_CONNECTABLE = 0x10  # we reached it with an outgoing connection: others can too
 # Client names ("v") are short; a longer one is truncated, not rejected.
 MAX_CLIENT_NAME_CHARS = 100
 # "reqq": the peer's request queue depth. libtorrent advertises 500-2000; a larger value is ignored.
@@ -230,23 +245,37 @@ def parse_pex(payload: bytes) -> PexPeers:
     return PexPeers(added=added[:MAX_PEX_PEERS], dropped=dropped[:MAX_PEX_PEERS])
 
 
-def _compact(peers: Iterable[tuple[str, int]]) -> tuple[bytes, bytes]:
-    v4, v6 = bytearray(), bytearray()
+def _compact(peers: Iterable[tuple[str, int]], flags: Iterable[int] | None = None) -> tuple[bytes, bytes, bytes, bytes]:
+    """Compact IPv4 and IPv6 lists and their flag bytes (zero where `flags` gives none)."""
+    v4, v6, f4, f6 = bytearray(), bytearray(), bytearray(), bytearray()
+    flag_iter = iter(flags if flags is not None else ())
     for host, port in peers:
         ip = ipaddress.ip_address(host)
-        (v4 if ip.version == 4 else v6).extend(ip.packed + port.to_bytes(2, "big"))
-    return bytes(v4), bytes(v6)
+        flag = next(flag_iter, 0) & 0xFF
+        if ip.version == 4:
+            v4.extend(ip.packed + port.to_bytes(2, "big"))
+            f4.append(flag)
+        else:
+            v6.extend(ip.packed + port.to_bytes(2, "big"))
+            f6.append(flag)
+    return bytes(v4), bytes(v6), bytes(f4), bytes(f6)
 
 
-def encode_pex(added: Iterable[tuple[str, int]], dropped: Iterable[tuple[str, int]]) -> bytes:
-    added4, added6 = _compact(added)
-    dropped4, dropped6 = _compact(dropped)
+def encode_pex(
+    added: Iterable[tuple[str, int]],
+    dropped: Iterable[tuple[str, int]],
+    flags: Iterable[int] | None = None,
+) -> bytes:
+    """A ut_pex message; `flags` (PEX_* bits) follow `added` entry by entry. The caller keeps to
+    MAX_PEX_SEND entries per list: this encodes what it is given, so tests can build oversized messages."""
+    added4, added6, flags4, flags6 = _compact(added, flags)
+    dropped4, dropped6, _, _ = _compact(dropped)
     return bencoding.encode(
         {
             "added": added4,
-            "added.f": bytes(len(added4) // 6),
+            "added.f": flags4,
             "added6": added6,
-            "added6.f": bytes(len(added6) // 18),
+            "added6.f": flags6,
             "dropped": dropped4,
             "dropped6": dropped6,
         }

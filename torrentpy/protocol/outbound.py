@@ -167,5 +167,10 @@ class MessageBuilder(Geometry):
     def send_metadata_reject(self, piece: int) -> bytes:
         return self._send_extension(extension.UT_METADATA, extension.encode_metadata_reject(piece))
 
-    def send_pex(self, added: Iterable[tuple[str, int]], dropped: Iterable[tuple[str, int]]) -> bytes:
-        return self._send_extension(extension.UT_PEX, extension.encode_pex(added, dropped))
+    def send_pex(
+        self,
+        added: Iterable[tuple[str, int]],
+        dropped: Iterable[tuple[str, int]],
+        flags: Iterable[int] | None = None,
+    ) -> bytes:
+        return self._send_extension(extension.UT_PEX, extension.encode_pex(added, dropped, flags))

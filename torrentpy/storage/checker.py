@@ -1,22 +1,30 @@
 """Hash-check pieces on disk with the compiled core.
 
-Pieces are read in batches of about BATCH_BYTES and each batch is verified in one call to
-`torrentpy._core.verify_many`, which releases the GIL and hashes on all cores. A reader thread fills
-the next batch while the current one is hashed, so disk reads and hashing overlap. Pieces whose files
-are missing or too short fail without being read.
+Pieces are checked in batches of about BATCH_BYTES, each in one call to the core, which releases the
+GIL and hashes on all cores. A batch whose pieces lie one after another in one file is hashed straight
+from a read-only map of that file (`verify_pieces`): no copy, and the kernel is asked to read the next
+batch ahead (MADV_WILLNEED) while this one is hashed. Other batches (pieces across file boundaries,
+padding) are read by a reader thread into reused buffers while the previous batch is hashed
+(`verify_many`). Pieces whose files are missing or too short fail without being read.
+
+A file truncated by another program while it is being checked through a map raises SIGBUS, as it
+would in any mmap-based client (libtorrent 2 checks the same way); files are only checked before
+this process writes to them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import mmap
 import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from torrentpy._core import Bitfield, verify_many
+from torrentpy._core import Bitfield, verify_many, verify_pieces
 from torrentpy.metainfo import Metainfo
 from torrentpy.storage.files import Storage
 
@@ -64,6 +72,65 @@ def _read_batch(storage: Storage, batch: list[int], pool: list[bytearray]) -> li
     return out
 
 
+class _Run(NamedTuple):
+    """Consecutive pieces lying in one file: hashed from the file's map."""
+
+    file_index: int
+    offset: int
+    length: int
+
+
+def _single_file_run(storage: Storage, batch: list[int]) -> _Run | None:
+    if not batch or batch[-1] - batch[0] != len(batch) - 1:
+        return None
+    first = storage.layout.segments(batch[0])
+    last = storage.layout.segments(batch[-1]) if len(batch) > 1 else first
+    if len(first) != 1 or len(last) != 1 or first[0].padding or first[0].file_index != last[0].file_index:
+        return None  # one file at both ends and consecutive pieces: every piece between is in it too
+    return _Run(first[0].file_index, first[0].file_offset, last[0].file_offset + last[0].length - first[0].file_offset)
+
+
+class _Maps:
+    """Read-only maps of the files being checked, opened on first use and closed together."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.maps: dict[int, mmap.mmap | None] = {}
+
+    def get(self, file_index: int) -> mmap.mmap | None:
+        if file_index not in self.maps:
+            mapped = self.storage.map_file(file_index)
+            if mapped is not None:
+                with contextlib.suppress(OSError, AttributeError):  # advice only
+                    mapped.madvise(mmap.MADV_SEQUENTIAL)
+            self.maps[file_index] = mapped
+        return self.maps[file_index]
+
+    def prefetch(self, run: _Run) -> None:
+        mapped = self.get(run.file_index)
+        if mapped is None:
+            return
+        start = run.offset - run.offset % mmap.PAGESIZE
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            mapped.madvise(mmap.MADV_WILLNEED, start, min(run.offset + run.length, len(mapped)) - start)
+
+    def close(self) -> None:
+        for mapped in self.maps.values():
+            if mapped is not None:
+                mapped.close()
+        self.maps.clear()
+
+
+def _verify_mapped(maps: _Maps, run: _Run, batch: list[int], meta: Metainfo, threads: int) -> list[bool] | None:
+    """The batch's results hashed from the map, or None when the file cannot be mapped."""
+    mapped = maps.get(run.file_index)
+    if mapped is None or len(mapped) < run.offset + run.length:
+        return None
+    expected = b"".join(meta.piece_hash(p) for p in batch)
+    with memoryview(mapped) as whole, whole[run.offset : run.offset + run.length] as view:
+        return verify_pieces(view, meta.piece_length, expected, threads)
+
+
 def check_pieces(
     storage: Storage,
     meta: Metainfo,
@@ -109,22 +176,47 @@ def check_pieces(
         batches.append((current, len(order)))
 
     pools: tuple[list[bytearray], list[bytearray]] = ([], [])
+    runs = [_single_file_run(storage, batch) for batch, _ in batches]
+    maps = _Maps(storage)
+
+    def start(k: int) -> concurrent.futures.Future[list[tuple[int, memoryview]]] | None:
+        """Begin fetching batch k: kernel read-ahead for a mapped run, the reader thread otherwise."""
+        run = runs[k]
+        if run is not None and maps.get(run.file_index) is not None:
+            maps.prefetch(run)
+            return None
+        return reader.submit(_read_batch, storage, batches[k][0], pools[k % 2])
+
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="torrentpy-check") as reader:
-        pending = reader.submit(_read_batch, storage, batches[0][0], pools[0])
-        for k, (_, handled) in enumerate(batches):
-            read = pending.result()
-            if cancel is not None and cancel.is_set():
-                raise CheckCancelled("piece check cancelled")
-            if k + 1 < len(batches):
-                pending = reader.submit(_read_batch, storage, batches[k + 1][0], pools[(k + 1) % 2])
-            if read:
-                expected = b"".join(meta.piece_hash(p) for p, _ in read)
-                results = verify_many([view for _, view in read], expected, threads)
-                for (p, _), good in zip(read, results, strict=True):
-                    if good:
-                        have.set(p)
-            if progress is not None:
-                progress(handled)
+        try:
+            pending = start(0)
+            for k, (batch, handled) in enumerate(batches):
+                fetching = pending
+                read = fetching.result() if fetching is not None else []
+                if cancel is not None and cancel.is_set():
+                    raise CheckCancelled("piece check cancelled")
+                if k + 1 < len(batches):
+                    pending = start(k + 1)
+                if fetching is None:
+                    run = runs[k]
+                    assert run is not None
+                    results = _verify_mapped(maps, run, batch, meta, threads)
+                    if results is None:  # the map went away under us: read the batch the ordinary way
+                        read = _read_batch(storage, batch, pools[k % 2])
+                    else:
+                        for p, good in zip(batch, results, strict=True):
+                            if good:
+                                have.set(p)
+                if read:
+                    expected = b"".join(meta.piece_hash(p) for p, _ in read)
+                    results = verify_many([view for _, view in read], expected, threads)
+                    for (p, _), good in zip(read, results, strict=True):
+                        if good:
+                            have.set(p)
+                if progress is not None:
+                    progress(handled)
+        finally:
+            maps.close()
     return have
 
 

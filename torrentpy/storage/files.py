@@ -14,9 +14,11 @@ naming the folder and the room the torrent needs. Nothing already written is del
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Collection
 from types import TracebackType
 
 from torrentpy.errors import StorageError
@@ -106,14 +108,15 @@ class Storage:
     def relpath(self, file_index: int) -> str:
         return "/".join(self.meta.files[file_index].path)
 
-    def open_files(self) -> None:
-        """Create the folder tree and the zero-length files. Data files are created on first write."""
+    def open_files(self, skip: Collection[int] = ()) -> None:
+        """Create the folder tree and the zero-length files. Data files are created on first write.
+        Files in `skip` (unwanted ones, by index in meta.files) get neither file nor folder."""
         try:
             os.makedirs(self.root, exist_ok=True)
         except OSError as exc:
             raise describe_os_error("create folder", self.root, exc) from None
         for i, f in enumerate(self.meta.files):
-            if f.padding:
+            if f.padding or i in skip:
                 continue
             try:
                 if f.length == 0:
@@ -281,6 +284,25 @@ class Storage:
         This is what the checker calls: for checking, an absent file means the piece fails.
         """
         return self._read_segments(self.layout.segments(index), out, 0, strict=False, fail_fast=True)
+
+    def map_file(self, file_index: int) -> mmap.mmap | None:
+        """The whole file mapped read-only, or None if it is missing, empty or cannot be mapped.
+
+        For the checker: hashing straight from the page cache skips a copy of every byte. The map holds
+        its own descriptor, so it outlives the cache's; the caller closes it.
+        """
+        if self.meta.files[file_index].padding:
+            return None
+        try:
+            handle = self._acquire(file_index, write=False)
+        except OSError:
+            return None
+        try:
+            return mmap.mmap(handle.fd, 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # empty file, or a file system that cannot map
+            return None
+        finally:
+            self._release(handle)
 
     def stat_file(self, file_index: int) -> os.stat_result | None:
         """The file's stat on disk, or None if missing (padding files are never on disk)."""

@@ -4,6 +4,7 @@ One small bencoded file per torrent, `<root>/.torrentpy/<infohash-hex>.resume`:
 
     {version: 1, info_hash: 20 bytes, num_pieces: int, bitfield: bytes,
      files: [[size, mtime_ns], ...] (one per file, [-1, 0] if absent), saved_at: unix seconds,
+     selection: bytes, sequential: 0/1 (both optional: engine/selection.py's file choices),
      sha1: SHA-1 of the bencoding of all the other keys}
 
 The checksum catches what parsing cannot: a flipped bit inside the bitfield would otherwise still
@@ -55,7 +56,7 @@ RESUME_VERSION = 1
 RESUME_DIR = ".torrentpy"
 # A resume file holds a bitfield and two integers per file; anything much larger is not ours.
 # Per file: a list of two ints (<= ~45 bytes); 4 KiB covers the header fields.
-_RESUME_BYTES_PER_FILE = 48
+_RESUME_BYTES_PER_FILE = 50  # and one byte of the file selection
 _RESUME_HEADER_BYTES = 4096
 
 
@@ -177,7 +178,8 @@ def _save_on_full_disk(meta: Metainfo, root: str, final: str, data: bytes, full:
         raise full from None
 
 
-def save_resume(meta: Metainfo, root: str | os.PathLike[str], have: Bitfield) -> None:
+def save_resume(meta: Metainfo, root: str | os.PathLike[str], have: Bitfield, *,
+                selection: bytes | None = None, sequential: bool = False) -> None:
     """Record `have` atomically. See the module docstring for the ordering the caller must keep.
 
     A full disk does not stop it: see `_save_on_full_disk`."""
@@ -192,6 +194,9 @@ def save_resume(meta: Metainfo, root: str | os.PathLike[str], have: Bitfield) ->
         b"files": _file_stats(meta, root_s),
         b"saved_at": int(time.time()),
     }
+    if selection is not None:
+        record[b"selection"] = selection
+        record[b"sequential"] = int(sequential)
     record[b"sha1"] = hashlib.sha1(bencoding.encode(record)).digest()
     data = bencoding.encode(record)
     folder = os.path.join(root_s, RESUME_DIR)
@@ -212,7 +217,7 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _read_record(meta: Metainfo, root: str) -> tuple[Bitfield, list[list[int]]] | None:
+def _read_record(meta: Metainfo, root: str) -> tuple[Bitfield, list[list[int]], dict[bytes, Any]] | None:
     """The saved bitfield and per-file [size, mtime_ns], if the file is intact and for this torrent."""
     limit = _record_limit(meta)
     try:
@@ -253,7 +258,7 @@ def _read_record(meta: Metainfo, root: str) -> tuple[Bitfield, list[list[int]]] 
         have = Bitfield.from_bytes(bits, meta.num_pieces)
     except (ValueError, TypeError):
         return None  # e.g. spare bits set past the last piece
-    return have, files
+    return have, files, record
 
 
 @dataclass(frozen=True)
@@ -264,6 +269,8 @@ class ResumeState:
     recheck: list[int]  # pieces touching a changed file that have data on disk: hash these
     changed_files: list[int]  # indices of files whose size or mtime differ from the record
     saved_have: Bitfield  # the bitfield as saved
+    selection: bytes | None = None  # the file selection as saved (engine/selection.py), if any
+    sequential: bool | None = None
 
 
 def resume_state(meta: Metainfo, root: str | os.PathLike[str]) -> ResumeState | None:
@@ -276,7 +283,7 @@ def resume_state(meta: Metainfo, root: str | os.PathLike[str]) -> ResumeState | 
     parsed = _read_record(meta, root_s)
     if parsed is None:
         return None
-    saved, recorded = parsed
+    saved, recorded, record = parsed
     layout = Layout(meta)
     changed = []
     suspect: set[int] = set()
@@ -294,7 +301,11 @@ def resume_state(meta: Metainfo, root: str | os.PathLike[str]) -> ResumeState | 
             trusted.clear(p)
     with Storage(meta, root_s) as storage:
         recheck = present_pieces(storage, sorted(suspect))
-    return ResumeState(have=trusted, recheck=recheck, changed_files=changed, saved_have=saved)
+    selection = record.get(b"selection")
+    sequential = _int(record.get(b"sequential"))
+    return ResumeState(have=trusted, recheck=recheck, changed_files=changed, saved_have=saved,
+                       selection=selection if isinstance(selection, bytes) else None,
+                       sequential=bool(sequential) if sequential is not None else None)
 
 
 def load_resume(meta: Metainfo, root: str | os.PathLike[str]) -> Bitfield | None:
@@ -304,7 +315,7 @@ def load_resume(meta: Metainfo, root: str | os.PathLike[str]) -> Bitfield | None
     parsed = _read_record(meta, root_s)
     if parsed is None:
         return None
-    have, recorded = parsed
+    have, recorded, _record = parsed
     layout = Layout(meta)
     claimed = {f for p in have for f in layout.files_of_piece(p)}
     for index in claimed:

@@ -110,8 +110,25 @@ class ViewState:
         self.panel = PANELS[(i + delta) % len(PANELS)]
 
 
+# Where the header says peers were found: the four sources a user watches, always shown (a 0 says as
+# much as a count); --peer and magnet addresses are in the peers panel's From column.
+FOUND_SOURCES = (("tracker", "tracker", "T"), ("dht", "DHT", "D"), ("pex", "PEX", "P"), ("incoming", "in", "I"))
+
+
+def _found_text(snapshot: SessionSnapshot, form: int) -> Text:
+    """Peers found by source in one of three widths: ``  found tracker 3 · DHT 0 · PEX 5 · in 2``,
+    ``  found tracker 3 DHT 0 PEX 5 in 2``, ``  found T3 D0 P5 I2``."""
+    found = dict(snapshot.peers_found)
+    text = Text("  found ", style="dim")
+    for i, (source, label, letter) in enumerate(FOUND_SOURCES):
+        gap = ("" if not i else " · " if form == 0 else " ")
+        text.append(f"{gap}{letter if form == 2 else label + ' '}", style="dim")
+        text.append(str(found.get(source, 0)))
+    return text
+
+
 def header(snapshot: SessionSnapshot, width: int) -> Text:
-    """One line: session rates, peers, ratio, port, uptime."""
+    """One line: session rates, peers, ratio, port, uptime, then peers found by source where it fits."""
     line = Text(no_wrap=True, overflow="ellipsis", style="on grey15")
     line.append(" torrentpy ", style="bold white on blue")
     line.append("  ↓ ", style="bold green")
@@ -129,6 +146,11 @@ def header(snapshot: SessionSnapshot, width: int) -> Text:
     if width >= WIDE_MIN_COLS:
         line.append("  torrents ", style="dim")
         line.append(str(len(snapshot.torrents)))
+    for form in (0, 1, 2):  # the widest form that fits
+        found = _found_text(snapshot, form)
+        if line.cell_len + found.cell_len <= width:
+            line.append_text(found)
+            break
     if line.cell_len < width:
         line.append(" " * (width - line.cell_len))
     return fit(line, width)

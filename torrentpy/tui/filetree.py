@@ -10,7 +10,7 @@ from typing import Union
 
 from torrentpy.metainfo import FileEntry, Metainfo
 from torrentpy.text import printable
-from torrentpy.tui.dashboard import format_size
+from torrentpy.units import format_size
 
 # A folder's children in first-seen order: a sub-folder maps to its own children, a file to its entry.
 _Folder = dict[str, Union["_Folder", FileEntry]]

@@ -21,7 +21,7 @@ from torrentpy.text import printable
 from torrentpy.tui.cells import WIDE_MIN_COLS, Col, bar, fit, fixed, grid, percent, untrusted
 from torrentpy.units import format_eta, format_rate, format_size
 
-__all__ = ["PANELS", "PieceRow", "detail_panel", "peer_flags", "piece_map", "rare_threshold"]
+__all__ = ["PANELS", "PieceRow", "detail_panel", "peer_flags", "peer_source", "piece_map", "rare_threshold"]
 
 PANELS = ("pieces", "peers", "trackers", "files")
 
@@ -178,7 +178,7 @@ def _pieces_body(t: TorrentSnapshot, width: int, height: int) -> list[Renderable
 
 _FLAGS_LEGEND_WIDE = (
     "D/d downloading/they choke us  U/u uploading/we choke them  K they unchoke, we're not interested  "
-    "? we unchoke, they're not interested  I incoming  S snubbed"
+    "? we unchoke, they're not interested  I incoming  S snubbed  From: where we learned of the peer"
 )
 _FLAGS_LEGEND_NARROW = "D/d down/choked  U/u up/choking  K,? unchoked, not interested  I in  S snub"
 
@@ -199,6 +199,15 @@ def peer_flags(p: PeerSnapshot) -> str:
     if p.snubbed:
         flags.append("S")
     return "".join(flags)
+
+
+# The From column: where we learned of a peer, in at most 7 cells.
+_SOURCE_LABELS = {"tracker": "tracker", "dht": "DHT", "pex": "PEX", "incoming": "in", "manual": "manual",
+                  "magnet": "magnet", "resume": "resume"}
+
+
+def peer_source(p: PeerSnapshot) -> str:
+    return _SOURCE_LABELS.get(p.source, p.source[:7])
 
 
 def _address(p: PeerSnapshot) -> str:
@@ -234,7 +243,7 @@ def _peers_body(t: TorrentSnapshot, width: int, height: int) -> list[RenderableT
         shown = peers[: max(1, rows - 1)]
         hidden = len(peers) - len(shown)
     address_w = min(47, max(12, *(len(_address(p)) for p in shown)))
-    cols = [Col("Address", address_w), Col("Client"), Col("Flags", 5),
+    cols = [Col("Address", address_w), Col("Client"), Col("Flags", 5), Col("From", 7),
             Col("↓", 6 if compact else 10, right=True), Col("↑", 6 if compact else 10, right=True)]
     if not compact:
         cols += [Col("Got", 8, right=True), Col("Sent", 8, right=True)]
@@ -246,6 +255,7 @@ def _peers_body(t: TorrentSnapshot, width: int, height: int) -> list[RenderableT
             untrusted(_address(p)),
             untrusted(client),
             fixed(peer_flags(p), "bold"),
+            untrusted(peer_source(p)),
             fixed(format_rate(p.down_rate_bps, compact=compact), "green" if p.down_rate_bps >= 1 else "dim"),
             fixed(format_rate(p.up_rate_bps, compact=compact), "magenta" if p.up_rate_bps >= 1 else "dim"),
         ]
@@ -344,21 +354,29 @@ def _trackers_body(t: TorrentSnapshot, width: int, height: int) -> list[Renderab
 # ----------------------------------------------------------------------------------------------- files
 
 
+_GET = {-1: "low", 0: "norm", 1: "high"}
+_GET_STYLE = {"skip": "dim", "high": "bold", "low": "dim"}
+
+
 def _files_body(t: TorrentSnapshot, width: int, height: int) -> list[RenderableType]:
     if not t.files:
         return [fixed("no file list yet (waiting for metadata)", "dim")]
     compact = width < WIDE_MIN_COLS - 4
-    cols = [Col("Path"), Col("Size", 8, right=True)]
+    files = list(t.files)
+    # The numbers `add --only` takes; "Get": skip, or the priority of a wanted file.
+    cols = [Col("#", len(str(len(files))), right=True), Col("Path"), Col("Size", 8, right=True),
+            Col("Get", 4)]
     if not compact:
         cols.append(Col("Progress", 12))
     cols.append(Col("Done", 6, right=True))
     rows = max(1, height - 1)
-    files = list(t.files)
     shown = files if len(files) <= rows else files[: rows - 1]
     cells = []
-    for f in shown:
+    for number, f in enumerate(shown, 1):
         fraction = f.done / f.size if f.size > 0 else 1.0
-        row = [untrusted(f.path), fixed(format_size(f.size))]
+        get = _GET.get(f.priority, "?") if f.wanted else "skip"
+        row = [fixed(str(number), "dim"), untrusted(f.path, "" if f.wanted else "dim"), fixed(format_size(f.size)),
+               fixed(get, _GET_STYLE.get(get, ""))]
         if not compact:
             row.append(bar(fraction, 12))
         row.append(fixed(percent(fraction), "green" if fraction >= 1.0 else ""))

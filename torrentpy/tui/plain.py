@@ -111,6 +111,8 @@ def stats_record(snapshot: SessionSnapshot, *, now_s: float | None = None) -> di
         "downloaded": snapshot.downloaded,
         "uploaded": snapshot.uploaded,
         "peers": snapshot.peers,
+        # Distinct peer addresses each source (tracker, dht, pex, incoming, manual, magnet) has named.
+        "peers_found": dict(snapshot.peers_found),
         "listen_port": snapshot.listen_port,
         "torrents": [
             {
@@ -129,6 +131,9 @@ def stats_record(snapshot: SessionSnapshot, *, now_s: float | None = None) -> di
                 "eta_s": _number(t.eta_s),
                 "peers": t.peers,
                 "seeds": t.seeds,
+                "peers_found": dict(t.peers_found),
+                # Connected peers by where we learned of them.
+                "peers_by_source": _count_sources(t),
                 "swarm_seeds": t.swarm_seeds,
                 "swarm_leechers": t.swarm_leechers,
                 "pieces": len(t.piece_states),
@@ -143,6 +148,13 @@ def stats_record(snapshot: SessionSnapshot, *, now_s: float | None = None) -> di
             for t in snapshot.torrents
         ],
     }
+
+
+def _count_sources(t: TorrentSnapshot) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for p in t.peer_list:
+        counts[p.source] = counts.get(p.source, 0) + 1
+    return counts
 
 
 def _record(item: Alert | Mapping[str, Any]) -> dict[str, Any]:

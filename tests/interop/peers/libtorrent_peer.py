@@ -48,6 +48,7 @@ class LibtorrentPeer(PeerProcess):
         download_limit_bps: int = 0,
         seed_mode: bool = False,
         name: str = "libtorrent",
+        pex: bool = False,
     ) -> None:
         self.work_dir = Path(work_dir)
         # A magnet URI stays a string: libtorrent then fetches the metadata from the peers it names.
@@ -60,6 +61,7 @@ class LibtorrentPeer(PeerProcess):
         self.download_limit_bps = download_limit_bps
         self.seed_mode = seed_mode
         self.name = name
+        self.pex = pex
         self.status_file = self.work_dir / f"{name}.status.json"
         self.peers_file = self.work_dir / f"{name}.peers"
         self._port = None
@@ -93,6 +95,8 @@ class LibtorrentPeer(PeerProcess):
             argv.append("--seed")
         if self.seed_mode:
             argv.append("--seed-mode")
+        if self.pex:
+            argv.append("--pex")
         env = client_env(self.work_dir / f"{self.name}.home")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH", "")]))
         self.process = ManagedProcess(argv, self.work_dir / f"{self.name}.log", env=env, cwd=_REPO_ROOT)

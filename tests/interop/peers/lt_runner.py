@@ -1,10 +1,10 @@
 """A libtorrent peer in its own process, driven by LibtorrentPeer (libtorrent_peer.py).
 
     python -m tests.interop.peers.lt_runner --torrent T --save DIR --status-file F [--port P] [--seed]
-        [--seed-mode] [--peer IP:PORT]... [--peers-file F] [--upload-limit BPS] [--download-limit BPS]
+        [--seed-mode] [--peer IP:PORT]... [--peers-file F] [--upload-limit BPS] [--download-limit BPS] [--pex]
 
-It keeps the session on 127.0.0.1 (no DHT/LSD/UPnP/NAT-PMP, TCP only), dials the given peers until
-connected, and every 0.5 s atomically rewrites a JSON status file. SIGTERM makes it write a final
+It keeps the session on 127.0.0.1 (no DHT/LSD/UPnP/NAT-PMP, no PEX unless --pex, TCP only), dials the
+given peers until connected, and every 0.5 s atomically rewrites a JSON status file. SIGTERM makes it write a final
 status and exit 0.
 """
 
@@ -239,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers-file", type=Path, help="re-read every second for more IP:PORT lines")
     parser.add_argument("--upload-limit", type=int, default=0, help="bytes/s for this torrent, 0 = none")
     parser.add_argument("--download-limit", type=int, default=0, help="bytes/s for this torrent, 0 = none")
+    parser.add_argument("--pex", action="store_true", help="keep ut_pex on for this torrent (off by default)")
     args = parser.parse_args(argv)
 
     stopping = False
@@ -260,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         atp.ti = lt.torrent_info(args.torrent)
     atp.save_path = str(args.save)
     atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
-    atp.flags |= lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd | lt.torrent_flags.disable_pex
+    atp.flags |= lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd
+    if not args.pex:
+        atp.flags |= lt.torrent_flags.disable_pex
     if args.seed_mode:
         atp.flags |= lt.torrent_flags.seed_mode
     # The torrent's own limits, not the session's: the session limits exempt local peers (loopback is

@@ -1,0 +1,341 @@
+"""The daemon's torrents: a Session whose set of torrents changes while it runs, and survives restarts.
+
+Every change a remote front end makes (add, remove, start, stop, verify, move, settings) goes through
+here, is applied to the session and recorded in the state folder (engine/statedir.py) before the call
+returns, so a crash at any moment after the answer loses nothing the front end was told.
+Transmission-style numeric ids live here too: they are what `transmission-remote -t 3` means.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from torrentpy.engine import alerts
+from torrentpy.engine.session import Session
+from torrentpy.engine.statedir import StateDir, TorrentRecord, write_atomically
+from torrentpy.engine.torrent import Torrent
+from torrentpy.errors import StorageError, UsageError
+from torrentpy.metainfo import Magnet, Metainfo, parse_info_dict
+
+log = logging.getLogger("torrentpy")
+
+SESSION_FILE = "session.json"
+# How long a removed torrent's id is reported to front ends polling "recently-active".
+REMOVED_MEMORY_S = 60.0
+
+
+@dataclass
+class SessionSettings:
+    """The session-wide settings a front end may change (session-set); saved in the state folder."""
+
+    download_dir: str
+    speed_limit_down_kbps: int = 100  # Transmission's defaults, used only when *_enabled
+    speed_limit_down_enabled: bool = False
+    speed_limit_up_kbps: int = 100
+    speed_limit_up_enabled: bool = False
+    seed_ratio_limit: float = 2.0
+    seed_ratio_limited: bool = False
+    peer_limit_per_torrent: int = 50
+    start_added_torrents: bool = True
+    # Totals over every run of the daemon (session-stats' cumulative-stats).
+    cumulative: dict[str, int] = field(default_factory=lambda: {
+        "uploadedBytes": 0, "downloadedBytes": 0, "filesAdded": 0, "sessionCount": 0, "secondsActive": 0})
+
+
+class Daemon:
+    def __init__(self, session: Session, state: StateDir, settings: SessionSettings) -> None:
+        self.session = session
+        self.state = state
+        self.settings = settings
+        self.records: dict[bytes, TorrentRecord] = {}
+        self.by_id: dict[int, bytes] = {}
+        self.removed: list[tuple[int, float]] = []  # (id, when) for "recently-active"
+        self.touched: dict[bytes, float] = {}  # when a front end last changed a torrent
+        self.started_at = time.time()
+        # The X-Transmission-Session-Id a client must echo (CSRF protection); new on every start.
+        self.session_id = secrets.token_urlsafe(36)
+        self.files_added = 0
+        self._base_totals = (0, 0)  # payload of torrents already removed this run
+        session.listeners.append(self._on_alert)
+
+    # --- loading and saving --------------------------------------------------------------
+
+    @classmethod
+    def open(cls, session: Session, state_dir: str, download_dir: str) -> Daemon:
+        state = StateDir(os.path.abspath(state_dir))
+        settings = SessionSettings(download_dir=download_dir)
+        path = os.path.join(state_dir, SESSION_FILE)
+        saved = _read_json(path) or _read_json(path + ".bak")
+        if saved:
+            for key, value in saved.items():
+                if hasattr(settings, key) and key != "download_dir":
+                    setattr(settings, key, value)
+        settings.cumulative["sessionCount"] += 1
+        daemon = cls(session, state, settings)
+        daemon.apply_limits()
+        daemon.restore()
+        return daemon
+
+    def restore(self) -> None:
+        for record in self.state.load_all():
+            source: Metainfo | Magnet
+            try:
+                source = parse_info_dict(record.info, trackers=record.trackers) if record.info is not None \
+                    else Magnet(record.info_hash, record.name, record.trackers, record.peers)
+            except Exception as exc:  # a record that passed its checksum but not the parser: report, go on
+                self.state.problems.append(f"{record.info_hash.hex()}: {exc}")
+                continue
+            torrent = self.session.add(source, record.save_dir)
+            self._adopt(record, torrent)
+
+    def _adopt(self, record: TorrentRecord, torrent: Torrent) -> None:
+        if self.by_id.get(record.id, record.info_hash) != record.info_hash or record.id <= 0:
+            record.id = max(self.by_id, default=0) + 1
+        self.records[record.info_hash] = record
+        self.by_id[record.id] = record.info_hash
+        torrent.swarm.max_peers = int(record.settings.get("peer-limit", torrent.swarm.max_peers))
+        mode = record.settings.get("seedRatioMode", 0)
+        torrent.seed_ratio = self._seed_ratio(mode, record.settings.get("seedRatioLimit"))
+        if record.paused:
+            torrent.pause()
+
+    def save(self, info_hash: bytes) -> None:
+        record = self.records[info_hash]
+        torrent = self.session.torrents.get(info_hash)
+        if torrent is not None:
+            record.paused = torrent.paused
+            record.name = torrent.name
+            record.save_dir = torrent.save_dir
+            if record.info is None and torrent.meta is not None:
+                record.info = torrent.meta.info_bytes
+        self.state.save(record)
+
+    def save_session(self) -> None:
+        snap_down, snap_up = self.totals()
+        data = dict(vars(self.settings))
+        cumulative = dict(self.settings.cumulative)
+        cumulative["downloadedBytes"] += snap_down
+        cumulative["uploadedBytes"] += snap_up
+        cumulative["filesAdded"] += self.files_added
+        cumulative["secondsActive"] += int(time.time() - self.started_at)
+        data["cumulative"] = cumulative
+        write_atomically(os.path.join(self.state.path, SESSION_FILE), json.dumps(data, indent=1).encode())
+
+    def close(self) -> None:
+        """After the session has stopped: every record and the session's totals saved one last time."""
+        for info_hash, torrent in self.session.torrents.items():
+            if info_hash in self.records:
+                self._fold_counters(info_hash, torrent)
+                try:
+                    self.save(info_hash)
+                except StorageError as exc:
+                    log.warning("%s", exc)
+        try:
+            self.save_session()
+        except OSError as exc:
+            log.warning("cannot save the session settings in %s: %s", self.state.path, exc.strerror or exc)
+
+    def _fold_counters(self, info_hash: bytes, torrent: Torrent) -> None:
+        """A torrent object that is going away hands its byte counts to the record (uploadedEver …)."""
+        settings = self.records[info_hash].settings
+        settings["uploadedEver"] = int(settings.get("uploadedEver", 0)) + torrent.uploaded
+        settings["downloadedEver"] = int(settings.get("downloadedEver", 0)) + torrent.downloaded
+
+    def _on_alert(self, alert: alerts.Alert) -> None:
+        if isinstance(alert, alerts.MetadataReceived):
+            info_hash = bytes.fromhex(alert.info_hash)
+            if info_hash in self.records:
+                try:
+                    self.save(info_hash)  # from now on a restart needs no peers to know the torrent
+                except StorageError as exc:
+                    log.warning("%s", exc)
+
+    # --- what front ends ask for -------------------------------------------------------------
+
+    def totals(self) -> tuple[int, int]:
+        """Payload downloaded and uploaded this run, removed torrents included."""
+        down, up = self._base_totals
+        for t in self.session.torrents.values():
+            down += t.downloaded
+            up += t.uploaded
+        return down, up
+
+    def id_of(self, info_hash: bytes) -> int:
+        return self.records[info_hash].id
+
+    def resolve(self, ids: Any) -> list[bytes]:
+        """Transmission's `ids`: absent (all), one id, a list of ids and/or hash strings, or
+        "recently-active". Unknown ids are left out, as Transmission does."""
+        if ids is None:
+            return [self.by_id[i] for i in sorted(self.by_id)]
+        if ids == "recently-active":
+            return self.recently_active()
+        items = ids if isinstance(ids, list) else [ids]
+        out: list[bytes] = []
+        for item in items:
+            info_hash: bytes | None = None
+            if isinstance(item, int) and not isinstance(item, bool):
+                info_hash = self.by_id.get(item)
+            elif isinstance(item, str) and len(item) == 40:
+                try:
+                    info_hash = bytes.fromhex(item)
+                except ValueError:
+                    info_hash = None
+            if info_hash is not None and info_hash in self.records and info_hash not in out:
+                out.append(info_hash)
+        return out
+
+    def recently_active(self, window_s: float = REMOVED_MEMORY_S) -> list[bytes]:
+        now = time.time()
+        mono = self.session.now()
+        out = []
+        for info_hash, torrent in self.session.torrents.items():
+            busy = torrent.state in ("checking", "metadata") and not torrent.paused
+            moving = torrent.down.rate(mono) > 0 or torrent.up.rate(mono) > 0
+            if busy or moving or now - self.touched.get(info_hash, 0.0) < window_s:
+                out.append(info_hash)
+        return out
+
+    def recently_removed(self) -> list[int]:
+        cutoff = time.time() - REMOVED_MEMORY_S
+        self.removed = [(i, t) for i, t in self.removed if t >= cutoff]
+        return [i for i, _ in self.removed]
+
+    # --- changes -----------------------------------------------------------------------------
+
+    def add(self, source: Metainfo | Magnet, *, save_dir: str | None = None,
+            paused: bool | None = None) -> tuple[TorrentRecord, bool]:
+        """Add a torrent; (its record, True) when it was already there (nothing changes then)."""
+        if source.info_hash in self.records:
+            return self.records[source.info_hash], True
+        folder = os.path.abspath(save_dir or self.settings.download_dir)
+        record = TorrentRecord(
+            info_hash=source.info_hash, id=max(self.by_id, default=0) + 1, name=source.name, save_dir=folder,
+            paused=not self.settings.start_added_torrents if paused is None else paused,
+            added_at=int(time.time()),
+            info=source.info_bytes if isinstance(source, Metainfo) else None, trackers=source.trackers,
+            peers=source.peers if isinstance(source, Magnet) else (),
+        )
+        os.makedirs(folder, exist_ok=True)
+        self.state.save(record)  # recorded first: once the front end hears "added", a crash keeps it
+        torrent = self.session.add(source, folder)
+        torrent.swarm.max_peers = self.settings.peer_limit_per_torrent
+        torrent.seed_ratio = self._seed_ratio(0, None)
+        self._adopt(record, torrent)
+        self.files_added += 1
+        self.touched[source.info_hash] = time.time()
+        return record, False
+
+    async def remove(self, info_hash: bytes, *, delete_data: bool) -> None:
+        torrent = await self.session.remove(info_hash)
+        record = self.records.pop(info_hash)
+        self.by_id.pop(record.id, None)
+        self.removed.append((record.id, time.time()))
+        self.state.remove(info_hash)
+        if torrent is not None:
+            self._base_totals = (self._base_totals[0] + torrent.downloaded, self._base_totals[1] + torrent.uploaded)
+            if delete_data and torrent.meta is not None:
+                from torrentpy.storage.removal import delete_data as delete
+
+                delete(torrent.meta, torrent.save_dir)
+
+    def start(self, info_hash: bytes) -> None:
+        torrent = self.session.torrents[info_hash]
+        if torrent.state == "finished":
+            # Transmission starts a torrent that met its ratio again only once the limit is raised;
+            # torrentpy's goal is met for good, so it stays as it is.
+            return
+        torrent.resume()
+        self._changed(info_hash)
+
+    def stop(self, info_hash: bytes) -> None:
+        self.session.torrents[info_hash].pause()
+        self._changed(info_hash)
+
+    async def verify(self, info_hash: bytes) -> None:
+        self._fold_counters(info_hash, self.torrent(info_hash))
+        self._adopt(self.records[info_hash], await self.session.restart(info_hash, recheck=True))
+        self._changed(info_hash)
+
+    async def set_location(self, info_hash: bytes, location: str, *, move: bool) -> None:
+        location = os.path.abspath(location)
+        torrent = self.torrent(info_hash)
+        self._fold_counters(info_hash, torrent)
+        if not move or torrent.meta is None:
+            self._adopt(self.records[info_hash], await self.session.restart(info_hash, save_dir=location))
+            self._changed(info_hash)
+            return
+        from torrentpy.storage.removal import move_data
+
+        meta, old, paused = torrent.meta, torrent.save_dir, torrent.paused
+        await self.session.remove(info_hash)  # no piece may be written to the old place meanwhile
+        where = old
+        try:
+            move_data(meta, old, location)
+            where = location
+        finally:
+            # Started again wherever the data is now (after a failed move: where it was).
+            restarted = self.session.add(meta, where)
+            self.records[info_hash].paused = paused
+            self._adopt(self.records[info_hash], restarted)
+            self._changed(info_hash)
+
+    def set_torrent(self, info_hash: bytes, settings: dict[str, Any]) -> None:
+        record = self.records[info_hash]
+        torrent = self.session.torrents[info_hash]
+        record.settings.update(settings)
+        if "peer-limit" in settings:
+            torrent.swarm.max_peers = int(settings["peer-limit"])
+        if "seedRatioMode" in settings or "seedRatioLimit" in settings:
+            torrent.seed_ratio = self._seed_ratio(record.settings.get("seedRatioMode", 0),
+                                                  record.settings.get("seedRatioLimit"))
+        self._changed(info_hash)
+
+    def _seed_ratio(self, mode: int, limit: float | None) -> float | None:
+        """Transmission's seedRatioMode: 0 the session's limit, 1 this torrent's, 2 unlimited."""
+        if mode == 1 and limit is not None:
+            return float(limit)
+        if mode == 0 and self.settings.seed_ratio_limited:
+            return float(self.settings.seed_ratio_limit)
+        return None
+
+    def apply_limits(self) -> None:
+        s = self.settings
+        self.session.download_bucket.set_rate(s.speed_limit_down_kbps * 1000 if s.speed_limit_down_enabled else 0)
+        self.session.upload_bucket.set_rate(s.speed_limit_up_kbps * 1000 if s.speed_limit_up_enabled else 0)
+        for info_hash, torrent in self.session.torrents.items():
+            record = self.records.get(info_hash)
+            if record is not None:
+                torrent.seed_ratio = self._seed_ratio(record.settings.get("seedRatioMode", 0),
+                                                      record.settings.get("seedRatioLimit"))
+
+    def _changed(self, info_hash: bytes) -> None:
+        self.touched[info_hash] = time.time()
+        self.save(info_hash)
+
+    def record(self, info_hash: bytes) -> TorrentRecord:
+        return self.records[info_hash]
+
+    def torrent(self, info_hash: bytes) -> Torrent:
+        torrent = self.session.torrents.get(info_hash)
+        if torrent is None:
+            raise UsageError(f"no torrent {info_hash.hex()}")
+        return torrent
+
+
+def _read_json(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path, "rb") as fh:
+            value = json.loads(fh.read(1 << 20))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("state: %s: %s; using the previous copy", path, exc)
+        return None
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,1 @@
+"""The Transmission RPC server of `torrentpy daemon` (aiohttp.web)."""

@@ -1,0 +1,223 @@
+"""torrent-get's fields, each computed from a torrent, its daemon record and (when needed) a snapshot.
+
+Names and meanings follow Transmission's rpc-spec (RPC version 16, Transmission 3.00). A field torrentpy
+cannot answer truthfully is left out of the reply, which is what Transmission does with a field name it
+does not know; front ends fall back on their own default.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import urllib.parse
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torrentpy.daemon import Daemon
+    from torrentpy.engine.snapshot import TorrentSnapshot
+    from torrentpy.engine.statedir import TorrentRecord
+    from torrentpy.engine.torrent import Torrent
+
+__all__ = ["FIELDS", "STATUS_CHECK", "STATUS_DOWNLOAD", "STATUS_SEED", "STATUS_STOPPED", "torrent_fields"]
+
+# tr_torrent_activity
+STATUS_STOPPED = 0
+STATUS_CHECK_WAIT = 1
+STATUS_CHECK = 2
+STATUS_DOWNLOAD_WAIT = 3
+STATUS_DOWNLOAD = 4
+STATUS_SEED_WAIT = 5
+STATUS_SEED = 6
+# tr_stat_errtype
+ERROR_NONE = 0
+ERROR_LOCAL = 3
+ETA_NOT_AVAILABLE = -1
+
+
+class View:
+    """One torrent as torrent-get sees it; the snapshot is built only if a field needs it."""
+
+    def __init__(self, daemon: Daemon, torrent: Torrent, record: TorrentRecord) -> None:
+        self.daemon = daemon
+        self.t = torrent
+        self.r = record
+        self._snap: TorrentSnapshot | None = None
+
+    @property
+    def s(self) -> TorrentSnapshot:
+        if self._snap is None:
+            self._snap = self.t.snapshot(self.t.now)
+        return self._snap
+
+    def status(self) -> int:
+        t = self.t
+        if t.state == "checking":  # a stopped torrent is checked too (torrent-verify), as Transmission does
+            return STATUS_CHECK
+        if t.paused or t.state in ("error", "finished"):
+            return STATUS_STOPPED
+        if t.state == "seeding":
+            return STATUS_SEED
+        return STATUS_DOWNLOAD
+
+    def file_rows(self) -> list[tuple[int, Any, int]]:
+        """(file number as front ends count them, entry, verified bytes) of each real file: padding
+        files are not shown, nor counted."""
+        meta = self.t.meta
+        if meta is None:
+            return []
+        storage, picker = self.t.storage, self.t.picker
+        done = storage.layout.file_done_bytes(picker.have) \
+            if storage is not None and picker is not None else [0] * len(meta.files)
+        real = [(f, d) for f, d in zip(meta.files, done, strict=False) if not f.padding]
+        return [(k, f, d) for k, (f, d) in enumerate(real)]
+
+    # The engine's selection counts files the same way; until it is bound (metadata and resume file
+    # read) every file is wanted, at normal priority.
+    def wanted(self, index: int) -> bool:
+        selection = self.t.selection
+        return selection.wanted[index] if selection.bound and index < len(selection.wanted) else True
+
+    def priority(self, index: int) -> int:
+        selection = self.t.selection
+        return selection.priority[index] if selection.bound and index < len(selection.priority) else 0
+
+    def pieces(self) -> str:
+        states = self.s.piece_states
+        packed = bytearray((len(states) + 7) // 8)
+        for i, st in enumerate(states):
+            if st == 1:
+                packed[i >> 3] |= 0x80 >> (i & 7)
+        return base64.b64encode(bytes(packed)).decode()
+
+    def magnet(self) -> str:
+        params = [("xt", f"urn:btih:{self.t.info_hash.hex()}"), ("dn", self.t.name)]
+        params += [("tr", url) for tier in self.r.trackers for url in tier]
+        return "magnet:?" + urllib.parse.urlencode(params, safe=":/")
+
+    def peers(self) -> list[dict[str, Any]]:
+        return [{
+            "address": p.ip, "port": p.port, "clientName": p.client, "clientIsChoked": p.am_choking,
+            "clientIsInterested": p.am_interested, "peerIsChoked": p.peer_choking,
+            "peerIsInterested": p.peer_interested, "isIncoming": p.incoming, "isEncrypted": False,
+            "isUTP": False, "isDownloadingFrom": p.down_rate_bps > 0, "isUploadingTo": p.up_rate_bps > 0,
+            "progress": p.progress, "rateToClient": int(p.down_rate_bps), "rateToPeer": int(p.up_rate_bps),
+            "flagStr": ("D" if p.down_rate_bps > 0 else "") + ("U" if p.up_rate_bps > 0 else "")
+            + ("I" if p.incoming else ""),
+        } for p in self.s.peer_list]
+
+    def trackers(self) -> list[dict[str, Any]]:
+        return [{"id": i, "announce": url, "scrape": "", "tier": tier}
+                for i, (tier, url) in enumerate((n, u) for n, urls in enumerate(self.r.trackers) for u in urls)]
+
+    def tracker_stats(self) -> list[dict[str, Any]]:
+        now = time.time()
+        return [{
+            "id": i, "announce": tr.url, "host": urllib.parse.urlsplit(tr.url).netloc, "tier": tr.tier,
+            "lastAnnounceResult": tr.message or tr.status, "lastAnnounceSucceeded": tr.status == "working",
+            "hasAnnounced": tr.status in ("working", "error"), "lastAnnouncePeerCount": tr.peers_returned,
+            "seederCount": -1 if tr.seeders is None else tr.seeders,
+            "leecherCount": -1 if tr.leechers is None else tr.leechers,
+            "nextAnnounceTime": int(now + tr.next_announce_s) if tr.next_announce_s is not None else 0,
+            "isBackup": False, "announceState": 1 if tr.next_announce_s is not None else 0,
+            "scrapeState": 0, "hasScraped": False, "downloadCount": -1,
+        } for i, tr in enumerate(self.s.trackers)]
+
+    def uploaded_ever(self) -> int:
+        return int(self.r.settings.get("uploadedEver", 0)) + self.t.uploaded
+
+    def downloaded_ever(self) -> int:
+        return int(self.r.settings.get("downloadedEver", 0)) + self.t.downloaded
+
+    def ratio(self) -> float:
+        down = self.downloaded_ever() or (self.s.done if self.s.done else 0)
+        return self.uploaded_ever() / down if down else (-1.0 if not self.uploaded_ever() else -2.0)
+
+
+def _meta(attr: str, default: Any) -> Callable[[View], Any]:
+    def get(v: View) -> Any:
+        value = getattr(v.t.meta, attr, None) if v.t.meta is not None else None
+        return default if value is None else value
+    return get
+
+
+FIELDS: dict[str, Callable[[View], Any]] = {
+    "id": lambda v: v.r.id,
+    "name": lambda v: v.t.name,
+    "hashString": lambda v: v.t.info_hash.hex(),
+    "status": View.status,
+    "error": lambda v: ERROR_LOCAL if v.t.error else ERROR_NONE,
+    "errorString": lambda v: v.t.error or "",
+    "totalSize": lambda v: v.s.total_size,
+    "sizeWhenDone": lambda v: sum(f.length for i, f, _ in v.file_rows() if v.wanted(i)),
+    "leftUntilDone": lambda v: sum(f.length - d for i, f, d in v.file_rows() if v.wanted(i)),
+    "desiredAvailable": lambda v: 0 if v.t.complete else sum(f.length - d for i, f, d in v.file_rows()
+                                                              if v.wanted(i)),
+    "percentDone": lambda v: v.s.done / v.s.total_size if v.s.total_size else 0.0,
+    "haveValid": lambda v: v.s.done,
+    "haveUnchecked": lambda v: 0,
+    "recheckProgress": lambda v: v.s.progress if v.t.state == "checking" else 0.0,
+    "metadataPercentComplete": lambda v: 1.0 if v.t.meta is not None else 0.0,
+    "rateDownload": lambda v: int(v.s.down_rate_bps),
+    "rateUpload": lambda v: int(v.s.up_rate_bps),
+    "eta": lambda v: int(v.s.eta_s) if v.s.eta_s is not None else ETA_NOT_AVAILABLE,
+    "etaIdle": lambda v: ETA_NOT_AVAILABLE,
+    "uploadRatio": View.ratio,
+    "uploadedEver": View.uploaded_ever,
+    "downloadedEver": View.downloaded_ever,
+    "corruptEver": lambda v: 0,
+    "isFinished": lambda v: v.t.finished,
+    "isStalled": lambda v: False,
+    "isPrivate": lambda v: bool(v.t.meta is not None and v.t.meta.private),
+    "peersConnected": lambda v: v.s.peers,
+    "peersGettingFromUs": lambda v: sum(1 for p in v.s.peer_list if not p.am_choking and p.peer_interested),
+    "peersSendingToUs": lambda v: sum(1 for p in v.s.peer_list if not p.peer_choking and p.am_interested),
+    "webseedsSendingToUs": lambda v: 0,
+    "peersFrom": lambda v: {"fromIncoming": sum(1 for p in v.s.peer_list if p.incoming),
+                            "fromTracker": sum(1 for p in v.s.peer_list if not p.incoming),
+                            "fromCache": 0, "fromDht": 0, "fromLpd": 0, "fromLtep": 0, "fromPex": 0},
+    "peer-limit": lambda v: v.t.swarm.max_peers,
+    "maxConnectedPeers": lambda v: v.t.swarm.max_peers,
+    "downloadDir": lambda v: v.t.save_dir,
+    "addedDate": lambda v: v.r.added_at,
+    "activityDate": lambda v: int(time.time()) if v.s.down_rate_bps or v.s.up_rate_bps else v.r.added_at,
+    "startDate": lambda v: int(v.daemon.started_at) if not v.t.paused else 0,
+    "doneDate": lambda v: 0,
+    "editDate": lambda v: 0,
+    "dateCreated": _meta("creation_date", 0),
+    "comment": _meta("comment", ""),
+    "creator": _meta("created_by", ""),
+    "pieceCount": _meta("num_pieces", 0),
+    "pieceSize": _meta("piece_length", 0),
+    "pieces": View.pieces,
+    "magnetLink": View.magnet,
+    "queuePosition": lambda v: sorted(v.daemon.by_id).index(v.r.id),
+    "bandwidthPriority": lambda v: 0,
+    "honorsSessionLimits": lambda v: True,
+    "downloadLimit": lambda v: 0,
+    "downloadLimited": lambda v: False,
+    "uploadLimit": lambda v: 0,
+    "uploadLimited": lambda v: False,
+    "seedRatioMode": lambda v: int(v.r.settings.get("seedRatioMode", 0)),
+    "seedRatioLimit": lambda v: float(v.r.settings.get("seedRatioLimit", v.daemon.settings.seed_ratio_limit)),
+    "seedIdleMode": lambda v: 2,  # no idle limit in torrentpy: "unlimited", as Transmission says of one off
+    "seedIdleLimit": lambda v: 0,
+    "secondsSeeding": lambda v: int(v.t.now - v.t.seeding_since) if v.t.seeding_since is not None else 0,
+    "labels": lambda v: list(v.r.settings.get("labels", [])),
+    "manualAnnounceTime": lambda v: -1,
+    "files": lambda v: [{"name": "/".join(f.path), "length": f.length, "bytesCompleted": d}
+                        for _, f, d in v.file_rows()],
+    "fileStats": lambda v: [{"bytesCompleted": d, "wanted": v.wanted(i), "priority": v.priority(i)}
+                            for i, _, d in v.file_rows()],
+    "wanted": lambda v: [int(v.wanted(i)) for i, _, _ in v.file_rows()],
+    "priorities": lambda v: [v.priority(i) for i, _, _ in v.file_rows()],
+    "peers": View.peers,
+    "trackers": View.trackers,
+    "trackerStats": View.tracker_stats,
+    "webseeds": lambda v: list(v.t.meta.web_seeds) if v.t.meta is not None else [],
+}
+
+
+def torrent_fields(daemon: Daemon, torrent: Torrent, record: TorrentRecord, names: list[str]) -> dict[str, Any]:
+    view = View(daemon, torrent, record)
+    return {name: FIELDS[name](view) for name in names if name in FIELDS}
