@@ -233,13 +233,21 @@ def test_verify_missing_folder(made: Path, tmp_path: Path) -> None:
 # --- errors found before anything starts -------------------------------------------
 
 
-def test_create_without_a_tracker_warns_that_nobody_can_find_it(payload: Path, tmp_path: Path) -> None:
+def test_create_without_a_tracker_warns_that_only_the_dht_finds_peers(payload: Path, tmp_path: Path) -> None:
     proc = run("create", str(payload), "-o", str(tmp_path / "lonely.torrent"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.splitlines() == [
-        "torrentpy: warning: no tracker (-t URL): nobody can find peers for this torrent unless given "
+        "torrentpy: warning: no tracker (-t URL): peers can find each other only on the DHT or when given "
         "their addresses (torrentpy add --peer IP:PORT)"]
     assert (tmp_path / "lonely.torrent").is_file()
+
+
+def test_create_private_without_a_tracker_warns_that_nobody_can_find_it(payload: Path, tmp_path: Path) -> None:
+    proc = run("create", str(payload), "--private", "-o", str(tmp_path / "lonely.torrent"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "torrentpy: warning: no tracker (-t URL) for a private torrent: nobody can find peers for it unless "
+        "given their addresses (torrentpy add --peer IP:PORT)"]
 
 
 def test_create_into_a_missing_folder_is_an_io_error(payload: Path, tmp_path: Path) -> None:

@@ -165,10 +165,14 @@ def cmd_create(args: argparse.Namespace) -> int:
     meta = load(out)
     assert isinstance(meta, Metainfo)
     if not meta.trackers:
-        # Without a tracker (and torrentpy has no DHT yet) only peers told each other's address
-        # with --peer ever meet: worth saying before the file is shared.
-        print("torrentpy: warning: no tracker (-t URL): nobody can find peers for this torrent "
-              "unless given their addresses (torrentpy add --peer IP:PORT)", file=sys.stderr)
+        # Worth saying before the file is shared: without a tracker only the DHT (public torrents, BEP 27)
+        # or addresses given by hand bring peers together.
+        if meta.private:
+            print("torrentpy: warning: no tracker (-t URL) for a private torrent: nobody can find peers for it "
+                  "unless given their addresses (torrentpy add --peer IP:PORT)", file=sys.stderr)
+        else:
+            print("torrentpy: warning: no tracker (-t URL): peers can find each other only on the DHT or "
+                  "when given their addresses (torrentpy add --peer IP:PORT)", file=sys.stderr)
     print(f"created {out}: {meta.name}, {format_size(meta.total_length)}, "
           f"{meta.num_pieces} pieces of {format_size(meta.piece_length)}, info-hash {meta.info_hash_hex}")
     return EXIT_OK

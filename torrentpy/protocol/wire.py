@@ -88,7 +88,7 @@ PIECE_HEADER_LENGTH = 13
 # Reserved-bit positions as (byte, mask).
 _EXTENSION_BIT = (5, 0x10)  # BEP 10
 _FAST_BIT = (7, 0x04)  # BEP 6
-_DHT_BIT = (7, 0x01)  # BEP 5: we run no DHT, so we never set it
+_DHT_BIT = (7, 0x01)  # BEP 5: set by the session while its DHT node runs
 
 PEER_ID_PREFIX = b"-TP0100-"
 _PEER_ID_ALPHABET = (string.ascii_letters + string.digits).encode()
