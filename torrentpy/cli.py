@@ -237,7 +237,7 @@ def _rate_arg(text: str) -> int:
 
 def _peer_arg(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise UsageError(f"invalid peer {text!r}: use IP:PORT")
     return host.strip("[]"), int(port)
 
