@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import struct
 import time
 from pathlib import Path
@@ -90,6 +91,12 @@ async def _flood(port: int, info_hash: bytes, pid: int, hold_s: float) -> dict[s
 
 def test_a_thousand_inbound_connections(payload_factory, torrent_factory, libtorrent_peer, peer_registry,
                                         tmp_path: Path) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < 2 * CONNECTIONS:
+        # The generator holds one fd per connection; a 1024 default would stop it, not torrentpy.
+        if hard != resource.RLIM_INFINITY and hard < 2 * CONNECTIONS:
+            pytest.skip(f"RLIMIT_NOFILE hard limit {hard} is below {2 * CONNECTIONS}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (2 * CONNECTIONS, hard))
     payload = payload_factory(PAYLOAD)
     torrent = torrent_factory(payload, piece_length=PIECE)
     info_hash = info_hash_libtorrent(torrent)
