@@ -60,7 +60,7 @@ fuzz: $(STAMP)
 	@for t in $$($(PY) fuzz/run.py --list); do \
 		echo "fuzzing $$t for $(FUZZ_SECONDS) s (log: .fuzz/$$t.log)"; \
 		$(PY) fuzz/run.py $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 >.fuzz/$$t.log 2>&1; rc=$$?; \
-		grep -E '^(Done|stat::number_of_executed_units)' .fuzz/$$t.log; \
+		grep -aE '^(Done|stat::number_of_executed_units)' .fuzz/$$t.log; \
 		if [ $$rc -ne 0 ]; then tail -n 40 .fuzz/$$t.log; echo "$$t: crash (see .fuzz/crashes/)"; exit 1; fi; \
 	done
 
