@@ -10,14 +10,14 @@ STAMP  := $(VENV)/.installed
 LOG    := $(VENV)/install.log
 APT_LOG := $(VENV)/apt.log
 
-.PHONY: demo test bench lint system-deps build-deps venv clean
+.PHONY: demo test bench lint fuzz system-deps build-deps venv clean
 
 # One line per step on screen; pip's output (and this machine's pip config warnings) goes to a log whose
 # tail is shown only when the install fails.
 $(STAMP): pyproject.toml setup.py $(wildcard torrentpy/_core/*.pyx torrentpy/_core/*.pxd)
 	@if [ ! -x $(PY) ]; then echo "creating $(VENV)"; $(PYTHON) -m venv $(VENV) || exit 1; fi
 	@echo "installing torrentpy and its dependencies (log: $(LOG))"
-	@{ $(PIP) install --upgrade pip && $(PIP) install -e '.[test]'; } >$(LOG) 2>&1 || \
+	@{ $(PIP) install --upgrade pip && $(PIP) install -e '.[test,fuzz]'; } >$(LOG) 2>&1 || \
 		{ tail -n 25 $(LOG); echo "install failed: the whole log is $(LOG)"; exit 1; }
 	@touch $(STAMP)
 
@@ -42,7 +42,7 @@ demo: build-deps $(STAMP)
 	@$(VENV)/bin/torrentpy demo --rate 40M
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check torrentpy tests bench
+	$(VENV)/bin/ruff check torrentpy tests bench fuzz
 	$(VENV)/bin/mypy
 
 test: system-deps $(STAMP) lint
@@ -51,6 +51,18 @@ test: system-deps $(STAMP) lint
 
 bench: system-deps $(STAMP)
 	$(VENV)/bin/pytest -q bench --benchmark-columns=min,mean,median,ops -p no:randomly -s
+
+# Every fuzz target for FUZZ_SECONDS each (new inputs in .fuzz/corpus/, crashes in .fuzz/crashes/, the
+# whole libFuzzer output in .fuzz/TARGET.log); stops at the first target that finds a crash.
+FUZZ_SECONDS ?= 180
+fuzz: $(STAMP)
+	@mkdir -p .fuzz
+	@for t in $$($(PY) fuzz/run.py --list); do \
+		echo "fuzzing $$t for $(FUZZ_SECONDS) s (log: .fuzz/$$t.log)"; \
+		$(PY) fuzz/run.py $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 >.fuzz/$$t.log 2>&1; rc=$$?; \
+		grep -aE '^(Done|stat::number_of_executed_units)' .fuzz/$$t.log; \
+		if [ $$rc -ne 0 ]; then tail -n 40 .fuzz/$$t.log; echo "$$t: crash (see .fuzz/crashes/)"; exit 1; fi; \
+	done
 
 clean:
 	rm -rf $(VENV) build *.egg-info torrentpy/_core/*.so torrentpy/_core/*.c

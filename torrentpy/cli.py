@@ -275,7 +275,7 @@ def _check_only(args: argparse.Namespace, sources: list[Metainfo | Magnet]) -> N
 
 def _peer_arg(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise UsageError(f"invalid peer {text!r}: use IP:PORT")
     return host.strip("[]"), int(port)
 

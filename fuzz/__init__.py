@@ -1,0 +1,1 @@
+"""atheris fuzz targets for every parser: see fuzz/README.md."""

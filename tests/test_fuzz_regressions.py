@@ -1,0 +1,25 @@
+"""Inputs the fuzz targets found crashing a parser, kept as regression tests (see fuzz/README.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from torrentpy.cli import _peer_arg
+from torrentpy.errors import UsageError
+from torrentpy.metainfo import parse_magnet
+
+HASH = "0102030405060708090a0b0c0d0e0f1011121314"
+
+
+@pytest.mark.parametrize("port", ["696\u00b9", "\u0663\u0663", "\u00b2"])
+def test_magnet_peer_with_a_non_ascii_digit_port_is_ignored(port: str) -> None:
+    """fuzz/metainfo_target.py: `str.isdigit()` is true for '¹' (and int() takes Arabic-Indic digits), so
+    an x.pe port like '696¹' escaped as a ValueError instead of being skipped like any bad peer."""
+    magnet = parse_magnet(f"magnet:?xt=urn:btih:{HASH}&x.pe=127.0.0.1:{port}&x.pe=127.0.0.1:6881")
+    assert magnet.peers == (("127.0.0.1", 6881),)
+
+
+def test_peer_option_with_a_non_ascii_digit_port_is_a_usage_error() -> None:
+    """The same check in `--peer IP:PORT` parsing: a one-line usage error, not a traceback."""
+    with pytest.raises(UsageError, match="use IP:PORT"):
+        _peer_arg("127.0.0.1:6\u00b9")
