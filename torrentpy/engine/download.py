@@ -69,6 +69,15 @@ class DownloadOwner(Protocol):
     def peer_totals(self) -> dict[Addr, tuple[str, int, int]]: ...
 
 
+def _hash_then_write(storage: Storage, index: int, buf: bytearray, expected: bytes) -> bool:
+    """One thread-pool job per piece: a second round trip through the pool (and the event loop) per
+    piece for the write cost more CPU than the write itself. False: the hash failed, nothing written."""
+    if not verify_piece(buf, expected):
+        return False
+    storage.write_piece_sync(index, buf)
+    return True
+
+
 class Downloader:
     def __init__(self, torrent: DownloadOwner, banlist: BanList) -> None:
         self.torrent = torrent
@@ -231,11 +240,9 @@ class Downloader:
         buf = self.piece_buffers.pop(index)
         self.hashing.add(index)
         loop = asyncio.get_running_loop()
-        expected = meta.piece_hash(index)
         try:
-            ok = await loop.run_in_executor(t.host.executor, verify_piece, buf, expected)
-            if ok:
-                await loop.run_in_executor(t.host.executor, storage.write_piece_sync, index, buf)
+            ok = await loop.run_in_executor(t.host.executor, _hash_then_write, storage, index, buf,
+                                            meta.piece_hash(index))
         except StorageError as exc:
             self.hashing.discard(index)
             t.fail(str(exc))

@@ -29,6 +29,7 @@ from torrentpy.protocol.events import (
     HandshakeComplete,
     HandshakeInfoHash,
     KeepAlive,
+    Piece,
     ProtocolError,
 )
 from torrentpy.protocol.inbound import MessageParser
@@ -65,6 +66,7 @@ _PROTOCOL_HEADER_LENGTH = 48  # pstrlen, pstr, reserved, info-hash: everything b
 _OUR_RESERVED = wire.make_reserved(extensions=True, fast=True, dht=False)
 
 _U32 = struct.Struct(">I")
+_II = struct.Struct(">II")
 
 _KEEPALIVE = KeepAlive()
 
@@ -186,6 +188,9 @@ class PeerConnection(MessageParser, MessageBuilder):
             wire.PIECE: 9 + self.max_block_length,
             wire.EXTENDED: MAX_EXTENDED_MESSAGE_LENGTH,
         }
+        # For the fast path of _next_message: pieces before the last one (the last may be short).
+        self._piece_max_length = self._max_length[wire.PIECE]
+        self._plain_pieces = max(num_pieces - 1, 0)
         # The largest message any id may carry: checked as soon as the 4-byte length arrives.
         self._max_message_length = max(*self._max_length.values(), MAX_UNKNOWN_MESSAGE_LENGTH)
 
@@ -354,6 +359,17 @@ class PeerConnection(MessageParser, MessageBuilder):
             if avail < 5:
                 return None
             msg_id = buf[pos + 4]
+            if msg_id == wire.PIECE and self._recv is Phase.MESSAGES:
+                # Nine in ten messages of a download: the checks of the general path below, for a
+                # block that plainly fits, without its table lookups (enum hashing) and calls.
+                end = pos + 4 + length
+                if 10 <= length <= self._piece_max_length:
+                    if len(buf) < end:
+                        return None
+                    index, begin = _II.unpack_from(buf, pos + 5)
+                    if index < self._plain_pieces and begin + length - 9 <= self.piece_length:
+                        self._pos = end
+                        return Piece(index, begin, memoryview(buf)[pos + 13 : end])
             spec = SPECS.get(msg_id)
             if spec is None:
                 if avail < 4 + length:
