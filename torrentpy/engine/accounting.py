@@ -51,6 +51,13 @@ class RateMeter:
         return self._current  # type: ignore[return-value]
 
     def add(self, n: int, now: float) -> None:
+        bucket = math.floor(now / BUCKET_S)
+        if bucket == self._current and self._first is not None:
+            # Called per received block: within the newest bucket there is nothing to advance.
+            self._buckets[bucket % self._n] += n
+            self._sum += n
+            self.total += n
+            return
         bucket = self._advance(now)
         if self._first is None:
             self._first = now

@@ -1,0 +1,54 @@
+"""The leech hot path's shortcuts agree with the general code: the PIECE fast path in the framing and
+the rate meter's same-bucket add."""
+
+from __future__ import annotations
+
+import pytest
+
+from torrentpy._core import Bitfield
+from torrentpy.engine.accounting import RateMeter
+from torrentpy.protocol import wire
+from torrentpy.protocol.events import Piece, ProtocolError
+
+from .link import NUM_PIECES, PIECE_LENGTH, handshaken
+
+
+def _piece(index: int, begin: int, length: int) -> bytes:
+    return wire.piece(index, begin, bytes(range(256)) * (length // 256) + bytes(length % 256))
+
+
+@pytest.mark.parametrize("split", [1, 5, 13, 100])
+def test_a_block_ending_at_the_piece_end_is_accepted_in_any_chunking(split: int) -> None:
+    link = handshaken()
+    link.to_a(link.b.send_bitfield(Bitfield.full(NUM_PIECES)))
+    msg = _piece(NUM_PIECES - 2, PIECE_LENGTH - 16384, 16384)
+    events = []
+    for i in range(0, len(msg), split):
+        events += link.to_a(msg[i : i + split])
+    assert events == [Piece(NUM_PIECES - 2, PIECE_LENGTH - 16384, msg[13:])]
+
+
+@pytest.mark.parametrize(
+    ("index", "begin", "length", "reason"),
+    [
+        (0, PIECE_LENGTH - 100, 200, "beyond piece 0"),
+        (NUM_PIECES, 0, 16384, f"piece {NUM_PIECES}"),
+        (NUM_PIECES - 1, 4096, 4096, "beyond piece"),
+        (0, 0, 16385, "exceeds limit"),
+    ],
+)
+def test_a_block_that_does_not_fit_is_still_a_protocol_error(index: int, begin: int, length: int,
+                                                              reason: str) -> None:
+    link = handshaken()
+    link.to_a(link.b.send_bitfield(Bitfield.full(NUM_PIECES)))
+    events = link.to_a(_piece(index, begin, length))
+    assert len(events) == 1 and isinstance(events[0], ProtocolError)
+    assert reason in events[0].reason
+
+
+def test_rate_meter_read_before_the_first_add_still_counts_from_that_add() -> None:
+    m = RateMeter(5.0)
+    assert m.rate(100.0) == 0.0
+    m.add(1000, 100.1)
+    assert m.rate(100.2) > 0.0
+    assert m.total == 1000
