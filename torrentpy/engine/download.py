@@ -26,6 +26,8 @@ from torrentpy.storage.files import Storage
 
 Addr = tuple[str, int]
 
+_new_block = tuple.__new__
+
 # A request not answered in this time is re-requested elsewhere.
 REQUEST_TIMEOUT_S = 30.0
 # Verified-or-not pieces waiting for the thread pool (hash + write) before we stop requesting more.
@@ -174,9 +176,11 @@ class Downloader:
             return t._protocol_error(peer, "sent a block before we have the metadata")
         data = event.data
         length = len(data)
-        block = Block(event.index, event.begin, length)
+        # tuple.__new__ skips the NamedTuple's Python-level __new__: this runs once per block.
+        block = _new_block(Block, (event.index, event.begin, length))
+        addr = peer.addr
         try:
-            result = picker.on_block(peer.addr, block)
+            result = picker.on_block(addr, block)
         except ValueError as exc:
             return t._protocol_error(peer, f"sent a malformed block: {exc}")
         if result.unrequested:
@@ -210,7 +214,7 @@ class Downloader:
             if event.begin + length > len(buf):
                 return t._protocol_error(peer, "sent a block past the end of the piece")
             buf[event.begin : event.begin + length] = data
-            self.block_sources.setdefault(event.index, {})[event.begin] = peer.addr
+            self.block_sources.setdefault(event.index, {})[event.begin] = addr
             if result.piece_complete:
                 t._spawn(self.finish_piece(event.index))
         self.fill_requests(peer, now)
