@@ -10,7 +10,7 @@ from torrentpy.engine.accounting import RateMeter
 from torrentpy.protocol import wire
 from torrentpy.protocol.events import Piece, ProtocolError
 
-from .link import NUM_PIECES, PIECE_LENGTH, handshaken
+from .link import NUM_PIECES, PIECE_LENGTH, handshaken, stable
 
 
 def _piece(index: int, begin: int, length: int) -> bytes:
@@ -52,3 +52,47 @@ def test_rate_meter_read_before_the_first_add_still_counts_from_that_add() -> No
     m.add(1000, 100.1)
     assert m.rate(100.2) > 0.0
     assert m.total == 1000
+
+
+def _stream() -> bytes:
+    """A peer's side of a download: handshake, bitfield, unchoke, blocks (the last piece's short one too)."""
+    link = handshaken()
+    out = link.b.send_bitfield(Bitfield.full(NUM_PIECES)) + link.b.send_unchoke()
+    for index in (0, 3, NUM_PIECES - 1):
+        out += _piece(index, 0, 5000 if index == NUM_PIECES - 1 else 16384)
+        out += link.b.send_have(index) + link.b.send_keepalive()
+    return out
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 13, 4096, 16397, 65536])
+def test_borrowed_input_parses_like_copied_input_while_the_lender_reuses_its_buffer(chunk: int) -> None:
+    peer = handshaken()
+    stream = _stream()
+    expected = peer.to_a(stream)
+    borrower = handshaken().a
+    lent = bytearray(chunk)  # like PeerLink's receive buffer: refilled by every read
+    events = []
+    for i in range(0, len(stream), chunk):
+        piece = stream[i : i + chunk]
+        lent[: len(piece)] = piece
+        borrower.receive_borrowed(memoryview(lent)[: len(piece)])
+        while (event := borrower.next_event()) is not None:
+            events.append(stable(event))
+        borrower.release_borrowed()
+        lent[:] = b"\xff" * chunk  # the next read overwrites it
+    assert events == expected
+    assert borrower.buffered_bytes == 0
+
+
+def test_receive_data_after_borrowing_keeps_the_unparsed_tail() -> None:
+    stream = _stream()
+    conn = handshaken().a
+    lent = bytearray(stream[:100])
+    conn.receive_borrowed(memoryview(lent))
+    first = stable(conn.next_event())  # type: ignore[arg-type]
+    conn.receive_data(stream[100:])  # without release_borrowed(): the tail is copied first
+    lent[:] = bytes(100)
+    events = [first]
+    while (event := conn.next_event()) is not None:
+        events.append(stable(event))
+    assert events == handshaken().to_a(stream)

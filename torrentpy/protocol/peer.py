@@ -20,6 +20,7 @@ from __future__ import annotations
 import struct
 from collections import deque
 from collections.abc import Callable, Mapping
+from typing import cast
 
 from torrentpy._core import Bitfield
 from torrentpy.protocol import extension, wire
@@ -32,7 +33,7 @@ from torrentpy.protocol.events import (
     Piece,
     ProtocolError,
 )
-from torrentpy.protocol.inbound import MessageParser
+from torrentpy.protocol.inbound import Buffer, MessageParser
 from torrentpy.protocol.outbound import MessageBuilder
 from torrentpy.protocol.rules import (
     DEFAULT_MAX_BLOCK_LENGTH,
@@ -70,7 +71,7 @@ _II = struct.Struct(">II")
 
 _KEEPALIVE = KeepAlive()
 
-_Handler = Callable[[bytearray, int, int], "Event | None"]
+_Handler = Callable[[Buffer, int, int], "Event | None"]
 
 
 class PeerConnection(MessageParser, MessageBuilder):
@@ -137,7 +138,8 @@ class PeerConnection(MessageParser, MessageBuilder):
 
         self._recv = Phase.HANDSHAKE
         self._send = Phase.HANDSHAKE
-        self._buf = bytearray()
+        self._buf: Buffer = bytearray()
+        self._borrowed = False  # _buf is the caller's memory (receive_borrowed) until release_borrowed()
         self._pos = 0
         self._bytes_copied = 0  # bytes moved into or within the receive buffer; tests check it stays linear
         self._queue: deque[Event] = deque()
@@ -256,11 +258,36 @@ class PeerConnection(MessageParser, MessageBuilder):
 
     # --- receiving ---------------------------------------------------------------------------
 
+    def receive_borrowed(self, data: memoryview) -> None:
+        """Feed bytes read from the socket, parsing them where they lie when nothing is pending (a
+        download then copies each block once, into its piece, not twice). The caller lends `data`
+        until it calls `release_borrowed()`, which it must do after draining `next_event()` and
+        before it reuses that memory; Piece events' `data` may point into it until then."""
+        if self._recv is Phase.CLOSED or not data:
+            return
+        if self._borrowed or self._pos != len(self._buf):
+            self.receive_data(data)
+            return
+        self._buf = data
+        self._pos = 0
+        self._borrowed = True
+
+    def release_borrowed(self) -> None:
+        """Stop using the memory lent by `receive_borrowed()`: what is not parsed yet (at most one
+        message's worth) is copied into the connection's own buffer."""
+        if self._borrowed:
+            self._borrowed = False
+            tail = bytearray(self._buf[self._pos :])
+            self._bytes_copied += len(tail)
+            self._buf = tail
+            self._pos = 0
+
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes read from the socket. Invalidates the `data` of earlier Piece events."""
         if self._recv is Phase.CLOSED or not data:
             return
-        buf = self._buf
+        self.release_borrowed()
+        buf = cast(bytearray, self._buf)  # owned once released
         try:
             pos = self._pos
             if pos and (pos == len(buf) or (pos >= _COMPACT_MIN_BYTES and 2 * pos >= len(buf))):
@@ -302,6 +329,7 @@ class PeerConnection(MessageParser, MessageBuilder):
         self._recv = Phase.CLOSED
         self._queue.clear()
         self._buf = bytearray()
+        self._borrowed = False
         self._pos = 0
         return ProtocolError(reason)
 
