@@ -96,3 +96,21 @@ def test_receive_data_after_borrowing_keeps_the_unparsed_tail() -> None:
     while (event := conn.next_event()) is not None:
         events.append(stable(event))
     assert events == handshaken().to_a(stream)
+
+
+def test_borrowed_input_copies_only_the_messages_that_straddle_reads() -> None:
+    sender = handshaken().b
+    stream = sender.send_bitfield(Bitfield.full(NUM_PIECES)) + sender.send_unchoke()
+    stream += b"".join(_piece(i % (NUM_PIECES - 1), 0, 16384) for i in range(64))
+    conn = handshaken().a
+    handshake_copied = conn._bytes_copied
+    chunk = 256 * 1024  # PeerLink's read size
+    count = 0
+    for i in range(0, len(stream), chunk):
+        conn.receive_borrowed(memoryview(stream)[i : i + chunk])
+        while (event := conn.next_event()) is not None:
+            count += isinstance(event, Piece)
+        conn.release_borrowed()
+    assert count == 64
+    # Each read boundary costs at most one message copied (its head at release, the rest on arrival).
+    assert conn._bytes_copied - handshake_copied <= (len(stream) // chunk) * (16384 + 13)

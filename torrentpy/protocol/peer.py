@@ -140,6 +140,7 @@ class PeerConnection(MessageParser, MessageBuilder):
         self._send = Phase.HANDSHAKE
         self._buf: Buffer = bytearray()
         self._borrowed = False  # _buf is the caller's memory (receive_borrowed) until release_borrowed()
+        self._lend_next: memoryview | None = None  # lent memory to parse once _buf is drained
         self._pos = 0
         self._bytes_copied = 0  # bytes moved into or within the receive buffer; tests check it stays linear
         self._queue: deque[Event] = deque()
@@ -259,27 +260,61 @@ class PeerConnection(MessageParser, MessageBuilder):
     # --- receiving ---------------------------------------------------------------------------
 
     def receive_borrowed(self, data: memoryview) -> None:
-        """Feed bytes read from the socket, parsing them where they lie when nothing is pending (a
-        download then copies each block once, into its piece, not twice). The caller lends `data`
-        until it calls `release_borrowed()`, which it must do after draining `next_event()` and
-        before it reuses that memory; Piece events' `data` may point into it until then."""
+        """Feed bytes read from the socket, parsing them where they lie (a download then copies each
+        block once, into its piece, not twice). Only what completes a message left over from the
+        last read is copied first. The caller lends `data` until it calls `release_borrowed()`,
+        which it must do after draining `next_event()` and before it reuses that memory; Piece
+        events' `data` may point into it until then."""
         if self._recv is Phase.CLOSED or not data:
             return
-        if self._borrowed or self._pos != len(self._buf):
+        if self._borrowed or self._lend_next is not None:
             self.receive_data(data)
+            return
+        if self._pos != len(self._buf):
+            need = self._bytes_to_finish(data)
+            if need is None or need >= len(data):
+                self.receive_data(data)
+                return
+            self.receive_data(data[:need])
+            self._lend_next = data[need:]  # parsed in place once the message in our buffer is out
             return
         self._buf = data
         self._pos = 0
         self._borrowed = True
 
+    def _bytes_to_finish(self, data: memoryview) -> int | None:
+        """How many bytes of `data` complete the message begun in our buffer, or None to copy it all."""
+        if self._recv is not Phase.MESSAGES and self._recv is not Phase.AWAITING_ANNOUNCE:
+            return None
+        buf, pos = self._buf, self._pos
+        pending = len(buf) - pos
+        if pending >= 4:
+            length = _U32.unpack_from(buf, pos)[0]
+        elif pending + len(data) >= 4:
+            length = _U32.unpack(bytes(buf[pos:]) + bytes(data[: 4 - pending]))[0]
+        else:
+            return None
+        need = 4 + length - pending
+        if length > self._max_message_length or need <= 0:
+            return None  # the parser reports the first; the second is a message not drained yet
+        return need
+
     def release_borrowed(self) -> None:
         """Stop using the memory lent by `receive_borrowed()`: what is not parsed yet (at most one
-        message's worth) is copied into the connection's own buffer."""
+        message's worth, unless the caller stopped draining) is copied into the connection's own buffer."""
         if self._borrowed:
             self._borrowed = False
             tail = bytearray(self._buf[self._pos :])
             self._bytes_copied += len(tail)
             self._buf = tail
+            self._pos = 0
+        lend, self._lend_next = self._lend_next, None
+        if lend is not None:
+            # A fresh buffer: Piece views of the message parsed from the old one may still be alive.
+            fresh = bytearray(self._buf[self._pos :])
+            fresh += lend
+            self._bytes_copied += len(fresh)
+            self._buf = fresh
             self._pos = 0
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
@@ -313,6 +348,16 @@ class PeerConnection(MessageParser, MessageBuilder):
 
     def next_event(self) -> Event | None:
         """The next event, or None when more bytes are needed (or the connection is dead)."""
+        event = self._next_event()
+        if event is None and self._lend_next is not None and self._pos == len(self._buf):
+            # Our buffer is drained: go on in the memory the caller lent (receive_borrowed).
+            self._buf, self._lend_next = self._lend_next, None
+            self._pos = 0
+            self._borrowed = True
+            event = self._next_event()
+        return event
+
+    def _next_event(self) -> Event | None:
         if self._queue:
             return self._queue.popleft()
         phase = self._recv
@@ -330,6 +375,7 @@ class PeerConnection(MessageParser, MessageBuilder):
         self._queue.clear()
         self._buf = bytearray()
         self._borrowed = False
+        self._lend_next = None
         self._pos = 0
         return ProtocolError(reason)
 
