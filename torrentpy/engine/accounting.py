@@ -18,7 +18,7 @@ BUCKET_S = 0.5
 class RateMeter:
     """Bytes per second over the last ``window_s`` seconds (bucketed per ``BUCKET_S``), plus a total."""
 
-    __slots__ = ("_buckets", "_current", "_first", "_n", "_sum", "total", "window_s")
+    __slots__ = ("_buckets", "_current", "_end", "_first", "_n", "_sum", "total", "window_s")
 
     def __init__(self, window_s: float = 5.0) -> None:
         if not window_s >= BUCKET_S:
@@ -28,6 +28,7 @@ class RateMeter:
         self._buckets = [0] * self._n
         self._current: int | None = None  # bucket number (time // BUCKET_S) of the newest slot
         self._first: float | None = None  # time of the first sample, so a young meter is not diluted
+        self._end = -math.inf  # add() before this time goes to the newest bucket as it stands
         self._sum = 0
         self.total = 0
 
@@ -51,7 +52,15 @@ class RateMeter:
         return self._current  # type: ignore[return-value]
 
     def add(self, n: int, now: float) -> None:
+        if now < self._end:
+            # Called per received block: within the newest bucket (or older: clock jitter, counted
+            # in the newest as _advance would) there is nothing to advance.
+            self._buckets[self._current % self._n] += n  # type: ignore[operator]
+            self._sum += n
+            self.total += n
+            return
         bucket = self._advance(now)
+        self._end = (bucket + 1) * BUCKET_S
         if self._first is None:
             self._first = now
         self._buckets[bucket % self._n] += n

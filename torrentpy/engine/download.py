@@ -26,6 +26,8 @@ from torrentpy.storage.files import Storage
 
 Addr = tuple[str, int]
 
+_new_block = tuple.__new__
+
 # A request not answered in this time is re-requested elsewhere.
 REQUEST_TIMEOUT_S = 30.0
 # Verified-or-not pieces waiting for the thread pool (hash + write) before we stop requesting more.
@@ -66,6 +68,15 @@ class DownloadOwner(Protocol):
     def _protocol_error(self, peer: Peer, reason: str) -> bool: ...
     def _on_download_complete(self, *, announce: bool) -> None: ...
     def peer_totals(self) -> dict[Addr, tuple[str, int, int]]: ...
+
+
+def _hash_then_write(storage: Storage, index: int, buf: bytearray, expected: bytes) -> bool:
+    """One thread-pool job per piece: a second round trip through the pool (and the event loop) per
+    piece for the write cost more CPU than the write itself. False: the hash failed, nothing written."""
+    if not verify_piece(buf, expected):
+        return False
+    storage.write_piece_sync(index, buf)
+    return True
 
 
 class Downloader:
@@ -213,9 +224,11 @@ class Downloader:
             return t._protocol_error(peer, "sent a block before we have the metadata")
         data = event.data
         length = len(data)
-        block = Block(event.index, event.begin, length)
+        # tuple.__new__ skips the NamedTuple's Python-level __new__: this runs once per block.
+        block = _new_block(Block, (event.index, event.begin, length))
+        addr = peer.addr
         try:
-            result = picker.on_block(peer.addr, block)
+            result = picker.on_block(addr, block)
         except ValueError as exc:
             return t._protocol_error(peer, f"sent a malformed block: {exc}")
         if result.unrequested:
@@ -249,7 +262,7 @@ class Downloader:
             if event.begin + length > len(buf):
                 return t._protocol_error(peer, "sent a block past the end of the piece")
             buf[event.begin : event.begin + length] = data
-            self.block_sources.setdefault(event.index, {})[event.begin] = peer.addr
+            self.block_sources.setdefault(event.index, {})[event.begin] = addr
             if result.piece_complete:
                 t._spawn(self.finish_piece(event.index))
         self.fill_requests(peer, now)
@@ -279,11 +292,9 @@ class Downloader:
         buf = self.piece_buffers.pop(index)
         self.hashing.add(index)
         loop = asyncio.get_running_loop()
-        expected = meta.piece_hash(index)
         try:
-            ok = await loop.run_in_executor(t.host.executor, verify_piece, buf, expected)
-            if ok:
-                await loop.run_in_executor(t.host.executor, storage.write_piece_sync, index, buf)
+            ok = await loop.run_in_executor(t.host.executor, _hash_then_write, storage, index, buf,
+                                            meta.piece_hash(index))
         except StorageError as exc:
             self.hashing.discard(index)
             t.fail(str(exc))

@@ -182,6 +182,9 @@ class PiecePicker:
     def _locate(self, block: Block) -> int:
         """The block number of ``block``; ValueError when it does not match the torrent's geometry."""
         index, begin, length = block
+        if length == self.block_size and 0 <= index < self.num_pieces - 1 and \
+                0 <= begin <= self.piece_length - length and not begin % length:
+            return begin // length  # a full block of a full piece: the checks below, once per block
         if not 0 <= index < self.num_pieces:
             raise ValueError(f"block piece index {index} out of range")
         b, rem = divmod(begin, self.block_size)

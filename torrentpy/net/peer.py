@@ -62,15 +62,20 @@ class PeerLink(asyncio.BufferedProtocol):
         if self.on_bytes_in is not None:
             self.on_bytes_in(nbytes)
         conn = self.conn
-        conn.receive_data(self._view[:nbytes])
-        while not self.closed:
-            event = conn.next_event()
-            if event is None:
-                break
-            # Re-read the handler each time: the session hands the link to its torrent
-            # once the handshake names one.
-            if not self.handler.on_event(self, event):
-                break
+        # Parsed in place: the connection copies out what it has not parsed before we return, and
+        # the next read into this buffer comes after that.
+        conn.receive_borrowed(self._view[:nbytes])
+        try:
+            while not self.closed:
+                event = conn.next_event()
+                if event is None:
+                    break
+                # Re-read the handler each time: the session hands the link to its torrent
+                # once the handshake names one.
+                if not self.handler.on_event(self, event):
+                    break
+        finally:
+            conn.release_borrowed()
 
     def eof_received(self) -> bool | None:
         self.close("peer closed the connection")

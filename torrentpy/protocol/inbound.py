@@ -33,6 +33,9 @@ from torrentpy.protocol.rules import MAX_EXTENDED_HANDSHAKE_LENGTH, Geometry, Ne
 __all__ = ["MessageParser"]
 
 _U32 = struct.Struct(">I")
+# What handlers parse: the connection's own buffer, or the caller's while it lends it (receive_borrowed).
+Buffer = bytearray | memoryview
+
 _U16 = struct.Struct(">H")
 _II = struct.Struct(">II")
 _III = struct.Struct(">III")
@@ -88,23 +91,23 @@ class MessageParser(Geometry):
     # Handlers get the payload as buf[start:end] (after the id byte) and return an event, or None
     # when the message was absorbed silently.
 
-    def _on_choke(self, buf: bytearray, start: int, end: int) -> Event | None:
+    def _on_choke(self, buf: Buffer, start: int, end: int) -> Event | None:
         self.peer_choking = True
         return _CHOKE
 
-    def _on_unchoke(self, buf: bytearray, start: int, end: int) -> Event | None:
+    def _on_unchoke(self, buf: Buffer, start: int, end: int) -> Event | None:
         self.peer_choking = False
         return _UNCHOKE
 
-    def _on_interested(self, buf: bytearray, start: int, end: int) -> Event | None:
+    def _on_interested(self, buf: Buffer, start: int, end: int) -> Event | None:
         self.peer_interested = True
         return _INTERESTED
 
-    def _on_not_interested(self, buf: bytearray, start: int, end: int) -> Event | None:
+    def _on_not_interested(self, buf: Buffer, start: int, end: int) -> Event | None:
         self.peer_interested = False
         return _NOT_INTERESTED
 
-    def _on_have(self, buf: bytearray, start: int, end: int) -> Event | None:
+    def _on_have(self, buf: Buffer, start: int, end: int) -> Event | None:
         index = _U32.unpack_from(buf, start)[0]
         problem = self.check_index("have message", index)
         if problem is not None:
@@ -124,7 +127,7 @@ class MessageParser(Geometry):
         self.peer_bitfield = bf
         return BitfieldReceived(bf.copy())
 
-    def _on_bitfield(self, buf: bytearray, start: int, end: int) -> Event | None:
+    def _on_bitfield(self, buf: Buffer, start: int, end: int) -> Event | None:
         raw = bytes(buf[start:end])
         if not self.num_pieces:
             self._early_announce = raw
@@ -134,54 +137,54 @@ class MessageParser(Geometry):
         except ValueError as exc:
             return self._fail(f"bad bitfield: {exc}")
 
-    def _on_have_all(self, buf: bytearray, start: int, end: int) -> Event | None:
+    def _on_have_all(self, buf: Buffer, start: int, end: int) -> Event | None:
         if not self.num_pieces:
             self._early_announce = "all"
             return None
         return self._announced(Bitfield.full(self.num_pieces))
 
-    def _on_have_none(self, buf: bytearray, start: int, end: int) -> Event | None:
+    def _on_have_none(self, buf: Buffer, start: int, end: int) -> Event | None:
         if not self.num_pieces:
             self._early_announce = "none"
             return None
         return self._announced(Bitfield(self.num_pieces))
 
-    def _on_request(self, buf: bytearray, start: int, end: int) -> Event | None:
+    def _on_request(self, buf: Buffer, start: int, end: int) -> Event | None:
         index, begin, length = _III.unpack_from(buf, start)
         problem = self.check_block("request", index, begin, length)
         return self._fail(problem) if problem is not None else Request(index, begin, length)
 
-    def _on_cancel(self, buf: bytearray, start: int, end: int) -> Event | None:
+    def _on_cancel(self, buf: Buffer, start: int, end: int) -> Event | None:
         index, begin, length = _III.unpack_from(buf, start)
         problem = self.check_block("cancel", index, begin, length)
         return self._fail(problem) if problem is not None else Cancel(index, begin, length)
 
-    def _on_reject(self, buf: bytearray, start: int, end: int) -> Event | None:
+    def _on_reject(self, buf: Buffer, start: int, end: int) -> Event | None:
         index, begin, length = _III.unpack_from(buf, start)
         problem = self.check_block("reject", index, begin, length)
         return self._fail(problem) if problem is not None else Reject(index, begin, length)
 
-    def _on_piece(self, buf: bytearray, start: int, end: int) -> Event | None:
+    def _on_piece(self, buf: Buffer, start: int, end: int) -> Event | None:
         index, begin = _II.unpack_from(buf, start)
         problem = self.check_block("piece", index, begin, end - start - 8)
         if problem is not None:
             return self._fail(problem)
         return Piece(index, begin, memoryview(buf)[start + 8 : end])
 
-    def _on_port(self, buf: bytearray, start: int, end: int) -> Event | None:
+    def _on_port(self, buf: Buffer, start: int, end: int) -> Event | None:
         return Port(_U16.unpack_from(buf, start)[0])
 
-    def _on_suggest(self, buf: bytearray, start: int, end: int) -> Event | None:
+    def _on_suggest(self, buf: Buffer, start: int, end: int) -> Event | None:
         index = _U32.unpack_from(buf, start)[0]
         problem = self.check_index("suggest", index)
         return self._fail(problem) if problem is not None else Suggest(index)
 
-    def _on_allowed_fast(self, buf: bytearray, start: int, end: int) -> Event | None:
+    def _on_allowed_fast(self, buf: Buffer, start: int, end: int) -> Event | None:
         index = _U32.unpack_from(buf, start)[0]
         problem = self.check_index("allowed fast", index)
         return self._fail(problem) if problem is not None else AllowedFast(index)
 
-    def _on_extended(self, buf: bytearray, start: int, end: int) -> Event | None:
+    def _on_extended(self, buf: Buffer, start: int, end: int) -> Event | None:
         ext_id = buf[start]
         payload = bytes(buf[start + 1 : end])
         try:

@@ -28,6 +28,8 @@ class MessageBuilder(Geometry):
     _send: Phase
 
     def _sending(self, kind: Kind, name: str) -> None:
+        if self._send is Phase.MESSAGES and kind is Kind.ORDINARY:
+            return  # once per REQUEST: skip the table lookup (its key hashes two enums in Python)
         next_phase = TRANSITIONS.get((self._send, kind))
         if next_phase is None:
             raise LocalProtocolError(f"cannot send {name} {self._send.value}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import struct
 from collections import deque
 from collections.abc import Callable, Mapping
+from typing import cast
 
 from torrentpy._core import Bitfield
 from torrentpy.protocol import extension, wire
@@ -29,9 +30,10 @@ from torrentpy.protocol.events import (
     HandshakeComplete,
     HandshakeInfoHash,
     KeepAlive,
+    Piece,
     ProtocolError,
 )
-from torrentpy.protocol.inbound import MessageParser
+from torrentpy.protocol.inbound import Buffer, MessageParser
 from torrentpy.protocol.outbound import MessageBuilder
 from torrentpy.protocol.rules import (
     DEFAULT_MAX_BLOCK_LENGTH,
@@ -65,10 +67,11 @@ _PROTOCOL_HEADER_LENGTH = 48  # pstrlen, pstr, reserved, info-hash: everything b
 _OUR_RESERVED = wire.make_reserved(extensions=True, fast=True, dht=False)
 
 _U32 = struct.Struct(">I")
+_II = struct.Struct(">II")
 
 _KEEPALIVE = KeepAlive()
 
-_Handler = Callable[[bytearray, int, int], "Event | None"]
+_Handler = Callable[[Buffer, int, int], "Event | None"]
 
 
 class PeerConnection(MessageParser, MessageBuilder):
@@ -135,7 +138,9 @@ class PeerConnection(MessageParser, MessageBuilder):
 
         self._recv = Phase.HANDSHAKE
         self._send = Phase.HANDSHAKE
-        self._buf = bytearray()
+        self._buf: Buffer = bytearray()
+        self._borrowed = False  # _buf is the caller's memory (receive_borrowed) until release_borrowed()
+        self._lend_next: memoryview | None = None  # lent memory to parse once _buf is drained
         self._pos = 0
         self._bytes_copied = 0  # bytes moved into or within the receive buffer; tests check it stays linear
         self._queue: deque[Event] = deque()
@@ -186,6 +191,9 @@ class PeerConnection(MessageParser, MessageBuilder):
             wire.PIECE: 9 + self.max_block_length,
             wire.EXTENDED: MAX_EXTENDED_MESSAGE_LENGTH,
         }
+        # For the fast path of _next_message: pieces before the last one (the last may be short).
+        self._piece_max_length = self._max_length[wire.PIECE]
+        self._plain_pieces = max(num_pieces - 1, 0)
         # The largest message any id may carry: checked as soon as the 4-byte length arrives.
         self._max_message_length = max(*self._max_length.values(), MAX_UNKNOWN_MESSAGE_LENGTH)
 
@@ -251,11 +259,70 @@ class PeerConnection(MessageParser, MessageBuilder):
 
     # --- receiving ---------------------------------------------------------------------------
 
+    def receive_borrowed(self, data: memoryview) -> None:
+        """Feed bytes read from the socket, parsing them where they lie (a download then copies each
+        block once, into its piece, not twice). Only what completes a message left over from the
+        last read is copied first. The caller lends `data` until it calls `release_borrowed()`,
+        which it must do after draining `next_event()` and before it reuses that memory; Piece
+        events' `data` may point into it until then."""
+        if self._recv is Phase.CLOSED or not data:
+            return
+        if self._borrowed or self._lend_next is not None:
+            self.receive_data(data)
+            return
+        if self._pos != len(self._buf):
+            need = self._bytes_to_finish(data)
+            if need is None or need >= len(data):
+                self.receive_data(data)
+                return
+            self.receive_data(data[:need])
+            self._lend_next = data[need:]  # parsed in place once the message in our buffer is out
+            return
+        self._buf = data
+        self._pos = 0
+        self._borrowed = True
+
+    def _bytes_to_finish(self, data: memoryview) -> int | None:
+        """How many bytes of `data` complete the message begun in our buffer, or None to copy it all."""
+        if self._recv is not Phase.MESSAGES and self._recv is not Phase.AWAITING_ANNOUNCE:
+            return None
+        buf, pos = self._buf, self._pos
+        pending = len(buf) - pos
+        if pending >= 4:
+            length = _U32.unpack_from(buf, pos)[0]
+        elif pending + len(data) >= 4:
+            length = _U32.unpack(bytes(buf[pos:]) + bytes(data[: 4 - pending]))[0]
+        else:
+            return None
+        need = 4 + length - pending
+        if length > self._max_message_length or need <= 0:
+            return None  # the parser reports the first; the second is a message not drained yet
+        return need
+
+    def release_borrowed(self) -> None:
+        """Stop using the memory lent by `receive_borrowed()`: what is not parsed yet (at most one
+        message's worth, unless the caller stopped draining) is copied into the connection's own buffer."""
+        if self._borrowed:
+            self._borrowed = False
+            tail = bytearray(self._buf[self._pos :])
+            self._bytes_copied += len(tail)
+            self._buf = tail
+            self._pos = 0
+        lend, self._lend_next = self._lend_next, None
+        if lend is not None:
+            # A fresh buffer: Piece views of the message parsed from the old one may still be alive.
+            fresh = bytearray(self._buf[self._pos :])
+            fresh += lend
+            self._bytes_copied += len(fresh)
+            self._buf = fresh
+            self._pos = 0
+
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes read from the socket. Invalidates the `data` of earlier Piece events."""
         if self._recv is Phase.CLOSED or not data:
             return
-        buf = self._buf
+        self.release_borrowed()
+        buf = cast(bytearray, self._buf)  # owned once released
         try:
             pos = self._pos
             if pos and (pos == len(buf) or (pos >= _COMPACT_MIN_BYTES and 2 * pos >= len(buf))):
@@ -281,6 +348,16 @@ class PeerConnection(MessageParser, MessageBuilder):
 
     def next_event(self) -> Event | None:
         """The next event, or None when more bytes are needed (or the connection is dead)."""
+        event = self._next_event()
+        if event is None and self._lend_next is not None and self._pos == len(self._buf):
+            # Our buffer is drained: go on in the memory the caller lent (receive_borrowed).
+            self._buf, self._lend_next = self._lend_next, None
+            self._pos = 0
+            self._borrowed = True
+            event = self._next_event()
+        return event
+
+    def _next_event(self) -> Event | None:
         if self._queue:
             return self._queue.popleft()
         phase = self._recv
@@ -297,6 +374,8 @@ class PeerConnection(MessageParser, MessageBuilder):
         self._recv = Phase.CLOSED
         self._queue.clear()
         self._buf = bytearray()
+        self._borrowed = False
+        self._lend_next = None
         self._pos = 0
         return ProtocolError(reason)
 
@@ -354,6 +433,17 @@ class PeerConnection(MessageParser, MessageBuilder):
             if avail < 5:
                 return None
             msg_id = buf[pos + 4]
+            if msg_id == wire.PIECE and self._recv is Phase.MESSAGES:
+                # Nine in ten messages of a download: the checks of the general path below, for a
+                # block that plainly fits, without its table lookups (enum hashing) and calls.
+                end = pos + 4 + length
+                if 10 <= length <= self._piece_max_length:
+                    if len(buf) < end:
+                        return None
+                    index, begin = _II.unpack_from(buf, pos + 5)
+                    if index < self._plain_pieces and begin + length - 9 <= self.piece_length:
+                        self._pos = end
+                        return Piece(index, begin, memoryview(buf)[pos + 13 : end])
             spec = SPECS.get(msg_id)
             if spec is None:
                 if avail < 4 + length:
