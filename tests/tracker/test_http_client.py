@@ -152,3 +152,18 @@ async def test_parser_errors_reach_callers_of_http_get(raw):
         await http_get(raw.url, headers={}, timeout_s=5, max_body_bytes=10)
     with pytest.raises(BadHttpResponse):
         await http_get(raw.url, headers={}, timeout_s=5, max_body_bytes=100)  # closed after the head
+
+
+async def test_https_goes_through_the_aiohttp_session(raw):
+    import aiohttp
+
+    await raw.start(answer(b"HTTP/1.1 200 OK\r\n\r\n", ANSWER))  # plain HTTP where TLS is expected
+    asked = []
+    async with aiohttp.ClientSession() as session:
+        async def get_session() -> aiohttp.ClientSession:
+            asked.append(1)
+            return session
+
+        with pytest.raises(TrackerError) as info:
+            await HttpTracker(raw.url.replace("http:", "https:"), get_session, 5).announce(req())
+    assert asked == [1] and str(info.value)  # the TLS failure is reported, not raised as a crash
