@@ -103,7 +103,7 @@ class Torrent(SelectionControls):
                 self.swarm.sources.record(addr, SOURCE_MAGNET)
         self.tiers: Any = None
         if source.trackers:
-            # Imported on demand: aiohttp costs a quarter second at start-up.
+            # Imported on demand: only a torrent with trackers needs the tracker clients.
             from torrentpy.net.tiers import TrackerTiers
 
             self.tiers = TrackerTiers(

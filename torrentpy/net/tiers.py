@@ -11,11 +11,13 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import aiohttp
-
-from torrentpy.net.tracker import HttpTracker, UdpTracker, _describe, tracker_for_url
+from torrentpy.net.tracker import HttpTracker, UdpTracker, _describe, is_transport_error, tracker_for_url
 from torrentpy.protocol.tracker_http import AnnounceRequest, AnnounceResponse, TrackerError
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["TrackerState", "TrackerTiers"]
 
@@ -68,9 +70,9 @@ class TrackerTiers:
     session learns its port only when it starts listening). No announce goes out while it is 0, and a
     change of port makes every tier due at once.
 
-    HTTP goes through one aiohttp session: ``get_session`` (sync or async callable, e.g. the engine
+    HTTPS goes through one aiohttp session: ``get_session`` (sync or async callable, e.g. the engine
     Session's shared one) or ``http_session``; with neither, one is created lazily and closed by
-    ``close()``/``stop()``.
+    ``close()``/``stop()``. Plain HTTP needs no session (net/http.py).
     """
 
     def __init__(
@@ -143,6 +145,8 @@ class TrackerTiers:
             session = self._get_session()
             return await session if inspect.isawaitable(session) else session
         if self._http_session is None or self._http_session.closed:
+            import aiohttp
+
             self._http_session = aiohttp.ClientSession(trust_env=False)
             self._owns_session = True
         return self._http_session
@@ -163,7 +167,9 @@ class TrackerTiers:
             return await client.announce(req, state.tracker_id)
         except TrackerError:
             raise
-        except (OSError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        except Exception as exc:
+            if not is_transport_error(exc):
+                raise
             raise TrackerError(_describe(exc)) from None
 
     def _due(self, tier: _Tier, event: str, now: float) -> bool:

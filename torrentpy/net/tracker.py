@@ -1,4 +1,6 @@
-"""Talking to a tracker: HTTP(S) over aiohttp, UDP over a datagram endpoint (tiers: net/tiers.py).
+"""Talking to a tracker: HTTP over net/http.py, HTTPS over aiohttp, UDP over a datagram endpoint
+(tiers: net/tiers.py). aiohttp (and the TLS contexts its import builds) is loaded at the first `https://`
+announce only.
 
 Only the tracker URLs of the torrent are ever contacted (redirects are not followed, proxies from the
 environment are not used).
@@ -8,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlsplit
 
-import aiohttp
-import yarl
-
+from torrentpy.net.http import HttpAnswer, http_get
+from torrentpy.protocol.http1 import BadHttpResponse, ResponseTooLarge
 from torrentpy.protocol.tracker_http import (
     MAX_RESPONSE_BYTES,
     AnnounceRequest,
@@ -32,6 +34,9 @@ from torrentpy.protocol.tracker_http import (
 )
 from torrentpy.protocol.tracker_udp import MAX_DATAGRAM_BYTES, UdpTrackerClient, retry_timeout_s
 
+if TYPE_CHECKING:
+    import aiohttp
+
 __all__ = [
     "AnnounceRequest",
     "AnnounceResponse",
@@ -47,7 +52,7 @@ USER_AGENT = "torrentpy/0.1"
 MAX_QUEUED_DATAGRAMS = 64
 SUPPORTED_SCHEMES = ("http", "https", "udp")
 
-SessionGetter = Callable[[], Awaitable[aiohttp.ClientSession]]
+SessionGetter = Callable[[], Awaitable["aiohttp.ClientSession"]]
 
 
 class Tracker(Protocol):
@@ -67,6 +72,15 @@ def _describe(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
+def is_transport_error(exc: BaseException) -> bool:
+    """An error of the network or of a malformed answer (reported on the tracker), not a bug of ours."""
+    if isinstance(exc, OSError | TimeoutError | ValueError):
+        return True
+    # aiohttp is imported only once an https:// tracker was contacted; before that none of its errors exist.
+    aiohttp = sys.modules.get("aiohttp")
+    return aiohttp is not None and isinstance(exc, aiohttp.ClientError)
+
+
 class HttpTracker:
     def __init__(self, url: str, get_session: SessionGetter, timeout_s: float = 30.0) -> None:
         self.url = url
@@ -74,34 +88,49 @@ class HttpTracker:
         self.timeout_s = timeout_s
 
     async def _get(self, url: str) -> bytes:
-        session = await self._get_session()
         try:
-            async with session.get(
-                # encoded=True: our percent-escapes of binary info-hashes must go out byte for byte.
-                yarl.URL(url, encoded=True),
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-                allow_redirects=False,
-                headers={"User-Agent": USER_AGENT},
-            ) as resp:
-                if resp.content_length is not None and resp.content_length > MAX_RESPONSE_BYTES:
-                    raise BadTrackerResponse(f"tracker response is larger than {MAX_RESPONSE_BYTES} bytes")
-                body = bytearray()
-                async for chunk in resp.content.iter_chunked(64 * 1024):
-                    body += chunk
-                    if len(body) > MAX_RESPONSE_BYTES:
-                        raise BadTrackerResponse(
-                            f"tracker response is larger than {MAX_RESPONSE_BYTES} bytes"
-                        )
-                if resp.status != 200:
-                    # Some trackers send their failure reason with an error status; show it if so.
-                    with contextlib.suppress(BadTrackerResponse):
-                        parse_announce_response(bytes(body))
-                    raise TrackerError(f"HTTP {resp.status} {resp.reason or ''}".strip())
-                return bytes(body)
+            if urlsplit(url).scheme.lower() == "http":
+                answer = await http_get(url, headers={"User-Agent": USER_AGENT}, timeout_s=self.timeout_s,
+                                        max_body_bytes=MAX_RESPONSE_BYTES)
+            else:
+                answer = await self._get_tls(url)
         except TrackerError:
             raise
-        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+        except ResponseTooLarge:
+            raise BadTrackerResponse(f"tracker response is larger than {MAX_RESPONSE_BYTES} bytes") from None
+        except BadHttpResponse as exc:
+            raise BadTrackerResponse(f"bad HTTP answer: {exc}") from None
+        except Exception as exc:
+            if not is_transport_error(exc):
+                raise
             raise TrackerError(_describe(exc)) from None
+        if answer.status != 200:
+            # Some trackers send their failure reason with an error status; show it if so.
+            with contextlib.suppress(BadTrackerResponse):
+                parse_announce_response(answer.body)
+            raise TrackerError(f"HTTP {answer.status} {answer.reason or ''}".strip())
+        return answer.body
+
+    async def _get_tls(self, url: str) -> HttpAnswer:
+        import aiohttp
+        import yarl
+
+        session = await self._get_session()
+        async with session.get(
+            # encoded=True: our percent-escapes of binary info-hashes must go out byte for byte.
+            yarl.URL(url, encoded=True),
+            timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+            allow_redirects=False,
+            headers={"User-Agent": USER_AGENT},
+        ) as resp:
+            if resp.content_length is not None and resp.content_length > MAX_RESPONSE_BYTES:
+                raise ResponseTooLarge
+            body = bytearray()
+            async for chunk in resp.content.iter_chunked(64 * 1024):
+                body += chunk
+                if len(body) > MAX_RESPONSE_BYTES:
+                    raise ResponseTooLarge
+            return HttpAnswer(resp.status, resp.reason or "", bytes(body))
 
     async def announce(self, req: AnnounceRequest, tracker_id: bytes | None = None) -> AnnounceResponse:
         return parse_announce_response(await self._get(build_announce_url(self.url, req, tracker_id)))
