@@ -15,6 +15,7 @@ from torrentpy.protocol.peer import PeerConnection
 # Receive straight into one preallocated buffer per connection: uvloop reads into
 # it without allocating a bytes object per read (BufferedProtocol).
 RECV_BUFFER_BYTES = 256 * 1024
+FIRST_RECV_BUFFER_BYTES = 16 * 1024
 # From a graceful close: how long our buffered blocks get to drain and the peer to close its side after
 # our FIN. Clients close at once on EOF, and we only ever owe a peer its request pipeline (about 2-3 s of
 # its rate); this bounds a peer that never closes.
@@ -37,7 +38,9 @@ class PeerLink(asyncio.BufferedProtocol):
         self.addr = addr
         self.incoming = incoming
         self.transport: asyncio.Transport | None = None
-        self._buffer = bytearray(RECV_BUFFER_BYTES)
+        # Small until the peer fills it in one read: most connections (handshakes, idle or refused
+        # peers, a flood of them) never need the full size, and each one costs its buffer.
+        self._buffer = bytearray(FIRST_RECV_BUFFER_BYTES)
         self._view = memoryview(self._buffer)
         self.write_paused = False
         self.closed = False
@@ -76,6 +79,9 @@ class PeerLink(asyncio.BufferedProtocol):
                     break
         finally:
             conn.release_borrowed()
+        if nbytes == len(self._buffer) < RECV_BUFFER_BYTES and not self.closed:
+            self._buffer = bytearray(RECV_BUFFER_BYTES)  # data arrives faster than one small read: grow
+            self._view = memoryview(self._buffer)
 
     def eof_received(self) -> bool | None:
         self.close("peer closed the connection")
@@ -83,6 +89,9 @@ class PeerLink(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        # The link may live on in a reference cycle until the collector runs: its buffer need not.
+        self._buffer = bytearray()
+        self._view = memoryview(self._buffer)
         if not self.closed:
             self.closed = True
             lost = f"connection lost: {exc}" if exc else "peer closed the connection"
