@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from torrentpy.engine import alerts
+from torrentpy.engine.selection import SelectionError
 from torrentpy.engine.session import Session
 from torrentpy.engine.statedir import StateDir, TorrentRecord, write_atomically
 from torrentpy.engine.torrent import Torrent
@@ -102,6 +103,7 @@ class Daemon:
         torrent.swarm.max_peers = int(record.settings.get("peer-limit", torrent.swarm.max_peers))
         mode = record.settings.get("seedRatioMode", 0)
         torrent.seed_ratio = self._seed_ratio(mode, record.settings.get("seedRatioLimit"))
+        _replay_selection(torrent, record.settings)
         if record.paused:
             torrent.pause()
 
@@ -327,6 +329,25 @@ class Daemon:
         if torrent is None:
             raise UsageError(f"no torrent {info_hash.hex()}")
         return torrent
+
+
+def _replay_selection(torrent: Torrent, settings: dict[str, Any]) -> None:
+    """The file choice a front end last made, applied over the resume file's once the torrent binds
+    its selection (it wins, as every change made before binding does)."""
+    wanted, priorities = settings.get("wanted"), settings.get("priorities")
+    if not isinstance(wanted, list) or not isinstance(priorities, list) or len(wanted) != len(priorities):
+        return
+    try:
+        for level in (-1, 0, 1):
+            chosen = [i for i, p in enumerate(priorities) if p == level]
+            if chosen:
+                torrent.set_files_priority(chosen, level)
+        for flag in (False, True):
+            chosen = [i for i, w in enumerate(wanted) if bool(w) == flag]
+            if chosen:
+                torrent.set_files_wanted(chosen, flag)
+    except SelectionError as exc:  # a record from another version of the torrent's files: ignore it
+        log.warning("%s: saved file choice ignored: %s", torrent.name, exc)
 
 
 def _read_json(path: str) -> dict[str, Any] | None:

@@ -82,6 +82,25 @@ class View:
         selection = self.t.selection
         return selection.priority[index] if selection.bound and index < len(selection.priority) else 0
 
+    # Transmission counts these in pieces (tr_cpSizeWhenDone): every wanted piece, had or not, plus
+    # what is had of the others; a file's unwanted neighbour in a shared piece is downloaded with it.
+    def left_until_done(self) -> int:
+        picker = self.t.picker
+        if picker is None:  # not checked yet: the wanted files, none of it verified
+            return sum(f.length for i, f, _ in self.file_rows() if self.wanted(i))
+        return int(picker.left_bytes())
+
+    def have_valid(self) -> int:
+        picker = self.t.picker
+        return int(picker.have_bytes()) if picker is not None else 0
+
+    def size_when_done(self) -> int:
+        return self.have_valid() + self.left_until_done()
+
+    def percent_done(self) -> float:
+        size = self.size_when_done()
+        return (size - self.left_until_done()) / size if size else 0.0
+
     def pieces(self) -> str:
         states = self.s.piece_states
         packed = bytearray((len(states) + 7) // 8)
@@ -149,12 +168,11 @@ FIELDS: dict[str, Callable[[View], Any]] = {
     "error": lambda v: ERROR_LOCAL if v.t.error else ERROR_NONE,
     "errorString": lambda v: v.t.error or "",
     "totalSize": lambda v: v.s.total_size,
-    "sizeWhenDone": lambda v: sum(f.length for i, f, _ in v.file_rows() if v.wanted(i)),
-    "leftUntilDone": lambda v: sum(f.length - d for i, f, d in v.file_rows() if v.wanted(i)),
-    "desiredAvailable": lambda v: 0 if v.t.complete else sum(f.length - d for i, f, d in v.file_rows()
-                                                              if v.wanted(i)),
-    "percentDone": lambda v: v.s.done / v.s.total_size if v.s.total_size else 0.0,
-    "haveValid": lambda v: v.s.done,
+    "sizeWhenDone": View.size_when_done,
+    "leftUntilDone": View.left_until_done,
+    "desiredAvailable": View.left_until_done,
+    "percentDone": View.percent_done,
+    "haveValid": View.have_valid,
     "haveUnchecked": lambda v: 0,
     "recheckProgress": lambda v: v.s.progress if v.t.state == "checking" else 0.0,
     "metadataPercentComplete": lambda v: 1.0 if v.t.meta is not None else 0.0,

@@ -303,9 +303,12 @@ async def _apply_settings(daemon: Daemon, info_hash: bytes, args: dict[str, Any]
         if not isinstance(labels, list) or not all(isinstance(x, str) and "," not in x for x in labels):
             raise RpcError("labels must be a list of strings without commas")
         store["labels"] = labels
-    for key in ("files-wanted", "files-unwanted", "priority-high", "priority-normal", "priority-low"):
-        if key in args:
-            store[key] = args[key]
+    if any(k in args for k in ("files-wanted", "files-unwanted", "priority-high", "priority-normal",
+                               "priority-low")) and torrent.selection.bound:
+        # The whole choice, not the request: the resume file forgets an unwanted file's priority
+        # (one level byte per file), and Transmission keeps it for when the file is wanted again.
+        store["wanted"] = [int(w) for w in torrent.selection.wanted]
+        store["priorities"] = list(torrent.selection.priority)
     daemon.set_torrent(info_hash, store)
 
 
