@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from torrentpy.engine.statedir import TorrentRecord
     from torrentpy.engine.torrent import Torrent
 
-__all__ = ["FIELDS", "STATUS_CHECK", "STATUS_DOWNLOAD", "STATUS_SEED", "STATUS_STOPPED", "torrent_fields"]
+__all__ = ["FIELDS", "STATUS_CHECK", "STATUS_DOWNLOAD", "STATUS_DOWNLOAD_WAIT", "STATUS_SEED", "STATUS_SEED_WAIT",
+           "STATUS_STOPPED", "torrent_fields"]
 
 # tr_torrent_activity
 STATUS_STOPPED = 0
@@ -54,6 +55,8 @@ class View:
         t = self.t
         if t.state == "checking":  # a stopped torrent is checked too (torrent-verify), as Transmission does
             return STATUS_CHECK
+        if t.info_hash in self.daemon.queue.waiting:
+            return STATUS_SEED_WAIT if t.complete else STATUS_DOWNLOAD_WAIT
         if t.paused or t.state in ("error", "finished"):
             return STATUS_STOPPED
         if t.state == "seeding":
@@ -209,7 +212,7 @@ FIELDS: dict[str, Callable[[View], Any]] = {
     "pieceSize": _meta("piece_length", 0),
     "pieces": View.pieces,
     "magnetLink": View.magnet,
-    "queuePosition": lambda v: sorted(v.daemon.by_id).index(v.r.id),
+    "queuePosition": lambda v: v.daemon.queue.position(v.t.info_hash),
     "bandwidthPriority": lambda v: 0,
     "honorsSessionLimits": lambda v: True,
     "downloadLimit": lambda v: 0,
