@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # What the build needs (a C compiler, OpenSSL headers), and the real peers and tools the tests drive.
 BUILD_DEBS := gcc libssl-dev
-DEBS   := $(BUILD_DEBS) aria2 transmission-cli transmission-common transmission-daemon qbittorrent-nox opentracker mktorrent tmux fiu-utils strace
+DEBS   := $(BUILD_DEBS) aria2 transmission-cli transmission-common transmission-daemon qbittorrent-nox opentracker mktorrent tmux fiu-utils strace chromium
 STAMP  := $(VENV)/.installed
 LOG    := $(VENV)/install.log
 APT_LOG := $(VENV)/apt.log

@@ -497,6 +497,18 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     return run(run_daemon(options))
 
 
+# --- dashboard (attached to a daemon over the RPC) -------------------------------------
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from torrentpy.net.loop import run
+    from torrentpy.rpc.remote import run_remote_dashboard
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("the dashboard needs a terminal (use transmission-remote -l for a list)")
+    return run(run_remote_dashboard(args.rpc, args.rpc_username, args.rpc_password))
+
+
 # --- parser -----------------------------------------------------------------
 
 
@@ -602,6 +614,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bind", default="0.0.0.0", metavar="ADDR", help="address to listen for peers on")
     p.add_argument("--log-file", metavar="FILE", help="log here instead of to stderr")
     p.set_defaults(func=cmd_daemon)
+
+    p = sub.add_parser("dashboard", help="the live dashboard of a running daemon (torrentpy's or Transmission's)")
+    p.add_argument("--rpc", default="http://127.0.0.1:9091/transmission/rpc", metavar="URL",
+                   help="the daemon's RPC (default http://127.0.0.1:9091/transmission/rpc; user:pass@ allowed)")
+    p.add_argument("--rpc-username", metavar="U", help="HTTP basic auth user")
+    p.add_argument("--rpc-password", metavar="P", help="HTTP basic auth password")
+    p.set_defaults(func=cmd_dashboard)
     return parser
 
 

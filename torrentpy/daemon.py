@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from torrentpy.engine import alerts
+from torrentpy.engine.selection import SelectionError
 from torrentpy.engine.session import Session
 from torrentpy.engine.statedir import StateDir, TorrentRecord, write_atomically
 from torrentpy.engine.torrent import Torrent
 from torrentpy.errors import StorageError, UsageError
 from torrentpy.metainfo import Magnet, Metainfo, parse_info_dict
+from torrentpy.queueing import QueueItem, QueueLimits, TorrentQueue
 
 log = logging.getLogger("torrentpy")
 
@@ -43,6 +45,11 @@ class SessionSettings:
     seed_ratio_limited: bool = False
     peer_limit_per_torrent: int = 50
     start_added_torrents: bool = True
+    download_queue_enabled: bool = False  # engine/queueing.py; sizes are Transmission's defaults
+    download_queue_size: int = 5
+    seed_queue_enabled: bool = False
+    seed_queue_size: int = 10
+    queue_order: list[str] = field(default_factory=list)  # info hashes (hex), queue position 0 first
     # Totals over every run of the daemon (session-stats' cumulative-stats).
     cumulative: dict[str, int] = field(default_factory=lambda: {
         "uploadedBytes": 0, "downloadedBytes": 0, "filesAdded": 0, "sessionCount": 0, "secondsActive": 0})
@@ -62,6 +69,7 @@ class Daemon:
         self.session_id = secrets.token_urlsafe(36)
         self.files_added = 0
         self._base_totals = (0, 0)  # payload of torrents already removed this run
+        self.queue = TorrentQueue()
         session.listeners.append(self._on_alert)
 
     # --- loading and saving --------------------------------------------------------------
@@ -93,15 +101,21 @@ class Daemon:
                 continue
             torrent = self.session.add(source, record.save_dir)
             self._adopt(record, torrent)
+        saved = {h: n for n, h in enumerate(self.settings.queue_order)}
+        self.queue.order.sort(key=lambda h: (saved.get(h.hex(), len(saved)), self.records[h].id))
+        self.apply_queue()
 
     def _adopt(self, record: TorrentRecord, torrent: Torrent) -> None:
         if self.by_id.get(record.id, record.info_hash) != record.info_hash or record.id <= 0:
             record.id = max(self.by_id, default=0) + 1
         self.records[record.info_hash] = record
         self.by_id[record.id] = record.info_hash
+        if record.info_hash not in self.queue.order:
+            self.queue.place(record.info_hash)
         torrent.swarm.max_peers = int(record.settings.get("peer-limit", torrent.swarm.max_peers))
         mode = record.settings.get("seedRatioMode", 0)
         torrent.seed_ratio = self._seed_ratio(mode, record.settings.get("seedRatioLimit"))
+        _replay_selection(torrent, record.settings)
         if record.paused:
             torrent.pause()
 
@@ -109,7 +123,8 @@ class Daemon:
         record = self.records[info_hash]
         torrent = self.session.torrents.get(info_hash)
         if torrent is not None:
-            record.paused = torrent.paused
+            # record.paused is the user's choice (start/stop); a torrent waiting in the queue is paused
+            # by the queue and started again by it.
             record.name = torrent.name
             record.save_dir = torrent.save_dir
             if record.info is None and torrent.meta is not None:
@@ -118,6 +133,7 @@ class Daemon:
 
     def save_session(self) -> None:
         snap_down, snap_up = self.totals()
+        self.settings.queue_order = [h.hex() for h in self.queue.order]
         data = dict(vars(self.settings))
         cumulative = dict(self.settings.cumulative)
         cumulative["downloadedBytes"] += snap_down
@@ -230,6 +246,7 @@ class Daemon:
         self._adopt(record, torrent)
         self.files_added += 1
         self.touched[source.info_hash] = time.time()
+        self._queue_changed()
         return record, False
 
     async def remove(self, info_hash: bytes, *, delete_data: bool) -> None:
@@ -238,6 +255,8 @@ class Daemon:
         self.by_id.pop(record.id, None)
         self.removed.append((record.id, time.time()))
         self.state.remove(info_hash)
+        self.queue.remove(info_hash)
+        self._queue_changed()
         if torrent is not None:
             self._base_totals = (self._base_totals[0] + torrent.downloaded, self._base_totals[1] + torrent.uploaded)
             if delete_data and torrent.meta is not None:
@@ -245,22 +264,66 @@ class Daemon:
 
                 delete(torrent.meta, torrent.save_dir)
 
-    def start(self, info_hash: bytes) -> None:
+    def start(self, info_hash: bytes, *, now: bool = False) -> None:
+        """torrent-start (when the queue allows) or torrent-start-now (at once, outside the queue)."""
         torrent = self.session.torrents[info_hash]
         if torrent.state == "finished":
             # Transmission starts a torrent that met its ratio again only once the limit is raised;
             # torrentpy's goal is met for good, so it stays as it is.
             return
-        torrent.resume()
+        self.records[info_hash].paused = False
+        if now:
+            self.queue.forced.add(info_hash)
+        if info_hash not in self.queue.waiting or now:
+            torrent.resume()
+        self.apply_queue()
         self._changed(info_hash)
 
     def stop(self, info_hash: bytes) -> None:
+        self.records[info_hash].paused = True
+        self.queue.forced.discard(info_hash)
         self.session.torrents[info_hash].pause()
+        self.apply_queue()
         self._changed(info_hash)
+
+    def move_in_queue(self, info_hashes: list[bytes], where: str) -> None:
+        self.queue.move(info_hashes, where)
+        self._queue_changed()
+
+    def _queue_changed(self) -> None:
+        self.apply_queue()
+        try:
+            self.save_session()  # the queue order lives in the session file
+        except OSError as exc:
+            log.warning("cannot save the queue order in %s: %s", self.state.path, exc.strerror or exc)
+
+    def apply_queue(self) -> None:
+        """Pause the torrents that must wait and resume those whose turn has come (every second, and
+        after each change a front end makes)."""
+        s = self.settings
+        limits = QueueLimits(s.download_queue_enabled, s.download_queue_size, s.seed_queue_enabled,
+                             s.seed_queue_size)
+        items = {}
+        for info_hash, record in self.records.items():
+            torrent = self.session.torrents.get(info_hash)
+            if torrent is not None:
+                items[info_hash] = QueueItem(not record.paused and torrent.state not in ("error", "finished"),
+                                             torrent.complete)
+        waiting = self.queue.plan(items, limits)
+        for info_hash, item in items.items():
+            torrent = self.session.torrents[info_hash]
+            if not item.wants_to_run:
+                continue
+            if info_hash in waiting and not torrent.paused:
+                torrent.pause()
+            elif info_hash not in waiting and torrent.paused:
+                torrent.resume()
+                self.touched[info_hash] = time.time()
 
     async def verify(self, info_hash: bytes) -> None:
         self._fold_counters(info_hash, self.torrent(info_hash))
         self._adopt(self.records[info_hash], await self.session.restart(info_hash, recheck=True))
+        self.apply_queue()
         self._changed(info_hash)
 
     async def set_location(self, info_hash: bytes, location: str, *, move: bool) -> None:
@@ -269,11 +332,12 @@ class Daemon:
         self._fold_counters(info_hash, torrent)
         if not move or torrent.meta is None:
             self._adopt(self.records[info_hash], await self.session.restart(info_hash, save_dir=location))
+            self.apply_queue()
             self._changed(info_hash)
             return
         from torrentpy.storage.removal import move_data
 
-        meta, old, paused = torrent.meta, torrent.save_dir, torrent.paused
+        meta, old, paused = torrent.meta, torrent.save_dir, self.records[info_hash].paused
         await self.session.remove(info_hash)  # no piece may be written to the old place meanwhile
         where = old
         try:
@@ -284,6 +348,7 @@ class Daemon:
             restarted = self.session.add(meta, where)
             self.records[info_hash].paused = paused
             self._adopt(self.records[info_hash], restarted)
+            self.apply_queue()
             self._changed(info_hash)
 
     def set_torrent(self, info_hash: bytes, settings: dict[str, Any]) -> None:
@@ -327,6 +392,25 @@ class Daemon:
         if torrent is None:
             raise UsageError(f"no torrent {info_hash.hex()}")
         return torrent
+
+
+def _replay_selection(torrent: Torrent, settings: dict[str, Any]) -> None:
+    """The file choice a front end last made, applied over the resume file's once the torrent binds
+    its selection (it wins, as every change made before binding does)."""
+    wanted, priorities = settings.get("wanted"), settings.get("priorities")
+    if not isinstance(wanted, list) or not isinstance(priorities, list) or len(wanted) != len(priorities):
+        return
+    try:
+        for level in (-1, 0, 1):
+            chosen = [i for i, p in enumerate(priorities) if p == level]
+            if chosen:
+                torrent.set_files_priority(chosen, level)
+        for flag in (False, True):
+            chosen = [i for i, w in enumerate(wanted) if bool(w) == flag]
+            if chosen:
+                torrent.set_files_wanted(chosen, flag)
+    except SelectionError as exc:  # a record from another version of the torrent's files: ignore it
+        log.warning("%s: saved file choice ignored: %s", torrent.name, exc)
 
 
 def _read_json(path: str) -> dict[str, Any] | None:

@@ -11,7 +11,9 @@ from tests.interop.conftest import (  # noqa: F401  (fixtures used by these test
     payload_factory,
     peer_registry,
     torrent_factory,
+    transmission_peer,
 )
+from tests.interop.test_dashboard_pty import pty_terminal  # noqa: F401  (a fixture)
 from tests.rpc.daemon_process import DaemonProcess
 
 

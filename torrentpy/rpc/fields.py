@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from torrentpy.engine.statedir import TorrentRecord
     from torrentpy.engine.torrent import Torrent
 
-__all__ = ["FIELDS", "STATUS_CHECK", "STATUS_DOWNLOAD", "STATUS_SEED", "STATUS_STOPPED", "torrent_fields"]
+__all__ = ["FIELDS", "STATUS_CHECK", "STATUS_DOWNLOAD", "STATUS_DOWNLOAD_WAIT", "STATUS_SEED", "STATUS_SEED_WAIT",
+           "STATUS_STOPPED", "torrent_fields"]
 
 # tr_torrent_activity
 STATUS_STOPPED = 0
@@ -54,6 +55,8 @@ class View:
         t = self.t
         if t.state == "checking":  # a stopped torrent is checked too (torrent-verify), as Transmission does
             return STATUS_CHECK
+        if t.info_hash in self.daemon.queue.waiting:
+            return STATUS_SEED_WAIT if t.complete else STATUS_DOWNLOAD_WAIT
         if t.paused or t.state in ("error", "finished"):
             return STATUS_STOPPED
         if t.state == "seeding":
@@ -81,6 +84,25 @@ class View:
     def priority(self, index: int) -> int:
         selection = self.t.selection
         return selection.priority[index] if selection.bound and index < len(selection.priority) else 0
+
+    # Transmission counts these in pieces (tr_cpSizeWhenDone): every wanted piece, had or not, plus
+    # what is had of the others; a file's unwanted neighbour in a shared piece is downloaded with it.
+    def left_until_done(self) -> int:
+        picker = self.t.picker
+        if picker is None:  # not checked yet: the wanted files, none of it verified
+            return sum(f.length for i, f, _ in self.file_rows() if self.wanted(i))
+        return int(picker.left_bytes())
+
+    def have_valid(self) -> int:
+        picker = self.t.picker
+        return int(picker.have_bytes()) if picker is not None else 0
+
+    def size_when_done(self) -> int:
+        return self.have_valid() + self.left_until_done()
+
+    def percent_done(self) -> float:
+        size = self.size_when_done()
+        return (size - self.left_until_done()) / size if size else 0.0
 
     def pieces(self) -> str:
         states = self.s.piece_states
@@ -149,12 +171,11 @@ FIELDS: dict[str, Callable[[View], Any]] = {
     "error": lambda v: ERROR_LOCAL if v.t.error else ERROR_NONE,
     "errorString": lambda v: v.t.error or "",
     "totalSize": lambda v: v.s.total_size,
-    "sizeWhenDone": lambda v: sum(f.length for i, f, _ in v.file_rows() if v.wanted(i)),
-    "leftUntilDone": lambda v: sum(f.length - d for i, f, d in v.file_rows() if v.wanted(i)),
-    "desiredAvailable": lambda v: 0 if v.t.complete else sum(f.length - d for i, f, d in v.file_rows()
-                                                              if v.wanted(i)),
-    "percentDone": lambda v: v.s.done / v.s.total_size if v.s.total_size else 0.0,
-    "haveValid": lambda v: v.s.done,
+    "sizeWhenDone": View.size_when_done,
+    "leftUntilDone": View.left_until_done,
+    "desiredAvailable": View.left_until_done,
+    "percentDone": View.percent_done,
+    "haveValid": View.have_valid,
     "haveUnchecked": lambda v: 0,
     "recheckProgress": lambda v: v.s.progress if v.t.state == "checking" else 0.0,
     "metadataPercentComplete": lambda v: 1.0 if v.t.meta is not None else 0.0,
@@ -191,7 +212,7 @@ FIELDS: dict[str, Callable[[View], Any]] = {
     "pieceSize": _meta("piece_length", 0),
     "pieces": View.pieces,
     "magnetLink": View.magnet,
-    "queuePosition": lambda v: sorted(v.daemon.by_id).index(v.r.id),
+    "queuePosition": lambda v: v.daemon.queue.position(v.t.info_hash),
     "bandwidthPriority": lambda v: 0,
     "honorsSessionLimits": lambda v: True,
     "downloadLimit": lambda v: 0,

@@ -81,8 +81,9 @@ def session_arguments(daemon: Daemon) -> dict[str, Any]:
         "dht-enabled": False, "lpd-enabled": False, "pex-enabled": True, "utp-enabled": False,
         "encryption": "tolerated",  # no MSE/PE: plain connections only, the nearest of the three values
         "blocklist-enabled": False, "blocklist-size": 0, "blocklist-url": "",
-        "download-queue-enabled": False, "download-queue-size": 5, "seed-queue-enabled": False,
-        "seed-queue-size": 10, "queue-stalled-enabled": False, "queue-stalled-minutes": 30,
+        "download-queue-enabled": s.download_queue_enabled, "download-queue-size": s.download_queue_size,
+        "seed-queue-enabled": s.seed_queue_enabled, "seed-queue-size": s.seed_queue_size,
+        "queue-stalled-enabled": False, "queue-stalled-minutes": 30,
         "script-torrent-done-enabled": False, "script-torrent-done-filename": "",
         "units": {"speed-units": ["kB/s", "MB/s", "GB/s", "TB/s"], "speed-bytes": 1000,
                   "size-units": ["kB", "MB", "GB", "TB"], "size-bytes": 1000,
@@ -104,11 +105,13 @@ _SETTABLE = {
     "speed-limit-up": "speed_limit_up_kbps", "speed-limit-up-enabled": "speed_limit_up_enabled",
     "seedRatioLimit": "seed_ratio_limit", "seedRatioLimited": "seed_ratio_limited",
     "peer-limit-per-torrent": "peer_limit_per_torrent", "start-added-torrents": "start_added_torrents",
+    "download-queue-enabled": "download_queue_enabled", "download-queue-size": "download_queue_size",
+    "seed-queue-enabled": "seed_queue_enabled", "seed-queue-size": "seed_queue_size",
 }
 # Features torrentpy lacks: asking to switch one on is refused; switching it off is what it already is.
 _ABSENT = ("dht-enabled", "lpd-enabled", "utp-enabled", "port-forwarding-enabled", "blocklist-enabled",
            "alt-speed-enabled", "alt-speed-time-enabled", "idle-seeding-limit-enabled", "incomplete-dir-enabled",
-           "download-queue-enabled", "seed-queue-enabled", "script-torrent-done-enabled", "rename-partial-files")
+           "queue-stalled-enabled", "script-torrent-done-enabled", "rename-partial-files")
 
 
 async def session_set(daemon: Daemon, args: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +132,7 @@ async def session_set(daemon: Daemon, args: dict[str, Any]) -> dict[str, Any]:
                 raise RpcError(f"invalid value for '{key}'")
             setattr(daemon.settings, attr, kind(value))
     daemon.apply_limits()
+    daemon.apply_queue()
     daemon.save_session()
     return {}
 
@@ -303,9 +307,12 @@ async def _apply_settings(daemon: Daemon, info_hash: bytes, args: dict[str, Any]
         if not isinstance(labels, list) or not all(isinstance(x, str) and "," not in x for x in labels):
             raise RpcError("labels must be a list of strings without commas")
         store["labels"] = labels
-    for key in ("files-wanted", "files-unwanted", "priority-high", "priority-normal", "priority-low"):
-        if key in args:
-            store[key] = args[key]
+    if any(k in args for k in ("files-wanted", "files-unwanted", "priority-high", "priority-normal",
+                               "priority-low")) and torrent.selection.bound:
+        # The whole choice, not the request: the resume file forgets an unwanted file's priority
+        # (one level byte per file), and Transmission keeps it for when the file is wanted again.
+        store["wanted"] = [int(w) for w in torrent.selection.wanted]
+        store["priorities"] = list(torrent.selection.priority)
     daemon.set_torrent(info_hash, store)
 
 
@@ -319,6 +326,19 @@ async def torrent_start(daemon: Daemon, args: dict[str, Any]) -> dict[str, Any]:
     for info_hash in _ids(daemon, args):
         daemon.start(info_hash)
     return {}
+
+
+async def torrent_start_now(daemon: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+    for info_hash in _ids(daemon, args):
+        daemon.start(info_hash, now=True)
+    return {}
+
+
+def _queue_move(where: str) -> Method:
+    async def method(daemon: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+        daemon.move_in_queue(_ids(daemon, args), where)
+        return {}
+    return method
 
 
 async def torrent_stop(daemon: Daemon, args: dict[str, Any]) -> dict[str, Any]:
@@ -373,7 +393,7 @@ METHODS: dict[str, Method] = {
     "torrent-get": torrent_get,
     "torrent-set": torrent_set,
     "torrent-start": torrent_start,
-    "torrent-start-now": torrent_start,  # no queue: "now" is the same as "when the queue allows"
+    "torrent-start-now": torrent_start_now,
     "torrent-stop": torrent_stop,
     "torrent-verify": torrent_verify,
     "torrent-remove": torrent_remove,
@@ -381,8 +401,8 @@ METHODS: dict[str, Method] = {
     "torrent-reannounce": _unsupported("torrent-reannounce"),
     "torrent-rename-path": _unsupported("renaming files"),
     "blocklist-update": _unsupported("a blocklist"),
-    "queue-move-top": _unsupported("queueing"),
-    "queue-move-up": _unsupported("queueing"),
-    "queue-move-down": _unsupported("queueing"),
-    "queue-move-bottom": _unsupported("queueing"),
+    "queue-move-top": _queue_move("top"),
+    "queue-move-up": _queue_move("up"),
+    "queue-move-down": _queue_move("down"),
+    "queue-move-bottom": _queue_move("bottom"),
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -53,9 +54,18 @@ async def run_daemon(options: DaemonOptions) -> int:
     log.info("torrentpy daemon: RPC on http://%s:%s/transmission/rpc, peers on port %d, %d torrents",
                 options.rpc.bind, port, session.listen_port, len(session.torrents))
     stop_on_signals(session)
+    queue = asyncio.ensure_future(_keep_queue(daemon))
     try:
         await session.run()
     finally:
+        queue.cancel()
         await runner.cleanup()
         daemon.close()
     return 130 if session.stop_signal == signal.SIGINT else 0
+
+
+async def _keep_queue(daemon: Daemon) -> None:
+    # A download that completes frees its slot (and takes a seed slot): the queue hears within a second.
+    while True:
+        await asyncio.sleep(1.0)
+        daemon.apply_queue()

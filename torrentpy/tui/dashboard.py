@@ -83,6 +83,7 @@ class ViewState:
     selected: str | None = None
     panel: str = PANELS[0]
     status: str = ""
+    can_remove: bool = False  # the controller removes torrents (`x`): the footer says so
 
     def selected_index(self, snapshot: SessionSnapshot) -> int:
         torrents = snapshot.torrents
@@ -242,7 +243,10 @@ def torrents_table(snapshot: SessionSnapshot, selected: int, *, width: int, max_
 
 def _footer(view: ViewState, width: int) -> Text:
     footer = Text(no_wrap=True, overflow="ellipsis")
-    for key, label in (("q", "quit"), ("p", "pause/resume"), ("↑↓", "select"), ("tab", "panel")):
+    keys = [("q", "quit"), ("p", "pause/resume"), ("↑↓", "select"), ("tab", "panel")]
+    if view.can_remove:
+        keys.insert(2, ("x", "remove"))
+    for key, label in keys:
         footer.append(f" {key} ", style="bold reverse")
         footer.append(f" {label} ")
     if view.status:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.live import Live
@@ -52,6 +53,13 @@ def handle_key(key: str, controller: Controller, snapshot: SessionSnapshot, view
                 view.status = "pausing"
         except Exception as exc:  # a failed command is shown, not allowed to take the dashboard down
             view.status = f"{type(exc).__name__}: {exc}"
+    elif key in ("x", "X"):
+        # Only a controller that can remove (the RPC one of `torrentpy dashboard`) offers it.
+        remove = getattr(controller, "remove", None)
+        torrent = view.selected_torrent(snapshot)
+        if remove is not None and torrent is not None:
+            remove(torrent.info_hash_hex)
+            view.status = f"removing {torrent.name} (its data stays)"
 
 
 async def run_dashboard(
@@ -61,16 +69,18 @@ async def run_dashboard(
     refresh_hz: float = 4.0,
     stop_event: asyncio.Event,
     input_fd: int | None = None,
+    problem: Callable[[], str] | None = None,
 ) -> None:
     """Show the dashboard until ``stop_event`` is set; ``q`` asks the controller to stop.
 
     ``input_fd`` defaults to stdin. Only when it is a terminal is it switched to cbreak mode (and back);
-    a pipe is still read for keys until it reaches end of file.
+    a pipe is still read for keys until it reaches end of file. ``problem`` (when given and not empty)
+    is shown in the footer: e.g. a daemon that stopped answering.
     """
     console = console if console is not None else Console()
     period_s = 1.0 / max(0.1, refresh_hz)
     fd = input_fd if input_fd is not None else terminal.stdin_fd()
-    view = ViewState()
+    view = ViewState(can_remove=callable(getattr(controller, "remove", None)))
     decoder = KeyDecoder()
     wake = asyncio.Event()
     latest: list[SessionSnapshot] = []
@@ -101,6 +111,8 @@ async def run_dashboard(
                     snapshot = controller.snapshot()
                     latest[:] = [snapshot]
                     view.selected_index(snapshot)
+                    if problem is not None and problem():
+                        view.status = problem()
                     live.update(Dashboard(snapshot, view), refresh=True)
                     if stop_event.is_set():
                         break
