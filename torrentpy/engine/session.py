@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from torrentpy.engine.swarm import CONNECT_TIMEOUT_S, totals_key
 from torrentpy.engine.torrent import Torrent
 from torrentpy.errors import TorrentError, UsageError
 from torrentpy.metainfo import Magnet, Metainfo
-from torrentpy.net.peer import PeerLink
+from torrentpy.net.peer import PeerLink, Refusal
 from torrentpy.protocol import events as ev
 from torrentpy.protocol.peer import PeerConnection
 from torrentpy.protocol.wire import make_peer_id, make_reserved, reserved_supports_dht
@@ -34,8 +35,14 @@ DEFAULT_LISTEN_PORT = 6881
 LISTEN_PORT_TRIES = 10
 # Connections (open or being opened) across all torrents; keeps us under fd limits.
 MAX_CONNECTIONS = 400
-# Connections whose handshake has not completed yet.
+# Our dials whose handshake has not completed yet.
 MAX_HALF_OPEN = 64
+# Accepted connections whose handshake has not named a torrent yet: beyond this, new ones are refused
+# on accept, so peers that trickle a byte a second (or flood us with connections) cannot hold every
+# slot until the handshake time-out, and they never count against our own dials.
+MAX_INCOMING_HALF_OPEN = 64
+# Connections incoming ones may not take: a flood of them must not stop us reaching the peers we choose.
+DIAL_RESERVE = 16
 HANDSHAKE_TIMEOUT_S = 20.0
 # On exit, how long we wait for connections to flush what we wrote and close (see PeerLink.close_gracefully).
 CLOSE_WAIT_S = 3.0
@@ -87,6 +94,11 @@ class Session:
         self.dht: Any = None  # net.dht.DhtService once started (public torrents, config.dht)
         self.running = False  # run() has started: a torrent added from now on is started at once
         self._starting: dict[bytes, asyncio.Task[None]] = {}
+        # Accepted, not yet connected (a server makes its protocols before their connection_made):
+        # counted against the limits so a burst of accepts cannot overshoot them. Weak, so a link
+        # whose transport never came to be is not counted for ever.
+        self._accepted: weakref.WeakSet[PeerLink] = weakref.WeakSet()
+        self.refused = 0  # connections refused on accept, for the stats and the scale tests
 
     # --- torrents ---------------------------------------------------------------
 
@@ -178,8 +190,14 @@ class Session:
         return addr[1] == self.listen_port and addr[0] in ("127.0.0.1", "::1", "0.0.0.0", "::", self.config.bind)
 
     def can_connect(self) -> bool:
-        half_open = len(self.pending)
+        half_open = sum(1 for link in self.pending if not link.incoming)
         return len(self.links) < self.config.max_connections and half_open < MAX_HALF_OPEN
+
+    def _room_for_incoming(self) -> bool:
+        accepted = len(self._accepted)
+        half_open = accepted + sum(1 for link in self.pending if link.incoming)
+        return len(self.links) + accepted < self.config.max_connections - DIAL_RESERVE \
+            and half_open < MAX_INCOMING_HALF_OPEN
 
     def _new_connection(self, info_hash: bytes | None, torrent: Torrent | None, initiator: bool) -> PeerConnection:
         meta = torrent.meta if torrent is not None else None
@@ -196,10 +214,16 @@ class Session:
             conn.our_reserved = make_reserved(dht=True)  # BEP 5: we answer DHT queries
         return conn
 
-    def _accept(self) -> PeerLink:
+    def _accept(self) -> PeerLink | Refusal:
+        if not self._room_for_incoming():
+            # Before any buffer or protocol state exists for it: a refused connection costs a socket
+            # for one loop iteration and nothing else.
+            self.refused += 1
+            return Refusal()
         conn = self._new_connection(None, None, initiator=False)
         # The address is known only once the transport exists; fixed in on_connected.
         link = PeerLink(conn, self, ("", 0), incoming=True)
+        self._accepted.add(link)
         return link
 
     async def connect(self, owner: Any, addr: tuple[str, int]) -> None:
@@ -219,6 +243,7 @@ class Session:
     def on_connected(self, link: PeerLink) -> None:
         self.links.add(link)
         if link.incoming:
+            self._accepted.discard(link)
             peer = link.transport.get_extra_info("peername") if link.transport else None
             link.addr = (str(peer[0]), int(peer[1])) if peer else ("?", 0)
             self.pending[link] = None

@@ -43,6 +43,9 @@ INCOMING_SLACK = 5
 # a connection we made to it closed.
 RETRY_AFTER_DIAL_S = 60.0
 RETRY_AFTER_CLOSE_S = 30.0
+# When the peer set is full, a connection that has exchanged no payload either way for this long is
+# closed to make room for a new peer: slow, stalled or idle peers cannot keep out an honest one.
+EVICT_AFTER_S = 20.0
 
 
 def totals_key(peer: Peer) -> Addr:
@@ -110,6 +113,10 @@ class Swarm:
         if not self._wants_peers():
             return
         room = self.max_peers - len(self.peers) - len(self.connecting)
+        if room <= 0 and not self.connecting:
+            # Full: one useless peer gives way to an address to try (one a tick, as dials may fail).
+            if any(retry_at <= now for retry_at in self.candidates.values()) and self.evict_one(now):
+                room = 1
         if room <= 0:
             return
         due = [addr for addr, retry_at in self.candidates.items() if retry_at <= now]
@@ -156,7 +163,11 @@ class Swarm:
         if self._is_banned(link.addr):
             link.close("banned peer")
             return
-        if len(self.peers) >= self.max_peers + INCOMING_SLACK or not self._wants_peers():
+        if not self._wants_peers():
+            link.close("too many peers")
+            return
+        now = self.host.now()
+        if len(self.peers) >= self.max_peers + INCOMING_SLACK and not self.evict_one(now):
             link.close("too many peers")
             return
         if link.addr in self.peers:
@@ -167,7 +178,6 @@ class Swarm:
             # Both sides dialled each other (each learned the other from the tracker): keep one.
             link.close("duplicate connection (same peer id)")
             return
-        now = self.host.now()
         if link.incoming:
             source = SOURCE_INCOMING
             self.sources.record_incoming(link.addr[0], peer_id)
@@ -179,6 +189,21 @@ class Swarm:
         link.handler = self.handler
         link.on_bytes_in = self.host.count_download
         self.candidates.pop(link.addr, None)
+
+    def evict_one(self, now: float) -> bool:
+        """Close the longest-connected peer that has exchanged no payload with us in EVICT_AFTER_S,
+        dropping it from the set at once so its slot is free now; False if every peer earns its slot."""
+        worst: Peer | None = None
+        for peer in self.peers.values():
+            if peer.downloaded or peer.uploaded or now - peer.connected_at < EVICT_AFTER_S:
+                continue
+            if worst is None or peer.connected_at < worst.connected_at:
+                worst = peer
+        if worst is None:
+            return False
+        worst.link.close("making room for another peer")
+        self.on_closed(worst.link, "making room for another peer")
+        return True
 
     def on_closed(self, link: PeerLink, reason: str) -> None:
         peer = self.peers.get(link.addr)

@@ -15,6 +15,9 @@ from torrentpy.protocol.peer import PeerConnection
 # Receive straight into one preallocated buffer per connection: uvloop reads into
 # it without allocating a bytes object per read (BufferedProtocol).
 RECV_BUFFER_BYTES = 256 * 1024
+# A connection starts with a buffer of this size and gets the full one the first time a read fills it:
+# a crowd of idle or slow peers then costs a few pages each, not 256 KiB (bytearray zeroes, so
+# touches, every page it allocates).
 FIRST_RECV_BUFFER_BYTES = 16 * 1024
 # From a graceful close: how long our buffered blocks get to drain and the peer to close its side after
 # our FIN. Clients close at once on EOF, and we only ever owe a peer its request pipeline (about 2-3 s of
@@ -38,8 +41,6 @@ class PeerLink(asyncio.BufferedProtocol):
         self.addr = addr
         self.incoming = incoming
         self.transport: asyncio.Transport | None = None
-        # Small until the peer fills it in one read: most connections (handshakes, idle or refused
-        # peers, a flood of them) never need the full size, and each one costs its buffer.
         self._buffer = bytearray(FIRST_RECV_BUFFER_BYTES)
         self._view = memoryview(self._buffer)
         self.write_paused = False
@@ -166,3 +167,11 @@ class PeerLink(asyncio.BufferedProtocol):
             self.transport.close()
         else:
             self.handler.on_closed(self, reason)
+
+
+class Refusal(asyncio.Protocol):
+    """An accepted connection we have no room for: reset at once, before it can send a byte."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # abort, not close: an RST frees the socket without a TIME_WAIT or a wait on its window.
+        transport.abort()  # type: ignore[attr-defined]
