@@ -21,10 +21,13 @@ from pathlib import Path
 
 FUZZ_DIR = Path(__file__).resolve().parent
 ROOT = FUZZ_DIR.parent
-TARGETS = ("bencode", "metainfo", "peer", "extension", "tracker", "tracker_server", "resume", "core")
+TARGETS = ("bencode", "metainfo", "peer", "extension", "tracker", "tracker_server", "resume", "core",
+           "http1", "dht", "rpc")
 # Targets whose input is mostly bencoding, decoded by C code atheris does not instrument: a dictionary of
 # its tokens and key names stands in for the comparisons the fuzzer cannot see.
-_BENCODED = ("bencode", "metainfo", "extension", "tracker", "resume")
+_BENCODED = ("bencode", "metainfo", "extension", "tracker", "resume", "dht")
+# JSON targets: the method names and argument keys the fuzzer could not guess.
+_DICTS = {**{t: "bencode.dict" for t in _BENCODED}, "rpc": "rpc.dict"}
 
 
 def corpus_dir(target: str) -> Path:
@@ -41,8 +44,8 @@ def _argv(target: str, args: list[str]) -> list[str]:
     if not any(f.startswith("-artifact_prefix=") for f in flags):
         (work / "crashes").mkdir(parents=True, exist_ok=True)
         flags.append(f"-artifact_prefix={work / 'crashes'}/{target}-")
-    if target in _BENCODED and not any(f.startswith("-dict=") for f in flags):
-        flags.append(f"-dict={FUZZ_DIR / 'bencode.dict'}")
+    if target in _DICTS and not any(f.startswith("-dict=") for f in flags):
+        flags.append(f"-dict={FUZZ_DIR / _DICTS[target]}")
     return [sys.argv[0], *flags, *dirs]
 
 

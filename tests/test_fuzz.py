@@ -136,3 +136,54 @@ def test_resume_target_catches_trust_in_a_changed_file(monkeypatch: pytest.Monke
     monkeypatch.setattr(target, "load_resume", trusting)
     with pytest.raises(AssertionError, match="changed file"):
         target.test_one_input(wrong_size)
+
+
+def test_http1_target_catches_an_unbounded_gzip(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inflating without the output cap would hold the whole bomb (1 MiB from 1 KiB) in memory."""
+    from torrentpy.protocol.http1 import HttpResponseParser
+
+    def inflate_it_all(self, n):  # type: ignore[no-untyped-def]
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        self._wire_bytes += n
+        self._body += self._inflate.decompress(data) if self._inflate is not None else data
+
+    bomb = (corpus_dir("http1") / "gzip-bomb.bin").read_bytes()
+    _target("http1").test_one_input(bomb)
+    monkeypatch.setattr(HttpResponseParser, "_take_body", inflate_it_all)
+    with pytest.raises(AssertionError, match="decoded body"):
+        _target("http1").test_one_input(bomb)
+
+
+def test_dht_target_catches_an_answer_to_garbage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answering a malformed datagram (say, with error 203) would make the node a reflector."""
+    from torrentpy.dht.node import DhtNode
+    from torrentpy.protocol import krpc
+
+    garbage = b"\x00\x05\x00\x06d1:t2e"
+    _target("dht").test_one_input(garbage)
+    real = DhtNode.receive
+
+    def answers_everything(self, data, addr, now):  # type: ignore[no-untyped-def]
+        if krpc.decode(data) is None:
+            self.outbox.append((krpc.encode_error(b"??", krpc.ERROR_PROTOCOL, "malformed"), addr))
+        real(self, data, addr, now)
+
+    monkeypatch.setattr(DhtNode, "receive", answers_everything)
+    with pytest.raises(AssertionError, match="malformed datagram was answered"):
+        _target("dht").test_one_input(garbage)
+
+
+def test_rpc_target_catches_an_unchecked_argument(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A method that used `files-wanted` unchecked would fail with an internal error, not a message."""
+    from torrentpy.rpc import methods
+
+    target = _target("rpc")
+    add = (corpus_dir("rpc") / "add-metainfo.json").read_bytes()
+    bad = b'\x00{"method": "torrent-set", "arguments": {"ids": [1], "files-wanted": ["x"]}}'
+    target._H.daemon = None  # a fresh daemon
+    target.test_one_input(add)
+    target.test_one_input(bad)
+    monkeypatch.setattr(methods, "_int_list", lambda args, key: args.get(key, []))
+    with pytest.raises(AssertionError, match="internal error"):
+        target.test_one_input(bad)
