@@ -23,3 +23,15 @@ def test_peer_option_with_a_non_ascii_digit_port_is_a_usage_error() -> None:
     """The same check in `--peer IP:PORT` parsing: a one-line usage error, not a traceback."""
     with pytest.raises(UsageError, match="use IP:PORT"):
         _peer_arg("127.0.0.1:6\u00b9")
+
+
+@pytest.mark.parametrize("url", ["udp://127.0.0.1:tp://127.0.0.1/seed", "udp://127.0.0.1:99999/announce"])
+def test_udp_tracker_with_a_port_that_is_no_number_is_a_tracker_error(url: str) -> None:
+    """fuzz/rpc_target.py: a magnet's `tr=udp://127.0.0.1:tp://…` made urlsplit's `.port` raise ValueError
+    while the torrent was built, so torrent-add answered "internal error" after the daemon had already
+    recorded the torrent. The tracker is now refused like any malformed one, and the torrent keeps going."""
+    from torrentpy.errors import TrackerError
+    from torrentpy.net.tracker import tracker_for_url
+
+    with pytest.raises(TrackerError, match="not a UDP tracker URL"):
+        tracker_for_url(url, lambda: None)

@@ -177,10 +177,14 @@ class UdpTracker:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         parts = urlsplit(url)
-        if parts.scheme != "udp" or not parts.hostname or not parts.port:
+        try:
+            port = parts.port  # a port that is not a number (or over 65535) is a ValueError here
+        except ValueError:
+            port = None
+        if parts.scheme != "udp" or not parts.hostname or not port:
             raise TrackerError(f"not a UDP tracker URL with host and port: {url!r}")
         self.url = url
-        self._addr = (parts.hostname, parts.port)
+        self._addr = (parts.hostname, port)
         self.retry_scale = retry_scale
         self.max_retries = max_retries
         self._clock = clock
