@@ -99,8 +99,17 @@ class Daemon:
             except Exception as exc:  # a record that passed its checksum but not the parser: report, go on
                 self.state.problems.append(f"{record.info_hash.hex()}: {exc}")
                 continue
-            torrent = self.session.add(source, record.save_dir)
-            self._adopt(record, torrent)
+            try:
+                torrent = self.session.add(source, record.save_dir)
+                self._adopt(record, torrent)
+            except Exception as exc:  # one torrent that cannot come back must not keep the others away
+                self.state.problems.append(f"{record.info_hash.hex()}: {exc}")
+                self.session.torrents.pop(record.info_hash, None)
+                if self.records.pop(record.info_hash, None) is not None:
+                    self.by_id.pop(record.id, None)
+                if record.info_hash in self.queue.order:
+                    self.queue.order.remove(record.info_hash)
+                continue
         saved = {h: n for n, h in enumerate(self.settings.queue_order)}
         self.queue.order.sort(key=lambda h: (saved.get(h.hex(), len(saved)), self.records[h].id))
         self.apply_queue()
