@@ -370,6 +370,30 @@ cdef class Availability:
                 return out[:limit]
         return out
 
+    def bucket_index(self, Bitfield skip not None) -> tuple:
+        """The pieces not in `skip`, bucketed by count: (buckets, level, pos) with buckets[c] the
+        pieces of count c in index order, level[i] piece i's count (-1 when skipped) and pos[i] its
+        place in its bucket. The picker's rarity index is built from this after a peer comes or goes."""
+        self._fits(skip)
+        cdef Py_ssize_t n = self._n, i
+        cdef unsigned int c, maxc = 0
+        for i in range(n):
+            if self._counts[i] > maxc:
+                maxc = self._counts[i]
+        cdef list buckets = [[] for _ in range(maxc + 1)]
+        cdef list level = [-1] * n
+        cdef list pos = [0] * n
+        cdef list bucket
+        for i in range(n):
+            if skip.get_c(i):
+                continue
+            c = self._counts[i]
+            bucket = <list> buckets[c]
+            level[i] = c
+            pos[i] = len(bucket)
+            bucket.append(i)
+        return buckets, level, pos
+
     def clamped_bytes(self) -> bytes:
         """One byte per piece: its count, capped at 255 (for the dashboard's rarity colouring)."""
         cdef bytearray out = bytearray(self._n)

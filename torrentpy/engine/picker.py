@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from torrentpy._core import Availability, Bitfield
 from torrentpy.engine.priority import PiecePriorities, sequential_candidates, sequential_window
+from torrentpy.engine.rarity import RarityIndex, random_startable
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -159,6 +160,7 @@ class PiecePicker:
         self._peer_pieces: dict[PeerKey, dict[int, None]] = {}  # peer -> pieces it has requests in
         self._late: dict[PeerKey, dict[tuple[int, int], None]] = {}
         self._rarest_cache: dict[PeerKey, tuple[float, list[int]]] = {}
+        self._rarity = RarityIndex(num_pieces)  # startable pieces by availability, O(1) a change
         # File selection: which pieces to fetch at all, in which order (engine/priority.py).
         self.priorities = PiecePriorities(num_pieces, self.have)
         self._left = total_length - self._have_bytes
@@ -206,6 +208,7 @@ class PiecePicker:
         if old is not None:
             self.availability.remove_peer(old)
         self.availability.add_peer(bf)
+        self._rarity.invalidate()
         self._peers[key] = bf
         self._rarest_cache.pop(key, None)
         self._out.setdefault(key, {})
@@ -217,6 +220,7 @@ class PiecePicker:
         if not bf.get(index):
             bf.set(index)
             self.availability.increment(index)
+            self._rarity.recount(index, self.availability[index])
             self._rarest_cache.pop(key, None)
         return not self.priorities.needless.get(index)
 
@@ -231,6 +235,7 @@ class PiecePicker:
         bf = self._peers.pop(key, None)
         if bf is not None:
             self.availability.remove_peer(bf)
+            self._rarity.invalidate()
         released = [self._block(i, b) for (i, b) in self._out.get(key, ())]
         for i, b in list(self._out.get(key, ())):
             self._release(key, i, b)
@@ -254,6 +259,7 @@ class PiecePicker:
         self._left = sum(self.piece_size(i) for i in pr.needless.missing())
         self._wanted_total = sum(self.piece_size(i) for i in pr.skip.missing())
         self._rarest_cache.clear()
+        self._rarity.invalidate()
 
     # ---- request bookkeeping -----------------------------------------------------------------------
 
@@ -261,6 +267,7 @@ class PiecePicker:
         p = _Piece(index, self.blocks_in_piece(index))
         self._partial[index] = p
         self._busy.set(index)
+        self._rarity.discard(index)
         return p
 
     def _sync(self, p: _Piece) -> None:
@@ -275,6 +282,7 @@ class PiecePicker:
             self._orphans.pop(index, None)
             if not self.priorities.needless.get(index):
                 self._busy.clear(index)
+                self._rarity.add(index, self.availability[index])
             return
         if p.free:
             if index not in self._open:
@@ -382,8 +390,19 @@ class PiecePicker:
 
         # 2. Start new pieces: in order in sequential mode, else by priority, then rarest first.
         if not self._busy.all():
-            fresh = bf - self._busy
-            for pool in self.priorities.classes(fresh, sequential=self.sequential):
+            # With one priority, draw or walk the rarity index instead of listing the torrent; None means
+            # that gave up and the pools below list it.
+            found, wanted = None, -(-(count - len(out)) // self._blocks_per_piece)
+            if not (self.sequential or self.priorities.masks):
+                found = random_startable(bf, self._busy, wanted, self._rng) \
+                    if self.have.count() < self.random_first else \
+                    self._rarity.rarest(bf, wanted, self._rng, self.availability, self._busy)
+            for i in found or ():
+                self._take_free(self._start(i), key, mine, count - len(out), now, out)
+                if len(out) >= count:
+                    return out
+            pools = self.priorities.classes(bf - self._busy, sequential=self.sequential) if found is None else ()
+            for pool in pools:
                 need = count - len(out)
                 wanted = -(-need // self._blocks_per_piece)
                 if self.sequential:
@@ -531,6 +550,7 @@ class PiecePicker:
             if self.priorities.passed(index):
                 self._left -= self.piece_size(index)
         self._busy.set(index)
+        self._rarity.discard(index)
         return cancel
 
     def piece_failed(self, index: int) -> set[PeerKey]:
@@ -540,6 +560,7 @@ class PiecePicker:
         self._forget_piece(index)
         if not self.priorities.needless.get(index):
             self._busy.clear(index)
+            self._rarity.add(index, self.availability[index])
         return contributors
 
     def _forget_piece(self, index: int) -> list[tuple[PeerKey, Block]]:
@@ -651,6 +672,7 @@ class PiecePicker:
             busy.set(i)
         assert self._busy.to_bytes() == busy.to_bytes()
         assert self._left == sum(self.piece_size(i) for i in self.priorities.needless.missing())
+        self._rarity.check(self.availability, self._busy)
 
 
 def _most_complete_first(p: _Piece) -> tuple[int, int]:
