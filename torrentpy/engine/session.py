@@ -15,6 +15,7 @@ from typing import Any
 
 from torrentpy import __version__
 from torrentpy.engine import alerts
+from torrentpy.engine.idle import IdleSchedule, idle_until
 from torrentpy.engine.pex import PEX_INTERVAL_S
 from torrentpy.engine.ratelimit import TokenBucket
 from torrentpy.engine.snapshot import SessionSnapshot, sum_found
@@ -99,6 +100,8 @@ class Session:
         # whose transport never came to be is not counted for ever.
         self._accepted: weakref.WeakSet[PeerLink] = weakref.WeakSet()
         self.refused = 0  # connections refused on accept, for the stats and the scale tests
+        # Torrents with work are ticked every second; idle ones sleep until they are due (engine/idle.py).
+        self.schedule = IdleSchedule()
 
     # --- torrents ---------------------------------------------------------------
 
@@ -111,6 +114,8 @@ class Session:
             unchoke_slots=self.config.unchoke_slots, pex_interval_s=self.config.pex_interval_s,
         )
         self.torrents[source.info_hash] = torrent
+        torrent.swarm.on_wake = lambda: self.wake_torrent(torrent)
+        self.schedule.wake(torrent)
         if self.running:
             self._start_task(torrent)
         return torrent
@@ -120,6 +125,7 @@ class Session:
         torrent = self.torrents.pop(info_hash, None)
         if torrent is None:
             return None
+        self.schedule.forget(torrent)
         task = self._starting.pop(info_hash, None)
         if task is not None:
             task.cancel()
@@ -157,6 +163,11 @@ class Session:
 
     def now(self) -> float:
         return time.monotonic()
+
+    def wake_torrent(self, torrent: Torrent) -> None:
+        """Tick this torrent every second again (it has peers, addresses to dial, or a new state)."""
+        if self.torrents.get(torrent.info_hash) is torrent:
+            self.schedule.wake(torrent)
 
     def emit(self, alert: alerts.Alert) -> None:
         if log.isEnabledFor(logging.INFO):
@@ -435,10 +446,8 @@ class Session:
             self._start_task(torrent)
         try:
             while not self.stop_event.is_set():
-                now = time.monotonic()
-                for torrent in list(self.torrents.values()):
-                    torrent.tick(now)
-                if self.all_done() and not self.config.keep_running:
+                self._tick(time.monotonic())
+                if not self.config.keep_running and self.all_done():
                     break
                 self.wake_event.clear()
                 with contextlib.suppress(TimeoutError):
@@ -449,6 +458,19 @@ class Session:
                 task.cancel()
             await asyncio.gather(*starting, return_exceptions=True)
             await self.close()
+
+    def _tick(self, now: float) -> None:
+        for torrent in self.schedule.due(now):
+            try:
+                torrent.tick(now)
+            except Exception as exc:  # one torrent's bug must not stop the others
+                log.error("internal error in %s", torrent.name, exc_info=exc)
+                torrent.fail(f"internal error: {exc!r}")
+            if self.torrents.get(torrent.info_hash) is not torrent:
+                continue  # removed while we ticked
+            due = idle_until(torrent, now)
+            if due is not None:
+                self.schedule.sleep(torrent, due)
 
     def _start_task(self, torrent: Torrent) -> None:
         task = asyncio.ensure_future(self._start(torrent))
@@ -463,6 +485,7 @@ class Session:
     async def _start(self, torrent: Torrent) -> None:
         try:
             await torrent.start()
+            self.wake_torrent(torrent)  # checked: it may have work now
             self._track_dht(torrent)
             self.wake_event.set()  # tick now: dial peers without waiting for the next second
         except TorrentError as exc:
