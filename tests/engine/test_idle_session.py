@@ -88,3 +88,15 @@ async def test_one_torrents_error_does_not_stop_the_others(tmp_path: Path) -> No
         assert bad.state == "error" and bad.error is not None and "boom" in bad.error
         assert not session.stop_event.is_set()
         assert all(t.state == "seeding" for t in good)
+
+
+def test_connection_cap_follows_the_descriptor_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import resource
+
+    from torrentpy.engine.session import connection_cap
+
+    for soft, cap in ((64, 16), (256, 192), (1024, 400), (1_048_576, 400), (16, 8)):
+        monkeypatch.setattr(resource, "getrlimit", lambda which, soft=soft: (soft, 1_048_576))
+        assert connection_cap(400) == cap, soft
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    assert connection_cap(400) == 400

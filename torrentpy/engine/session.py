@@ -45,6 +45,21 @@ MAX_INCOMING_HALF_OPEN = 64
 # Connections incoming ones may not take: a flood of them must not stop us reaching the peers we choose.
 DIAL_RESERVE = 16
 HANDSHAKE_TIMEOUT_S = 20.0
+# File descriptors kept for everything but peer connections: stdio, the event loop, the listener, the
+# DHT socket, tracker connections (up to 32), the files being written and resume saves.
+FD_RESERVE = 48
+
+
+def connection_cap(requested: int) -> int:
+    """`requested`, lowered so peer connections cannot take the descriptors the files need: at the
+    process's RLIMIT_NOFILE (`ulimit -n 256`) a swarm fills the slots and a piece write fails with
+    EMFILE. Never below 8, so a tiny limit still downloads (slowly) rather than not at all."""
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return requested
+    return max(8, min(requested, soft - max(FD_RESERVE, soft // 4)))
 # On exit, how long we wait for connections to flush what we wrote and close (see PeerLink.close_gracefully).
 CLOSE_WAIT_S = 3.0
 
@@ -75,6 +90,7 @@ class Session:
 
     def __init__(self, config: SessionConfig) -> None:
         self.config = config
+        config.max_connections = connection_cap(config.max_connections)  # what the RPC reports too
         self.peer_id = make_peer_id()
         self.listen_port = config.listen_port or 0  # the real one is known after listen()
         self.torrents: dict[bytes, Torrent] = {}
