@@ -37,6 +37,7 @@ class TorrentDisk:
         self.check_progress = 0  # pieces checked so far, for the snapshot while checking
         self.saving = False
         self.last_save = 0.0
+        self._saved: tuple[bytes, bytes | None, bool] | None = None  # what the last save recorded
 
     async def open(self, meta: Metainfo, emit: Callable[[alerts.TorrentAlert], None], *,
                    skip: Collection[int] = (), on_resume: Callable[[ResumeState | None], None] | None = None,
@@ -85,10 +86,15 @@ class TorrentDisk:
         next start anyway (storage.resume.resume_state)."""
         if self.meta is None or self.storage is None or not self.ready:
             return False  # stopped mid-check: an empty bitfield would overwrite what the old file knew
-        try:
-            save_resume(self.meta, self.save_dir, have, selection=selection.record(), sequential=selection.sequential)
-        except (StorageError, OSError) as exc:
-            log.warning("could not save resume data for %s: %s", name, exc)
+        key = (have.to_bytes(), selection.record(), selection.sequential)
+        # A complete torrent writes no data: the same record again would only cost two fsyncs on the
+        # event loop, twice per torrent at start-up (checked, then complete), minutes for 10,000 seeds.
+        if key != self._saved or have.count() != len(have):
+            try:
+                save_resume(self.meta, self.save_dir, have, selection=key[1], sequential=key[2])
+                self._saved = key
+            except (StorageError, OSError) as exc:
+                log.warning("could not save resume data for %s: %s", name, exc)
         self.last_save = self.host.now()
         return True
 

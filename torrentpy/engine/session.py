@@ -15,6 +15,7 @@ from typing import Any
 
 from torrentpy import __version__
 from torrentpy.engine import alerts
+from torrentpy.engine.idle import IdleSchedule, idle_until
 from torrentpy.engine.pex import PEX_INTERVAL_S
 from torrentpy.engine.ratelimit import TokenBucket
 from torrentpy.engine.snapshot import SessionSnapshot, sum_found
@@ -44,6 +45,21 @@ MAX_INCOMING_HALF_OPEN = 64
 # Connections incoming ones may not take: a flood of them must not stop us reaching the peers we choose.
 DIAL_RESERVE = 16
 HANDSHAKE_TIMEOUT_S = 20.0
+# File descriptors kept for everything but peer connections: stdio, the event loop, the listener, the
+# DHT socket, tracker connections (up to 32), the files being written and resume saves.
+FD_RESERVE = 48
+
+
+def connection_cap(requested: int) -> int:
+    """`requested`, lowered so peer connections cannot take the descriptors the files need: at the
+    process's RLIMIT_NOFILE (`ulimit -n 256`) a swarm fills the slots and a piece write fails with
+    EMFILE. Never below 8, so a tiny limit still downloads (slowly) rather than not at all."""
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return requested
+    return max(8, min(requested, soft - max(FD_RESERVE, soft // 4)))
 # On exit, how long we wait for connections to flush what we wrote and close (see PeerLink.close_gracefully).
 CLOSE_WAIT_S = 3.0
 
@@ -74,6 +90,7 @@ class Session:
 
     def __init__(self, config: SessionConfig) -> None:
         self.config = config
+        config.max_connections = connection_cap(config.max_connections)  # what the RPC reports too
         self.peer_id = make_peer_id()
         self.listen_port = config.listen_port or 0  # the real one is known after listen()
         self.torrents: dict[bytes, Torrent] = {}
@@ -99,6 +116,8 @@ class Session:
         # whose transport never came to be is not counted for ever.
         self._accepted: weakref.WeakSet[PeerLink] = weakref.WeakSet()
         self.refused = 0  # connections refused on accept, for the stats and the scale tests
+        # Torrents with work are ticked every second; idle ones sleep until they are due (engine/idle.py).
+        self.schedule = IdleSchedule()
 
     # --- torrents ---------------------------------------------------------------
 
@@ -111,6 +130,8 @@ class Session:
             unchoke_slots=self.config.unchoke_slots, pex_interval_s=self.config.pex_interval_s,
         )
         self.torrents[source.info_hash] = torrent
+        torrent.swarm.on_wake = lambda: self.wake_torrent(torrent)
+        self.schedule.wake(torrent)
         if self.running:
             self._start_task(torrent)
         return torrent
@@ -120,6 +141,7 @@ class Session:
         torrent = self.torrents.pop(info_hash, None)
         if torrent is None:
             return None
+        self.schedule.forget(torrent)
         task = self._starting.pop(info_hash, None)
         if task is not None:
             task.cancel()
@@ -157,6 +179,11 @@ class Session:
 
     def now(self) -> float:
         return time.monotonic()
+
+    def wake_torrent(self, torrent: Torrent) -> None:
+        """Tick this torrent every second again (it has peers, addresses to dial, or a new state)."""
+        if self.torrents.get(torrent.info_hash) is torrent:
+            self.schedule.wake(torrent)
 
     def emit(self, alert: alerts.Alert) -> None:
         if log.isEnabledFor(logging.INFO):
@@ -435,10 +462,8 @@ class Session:
             self._start_task(torrent)
         try:
             while not self.stop_event.is_set():
-                now = time.monotonic()
-                for torrent in list(self.torrents.values()):
-                    torrent.tick(now)
-                if self.all_done() and not self.config.keep_running:
+                self._tick(time.monotonic())
+                if not self.config.keep_running and self.all_done():
                     break
                 self.wake_event.clear()
                 with contextlib.suppress(TimeoutError):
@@ -449,6 +474,19 @@ class Session:
                 task.cancel()
             await asyncio.gather(*starting, return_exceptions=True)
             await self.close()
+
+    def _tick(self, now: float) -> None:
+        for torrent in self.schedule.due(now):
+            try:
+                torrent.tick(now)
+            except Exception as exc:  # one torrent's bug must not stop the others
+                log.error("internal error in %s", torrent.name, exc_info=exc)
+                torrent.fail(f"internal error: {exc!r}")
+            if self.torrents.get(torrent.info_hash) is not torrent:
+                continue  # removed while we ticked
+            due = idle_until(torrent, now)
+            if due is not None:
+                self.schedule.sleep(torrent, due)
 
     def _start_task(self, torrent: Torrent) -> None:
         task = asyncio.ensure_future(self._start(torrent))
@@ -463,6 +501,7 @@ class Session:
     async def _start(self, torrent: Torrent) -> None:
         try:
             await torrent.start()
+            self.wake_torrent(torrent)  # checked: it may have work now
             self._track_dht(torrent)
             self.wake_event.set()  # tick now: dial peers without waiting for the next second
         except TorrentError as exc:

@@ -56,6 +56,10 @@ def totals_key(peer: Peer) -> Addr:
     return (peer.addr[0], port) if port else peer.addr
 
 
+def _nothing() -> None:
+    pass
+
+
 class Swarm:
     def __init__(
         self,
@@ -88,6 +92,9 @@ class Swarm:
         self.peers: dict[Addr, Peer] = {}
         self.connecting: set[Addr] = set()
         self.candidates: dict[Addr, float] = {}  # addr → earliest retry time
+        # Told when there is something to dial or a peer arrives: a session that stopped ticking an idle
+        # torrent (engine/idle.py) ticks it again.
+        self.on_wake: Callable[[], None] = _nothing
         # Payload exchanged with peers that have since disconnected, keyed like peer_totals(), so a summary
         # written after the download still credits every peer (and one that reconnected is counted once).
         self.departed_totals: dict[Addr, tuple[str, int, int]] = {}
@@ -108,10 +115,12 @@ class Swarm:
             self.sources.record(addr, source)
         if len(self.sources) > 2 * MAX_CANDIDATES:
             self.sources.prune([*self.candidates, *self.peers])  # banned and long-gone addresses
+        self.on_wake()
 
     def connect_more(self, now: float) -> None:
         if not self._wants_peers():
             return
+        self.on_wake()
         room = self.max_peers - len(self.peers) - len(self.connecting)
         if room <= 0 and not self.connecting:
             # Full: one useless peer gives way to an address to try (one a tick, as dials may fail).
@@ -160,6 +169,7 @@ class Swarm:
     def attach(self, link: PeerLink) -> None:
         """A connection (ours or accepted) whose handshake named this torrent."""
         self.connecting.discard(link.addr)
+        self.on_wake()
         if self._is_banned(link.addr):
             link.close("banned peer")
             return

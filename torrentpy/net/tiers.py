@@ -266,6 +266,11 @@ class TrackerTiers:
         """True when an extra announce (the engine is short of peers) would respect some tier's min interval."""
         return any(t.next_at is not None and now >= t.earliest_at for t in self._tiers)
 
+    def early_announce_at(self) -> float | None:
+        """When wants_early_announce turns true (None: no tier has had an answer yet), so a session can
+        sleep an idle torrent until then rather than ask every second."""
+        return min((t.earliest_at for t in self._tiers if t.next_at is not None), default=None)
+
     def announce_early(self, now: float) -> float:
         """Ask for peers sooner (the engine is short of them); honours each tracker's min interval.
 
