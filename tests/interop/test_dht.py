@@ -140,6 +140,7 @@ def test_libtorrent_finds_a_torrentpy_seeder_on_the_dht(tmp_path: Path, torrentp
         assert payload.differences(out) == []
         stats = seeder.stats()
         assert stats is not None and stats["uploaded"] >= payload.total_size, stats
+        assert stats["dht_nodes"] >= 1, stats  # --json shows the routing table's size
     finally:
         if leecher is not None:
             _stop(leecher)
