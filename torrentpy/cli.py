@@ -473,7 +473,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise UsageError(f"invalid --size {args.size!r}: use bytes or e.g. 32M, 1G") from None
     rate = _rate_arg(args.rate) if args.rate else 0
     return run_demo(DemoOptions(size_bytes=size, peers=args.peers, keep=args.keep, tui=not args.no_tui,
-                                download_rate_bps=rate))
+                                download_rate_bps=rate, dht=args.dht))
 
 
 # --- daemon -----------------------------------------------------------------
@@ -597,6 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (payload, torrent, logs)")
     p.add_argument("--rate", metavar="RATE", help="limit the download, e.g. 8M, to watch it (default: none)")
     p.add_argument("--no-tui", action="store_true", help="plain progress lines instead of the dashboard")
+    p.add_argument("--dht", action="store_true",
+                   help="no tracker: peers meet over the demo's own DHT on 127.0.0.1 (never the public one)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("daemon", help="run in the background, driven over Transmission's RPC (transmission-remote …)")

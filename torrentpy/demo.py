@@ -58,6 +58,8 @@ GENERATE_CHUNK_BYTES = 4 * MiB
 SEEDER_READY_TIMEOUT_S = 60.0
 # How long a seeder gets to exit after SIGTERM before it is killed.
 SEEDER_STOP_TIMEOUT_S = 5.0
+# With --dht, how often the demo's own DHT node looks the torrent up while waiting for the seeders.
+DHT_ASK_INTERVAL_S = 1.0
 # Lines of a dead seeder's log shown to explain why it died.
 LOG_TAIL_LINES = 15
 PAYLOAD_NAME = "torrentpy-demo"
@@ -73,6 +75,9 @@ class DemoOptions:
     # put on the downloader, not the seeders: an upload limit switches a seed to super-seeding.)
     download_rate_bps: int = 0
     refresh_hz: float = 4.0
+    # No tracker at all: the seeders and the downloader find each other over a DHT of their own on
+    # 127.0.0.1, bootstrapped only from a node the demo runs (never the public routers).
+    dht: bool = False
 
 
 class _Cancelled(Exception):
@@ -114,6 +119,7 @@ class _Run:
     work_dir: str | None = None
     seeders: list[_Seeder] = field(default_factory=list)
     tracker: Any = None
+    dht: Any = None  # net.dht.DhtService: the loopback DHT's bootstrap node, with --dht
     cancel: threading.Event = field(default_factory=threading.Event)
     signum: int | None = None
     quit_pressed: bool = False
@@ -204,9 +210,11 @@ def _die_with_parent() -> None:
 def _start_seeder(run: _Run, index: int, port: int, torrent_path: str, seed_dir: str) -> _Seeder:
     assert run.work_dir is not None
     log_path = os.path.join(run.work_dir, f"seeder{index}.log")
+    # The demo's swarm is its own: no public DHT routers, and no loopback nodes in the user's DHT state.
+    dht = ["--dht-bootstrap", f"127.0.0.1:{run.dht.port}",
+           "--dht-state", os.path.join(run.work_dir, f"dht-seeder{index}.dat")] if run.dht else ["--no-dht"]
     argv = selfexec.command("add", torrent_path, "-o", seed_dir, "--seed-forever",
-                            "--bind", "127.0.0.1", "--listen-port", str(port), "--json", "--interval", "5",
-                            "--no-dht")  # the demo's swarm is its own: no public DHT routers
+                            "--bind", "127.0.0.1", "--listen-port", str(port), "--json", "--interval", "5", *dht)
     with open(log_path, "wb") as log:
         # A session of its own: Ctrl-C in the terminal reaches only the demo, which stops seeders in order.
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -218,16 +226,28 @@ def _start_seeder(run: _Run, index: int, port: int, torrent_path: str, seed_dir:
 
 
 async def _wait_seeders(run: _Run, info_hash: bytes) -> None:
-    """Until every seeder has announced itself complete to our tracker (then a leecher will find it)."""
+    """Until every seeder has announced itself complete to our tracker, or with --dht until a DHT
+    lookup finds every seeder (then a leecher will find it)."""
     deadline = time.monotonic() + SEEDER_READY_TIMEOUT_S
+    found: set[tuple[str, int]] = set()
+    asked_at = -DHT_ASK_INTERVAL_S
     while True:
         for seeder in run.seeders:
             if seeder.process.poll() is not None:
                 raise _DemoFailed(f"seeder {seeder.index} exited with status {seeder.process.returncode}:\n"
                                   + seeder.log_tail())
-        peers = run.tracker.registry.peers(info_hash)
-        ready = {port for (_ip, port), entry in peers.items() if entry.left == 0}
+        if run.dht is not None:
+            if time.monotonic() - asked_at >= DHT_ASK_INTERVAL_S:
+                # A fresh lookup each time (port 0: look, never announce): seeders announce as they start.
+                run.dht.track(info_hash, 0, lambda _ih, peers: found.update(peers))
+                asked_at = time.monotonic()
+            ready = {port for _ip, port in found}
+        else:
+            peers = run.tracker.registry.peers(info_hash)
+            ready = {port for (_ip, port), entry in peers.items() if entry.left == 0}
         if all(s.port in ready for s in run.seeders):
+            if run.dht is not None:
+                run.dht.untrack(info_hash)
             return
         if time.monotonic() > deadline:
             late = [str(s.index) for s in run.seeders if s.port not in ready]
@@ -263,9 +283,14 @@ async def _download(run: _Run, meta: Any, download_dir: str) -> tuple[Any, float
     from torrentpy.engine.session import Session, SessionConfig
     from torrentpy.tui.run import choose_ui, run_session
 
+    dht: dict[str, Any] = {"dht": False}
+    if run.dht is not None and run.work_dir is not None:
+        # Every node here is on 127.0.0.1: one address, so no per-address limit on our side.
+        dht = {"dht": True, "dht_bootstrap": [f"127.0.0.1:{run.dht.port}"], "dht_rate_limit": False,
+               "dht_state_path": os.path.join(run.work_dir, "dht-downloader.dat")}
     session = Session(SessionConfig(save_dir=download_dir, bind="127.0.0.1", listen_port=_free_ports(1)[0],
                                     seed_ratio=0.0, max_download_rate_bps=run.options.download_rate_bps,
-                                    dht=False))
+                                    **dht))
     torrent = session.add(meta)
     await session.listen()
     started = time.monotonic()
@@ -348,10 +373,22 @@ async def _main(run: _Run) -> int:
     with _quit_key(run, task):
         await _with_bar(run, "generating payload", opts.size_bytes,
                         lambda advance: _generate(payload, opts.size_bytes, run, advance))
-        run.tracker = await serve(http_port=0, udp_port=0, bind="127.0.0.1")
-        out.print(f"tracker: {run.tracker.http_url}  {run.tracker.udp_url}")
+        trackers: list[list[str]] = []
+        if opts.dht:
+            from pathlib import Path
+
+            from torrentpy.net.dht import DhtService
+
+            run.dht = DhtService(bind="127.0.0.1", port=0, bootstrap=[], rate_limit=False,
+                                 state_path=Path(run.work_dir, "dht-bootstrap.dat"))
+            await run.dht.start()
+            out.print(f"no tracker: a DHT bootstrap node on 127.0.0.1:{run.dht.port} (loopback only)")
+        else:
+            run.tracker = await serve(http_port=0, udp_port=0, bind="127.0.0.1")
+            out.print(f"tracker: {run.tracker.http_url}  {run.tracker.udp_url}")
+            trackers = [[run.tracker.http_url]]
         data = await _with_bar(run, "hashing pieces", opts.size_bytes,
-                               lambda advance: create_torrent(payload, trackers=[[run.tracker.http_url]],
+                               lambda advance: create_torrent(payload, trackers=trackers,
                                                               comment="torrentpy demo", progress=advance))
         with open(torrent_path, "wb") as fh:
             fh.write(data)
@@ -407,6 +444,8 @@ async def _cleanup(run: _Run) -> None:
     await loop.run_in_executor(None, stop_all)
     if run.tracker is not None:
         await run.tracker.close()
+    if run.dht is not None:
+        await run.dht.close()
 
 
 def _remove(run: _Run) -> None:

@@ -30,27 +30,32 @@ class DatagramNet:
 
     def flush(self) -> None:
         for src, node in self.nodes.items():
-            for data, dst in node.outbox:
-                self.sent += 1
-                if self.rng.random() < self.loss:
-                    continue
-                self._seq += 1
-                heapq.heappush(self._queue, (self.now + self.rng.uniform(*self.latency_s), self._seq, data, src, dst))
-            node.outbox.clear()
+            self._send(src, node)
+
+    def _send(self, src: Addr, node: DhtNode) -> None:
+        for data, dst in node.outbox:
+            self.sent += 1
+            if self.rng.random() < self.loss:
+                continue
+            self._seq += 1
+            heapq.heappush(self._queue, (self.now + self.rng.uniform(*self.latency_s), self._seq, data, src, dst))
+        node.outbox.clear()
 
     def run(self, seconds: float, tick_s: float = 0.5) -> None:
         end = self.now + seconds
         next_tick = self.now
+        self.flush()  # what callers queued between runs (bootstrap, track)
         while self.now < end:
-            self.flush()
             if self._queue and self._queue[0][0] <= next_tick:
                 at, _, data, src, dst = heapq.heappop(self._queue)
                 self.now = max(self.now, at)
                 node = self.nodes.get(dst)
                 if node is not None:
                     node.receive(data, src, self.now)
+                    self._send(dst, node)  # only the receiver can have queued anything
             else:
                 self.now = next_tick
                 for node in self.nodes.values():
                     node.tick(self.now)
+                self.flush()
                 next_tick += tick_s

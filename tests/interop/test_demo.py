@@ -193,3 +193,23 @@ def test_demo_rejects_bad_options_in_one_line(args: list[str], tmp_path: Path) -
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("torrentpy: error:") and done.stderr.count("\n") == 1, done.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_demo_dht_finds_the_seeders_with_no_tracker(tmp_path: Path) -> None:
+    done = subprocess.run(_demo_argv("--size", "8M", "--peers", "3", "--dht", "--keep", "--no-tui"),
+                          capture_output=True, text=True, timeout=55, env=_env(tmp_path), stdin=subprocess.DEVNULL)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert re.search(r"no tracker: a DHT bootstrap node on 127\.0\.0\.1:\d+", out) and "tracker: http" not in out, out
+    assert "verified: all" in out, out
+    rows = re.findall(r"seeder (\d) │ 127\.0\.0\.1:\d+ │", out)
+    assert rows and set(rows) <= {"1", "2", "3"}, out
+    [work] = tmp_path.glob("torrentpy-demo-*")
+    from torrentpy.metainfo import parse_torrent
+
+    meta = parse_torrent((work / "torrentpy-demo.torrent").read_bytes())
+    assert not meta.trackers, meta.trackers  # nothing but the DHT to meet on
+    # The seeders kept their DHT state in the demo's folder, not the user's.
+    assert {p.name for p in work.glob("dht-seeder*.dat")} == {"dht-seeder1.dat", "dht-seeder2.dat", "dht-seeder3.dat"}
+    for pid in _pids(out):
+        assert not _alive(pid)

@@ -1,7 +1,8 @@
 """Trackerless magnets over a real Mainline DHT: five libtorrent 2.x nodes on their own loopback addresses
-(127.0.0.2 … 127.0.0.6); the last one seeds a torrent with no tracker and announces it on the DHT.
-torrentpy, given only the magnet and one DHT node to bootstrap from, finds the seeder, fetches the
-metadata and the data."""
+(127.0.0.2 … 127.0.0.6). Both ways: the last node seeds a torrent with no tracker and announces it on the
+DHT, and torrentpy, given only the magnet and one DHT node to bootstrap from, finds the seeder, fetches
+the metadata and the data; then a torrentpy seeder announces on that DHT and a libtorrent leecher on its
+own address (127.0.0.7), bootstrapped from the same node, finds it from the magnet alone."""
 
 from __future__ import annotations
 
@@ -41,6 +42,23 @@ def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def _start_lt(status_file: Path, log_path: Path, *args: str) -> subprocess.Popen[bytes]:
+    with open(log_path, "wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "tests.interop.peers.lt_dht", "--status-file", str(status_file),
+                                 *args], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait_dht(proc: subprocess.Popen[bytes], status_file: Path, log_path: Path) -> None:
+    deadline = time.monotonic() + DHT_READY_TIMEOUT_S
+    while True:
+        status = _status(status_file)
+        if max(status.get("nodes", [0])) >= 2:
+            return
+        assert proc.poll() is None, log_path.read_text()
+        assert time.monotonic() < deadline, f"the libtorrent DHT never formed: {status}"
+        time.sleep(0.5)
 
 
 def test_trackerless_magnet_from_a_libtorrent_dht(tmp_path: Path) -> None:
@@ -86,4 +104,44 @@ def test_trackerless_magnet_from_a_libtorrent_dht(tmp_path: Path) -> None:
     finally:
         if leecher is not None:
             _stop(leecher, signal.SIGINT)
+        _stop(dht)
+
+
+def test_libtorrent_finds_a_torrentpy_seeder_on_the_dht(tmp_path: Path, torrentpy_peer: Any) -> None:
+    payload = make_payload(tmp_path / "seed", 2 * MiB + 4321)
+    torrent = make_torrent_libtorrent(payload.root, 64 * 1024, [], tmp_path / "t.torrent")
+    import libtorrent as lt
+
+    info_hash = bytes(lt.torrent_info(str(torrent)).info_hashes().v1.to_bytes()).hex()
+    port = free_port()
+    nodes_status, nodes_log = tmp_path / "dht.json", tmp_path / "lt-dht.log"
+    dht = _start_lt(nodes_status, nodes_log, "--nodes", str(NODES), "--base-port", str(port))
+    leecher: subprocess.Popen[bytes] | None = None
+    try:
+        _wait_dht(dht, nodes_status, nodes_log)
+        # Default options but the bootstrap node: the DHT is on, and the torrent has no tracker at all.
+        seeder = torrentpy_peer(torrent, payload.save_dir, True,
+                                extra_args=["--dht-bootstrap", f"127.0.0.2:{port}"])
+        leech_status, leech_log = tmp_path / "leech.json", tmp_path / "lt-leech.log"
+        out = tmp_path / "down"
+        out.mkdir()
+        leech_host = "127.0.0.7"
+        leecher = _start_lt(leech_status, leech_log, "--nodes", "1", "--first-host", "7",
+                            "--base-port", str(free_port(leech_host)), "--bootstrap", f"127.0.0.2:{port}",
+                            "--leech", f"magnet:?xt=urn:btih:{info_hash}", "--save", str(out))
+        deadline = time.monotonic() + COMPLETE_TIMEOUT_S
+        while not _status(leech_status).get("seeding"):
+            assert leecher.poll() is None, leech_log.read_text()
+            assert time.monotonic() < deadline, \
+                f"libtorrent never completed from the torrentpy seeder: {_status(leech_status)}\n" \
+                f"DHT: {_status(nodes_status)}\ntorrentpy:\n{seeder.log_tail()}"
+            time.sleep(0.5)
+        assert f"127.0.0.1:{seeder.port}" in _status(leech_status)["peers_seen"]
+        assert payload.differences(out) == []
+        stats = seeder.stats()
+        assert stats is not None and stats["uploaded"] >= payload.total_size, stats
+        assert stats["dht_nodes"] >= 1, stats  # --json shows the routing table's size
+    finally:
+        if leecher is not None:
+            _stop(leecher)
         _stop(dht)

@@ -15,6 +15,7 @@ from torrentpy.tui.dashboard import (
     format_eta,
     format_rate,
     format_size,
+    header,
     peer_flags,
     piece_map,
 )
@@ -486,3 +487,16 @@ def test_a_tracker_error_is_shown_whole(width: int, height: int) -> None:
     assert LONG_ERROR in words, "\n".join(inside)
     assert "error: Cannot" not in out  # the reason is not squeezed into the status column
     assert "udp://127.0.0.1:6970/announce" in out and "working" in out
+
+
+@pytest.mark.parametrize(("width", "want"), [(170, "found tracker 7 · DHT 0 · PEX 3 · in 0  DHT nodes 57"),
+                                              (140, "found tracker 7 DHT 0 PEX 3 in 0  nodes 57"),
+                                              (125, "found T7 D0 P3 I0  nodes 57")])
+def test_header_shows_the_dht_node_count_where_it_fits(width: int, want: str) -> None:
+    snap = make_session(make_torrent(peers=0, peer_list=()), peers_found=(("tracker", 7), ("pex", 3)),
+                        dht_nodes=57)
+    line = header(snap, width).plain
+    assert want in line, line
+    assert len(line) == width
+    # No DHT running: no count at all, and the found counts keep their widest form.
+    assert "nodes" not in header(dataclasses.replace(snap, dht_nodes=None), width).plain

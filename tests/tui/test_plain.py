@@ -107,3 +107,8 @@ def test_stats_record_has_no_non_finite_numbers() -> None:
     json.dumps(record, allow_nan=False)
     assert record["torrents"][0]["eta_s"] is None and record["torrents"][0]["ratio"] is None
     assert record["time"] == 1.0
+
+
+def test_stats_record_has_the_dht_node_count_or_null_when_off() -> None:
+    assert stats_record(make_session(dht_nodes=57), now_s=1.0)["dht_nodes"] == 57
+    assert stats_record(make_session(), now_s=1.0)["dht_nodes"] is None

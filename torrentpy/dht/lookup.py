@@ -91,8 +91,18 @@ class Lookup:
             self.done = True
         return out
 
+    def seed_asked(self) -> None:
+        """A node we know only by address (a bootstrap router) was asked: the lookup waits for it, or
+        it would end at once with no candidate at all."""
+        self.outstanding += 1
+        self.queries += 1
+
+    def seed_failed(self) -> None:
+        self.outstanding = max(0, self.outstanding - 1)
+
     def add_seed_answer(self, nodes: tuple[Node, ...]) -> None:
         """Nodes from a node we asked without knowing its id (a bootstrap router)."""
+        self.outstanding = max(0, self.outstanding - 1)
         for node in nodes:
             self._add(node, 1)
 

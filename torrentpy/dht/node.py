@@ -84,6 +84,7 @@ class DhtNode:
         self.tracked: dict[bytes, _Tracked] = {}
         self.finished: list[LookupStats] = []  # of get_peers lookups, for the simulation's report
         self.bootstrap_addrs: list[Addr] = []
+        self._joining: Lookup | None = None  # the bootstrap's lookup of our own id, until it ends
         self._next_tid = self.rng.randrange(1 << 16)
 
     # --- sending -----------------------------------------------------------------
@@ -122,9 +123,11 @@ class DhtNode:
         self.bootstrap_addrs = list(addrs)
         lookup = Lookup(self.node_id, self.table.closest(self.node_id), get_peers=False)
         self.lookups.append(lookup)
+        self._joining = lookup
         target = self.node_id
         for addr in addrs:
-            self._query(addr, None, lambda t: krpc.find_node(t, self.node_id, target), now, lookup)
+            if self._query(addr, None, lambda t: krpc.find_node(t, self.node_id, target), now, lookup):
+                lookup.seed_asked()
         self._step(lookup, now)
 
     def find_node(self, target: bytes, now: float) -> Lookup:
@@ -153,7 +156,23 @@ class DhtNode:
             self.lookups.remove(lookup)
             self._lookup_done(lookup, now)
 
+    def _refresh_far_buckets(self, now: float) -> None:
+        """Kademlia's join: once we know our neighbourhood, look up a random id in every bucket that is
+        not full. The lookup of our own id only fills the buckets near us; without this a node whose
+        bootstrap routers sit in one half of the id space may know nobody in the other half for the 15
+        minutes until its refresh, and lookups it answers for ids there dead-end (the simulation of
+        tests/dht/scale.py saw it)."""
+        for bucket in self.table.buckets:
+            if len(bucket.entries) < self.table.k and not bucket.covers(int.from_bytes(self.node_id, "big")):
+                bucket.last_changed = now
+                target = (bucket.lo + self.rng.randrange(bucket.hi - bucket.lo)).to_bytes(ID_BITS // 8, "big")
+                self.find_node(target, now)
+
     def _lookup_done(self, lookup: Lookup, now: float) -> None:
+        if lookup is self._joining:
+            self._joining = None
+            if lookup.responses:
+                self._refresh_far_buckets(now)
         if not lookup.get_peers:
             return
         self.finished.append(LookupStats(lookup.hops, lookup.queries, len(lookup.peers)))
@@ -211,8 +230,11 @@ class DhtNode:
         if isinstance(msg, krpc.ErrorReply):
             if pending.node_id is not None:
                 self.table.failed(pending.node_id, addr)
-            if lookup is not None and pending.node_id is not None:
-                lookup.on_failure(pending.node_id)
+            if lookup is not None:
+                if pending.node_id is not None:
+                    lookup.on_failure(pending.node_id)
+                else:
+                    lookup.seed_failed()
                 self._step(lookup, now)
             return
         self.table.add(msg.sender, addr, now, responded=True)
@@ -269,6 +291,8 @@ class DhtNode:
                     self.table.failed(pending.node_id, pending.addr)
                     if pending.lookup is not None:
                         pending.lookup.on_failure(pending.node_id)
+                elif pending.lookup is not None:
+                    pending.lookup.seed_failed()
                 if pending.lookup is not None:
                     self._step(pending.lookup, now)
         for lookup in list(self.lookups):

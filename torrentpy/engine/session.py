@@ -420,6 +420,7 @@ class Session:
             listen_port=self.listen_port,
             uptime_s=now - self.started_at,
             peers_found=sum_found(t.peers_found for t in torrents),
+            dht_nodes=self.dht.node_count if self.dht is not None else None,
         )
 
     def _find(self, info_hash_hex: str) -> Torrent | None:

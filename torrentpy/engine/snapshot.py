@@ -133,6 +133,7 @@ class SessionSnapshot:
     listen_port: int
     uptime_s: float
     peers_found: tuple[tuple[str, int], ...] = ()  # summed over the torrents, as TorrentSnapshot's
+    dht_nodes: int | None = None  # nodes in the DHT routing table; None when the DHT is not running
 
 
 def sum_found(per_torrent: Iterable[tuple[tuple[str, int], ...]]) -> tuple[tuple[str, int], ...]:

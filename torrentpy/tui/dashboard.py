@@ -128,8 +128,19 @@ def _found_text(snapshot: SessionSnapshot, form: int) -> Text:
     return text
 
 
+def _dht_text(snapshot: SessionSnapshot, form: int) -> Text:
+    """The DHT routing table's size: ``  DHT nodes 57``, or ``  nodes 57`` in the narrower forms;
+    nothing when the DHT is not running."""
+    text = Text()
+    if snapshot.dht_nodes is not None:
+        text.append("  DHT nodes " if form == 0 else "  nodes ", style="dim")
+        text.append(str(snapshot.dht_nodes))
+    return text
+
+
 def header(snapshot: SessionSnapshot, width: int) -> Text:
-    """One line: session rates, peers, ratio, port, uptime, then peers found by source where it fits."""
+    """One line: session rates, peers, ratio, port, uptime, then peers found by source and the DHT's
+    node count where they fit (the count is dropped before the found counts are)."""
     line = Text(no_wrap=True, overflow="ellipsis", style="on grey15")
     line.append(" torrentpy ", style="bold white on blue")
     line.append("  ↓ ", style="bold green")
@@ -147,8 +158,11 @@ def header(snapshot: SessionSnapshot, width: int) -> Text:
     if width >= WIDE_MIN_COLS:
         line.append("  torrents ", style="dim")
         line.append(str(len(snapshot.torrents)))
-    for form in (0, 1, 2):  # the widest form that fits
+    # The widest form that fits, with the DHT's node count if possible.
+    for form, with_dht in [(f, True) for f in (0, 1, 2)] + [(f, False) for f in (0, 1, 2)]:
         found = _found_text(snapshot, form)
+        if with_dht:
+            found.append_text(_dht_text(snapshot, form))
         if line.cell_len + found.cell_len <= width:
             line.append_text(found)
             break

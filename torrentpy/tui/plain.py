@@ -113,6 +113,7 @@ def stats_record(snapshot: SessionSnapshot, *, now_s: float | None = None) -> di
         "peers": snapshot.peers,
         # Distinct peer addresses each source (tracker, dht, pex, incoming, manual, magnet) has named.
         "peers_found": dict(snapshot.peers_found),
+        "dht_nodes": snapshot.dht_nodes,  # the routing table's size; null when the DHT is off
         "listen_port": snapshot.listen_port,
         "torrents": [
             {
