@@ -168,6 +168,7 @@ async def test_an_upload_restarts_the_idle_count(tmp_path: Path) -> None:
     leecher.send(leecher.conn.send_request(0, 0, PIECE))
     await until(lambda: (0, 0) in leecher.blocks, what="a block served")
     assert leecher.blocks[(0, 0)] == data[:PIECE]
+    assert torrent.limits.idle_goal_at(torrent.seeding_since) == clock.now + 60  # for a sleeping scheduler
     torrent.tick(clock.advance(59))  # 99 s a seed, 59 s since its last upload
     assert torrent.uploader.leaving_since is None
     torrent.tick(clock.advance(1))

@@ -108,8 +108,13 @@ class TorrentLimits:
             return False
         if seed_time_s is not None and now - seeding_since >= seed_time_s:
             return True
-        if self.seed_idle_s is None:
-            return False
         # Idle since the later of becoming a seed and its last upload (a download before counts for nothing).
-        last = max(seeding_since, self.last_upload_at or seeding_since)
-        return now - last >= self.seed_idle_s
+        due = self.idle_goal_at(seeding_since)
+        return due is not None and now >= due
+
+    def idle_goal_at(self, seeding_since: float | None) -> float | None:
+        """When the idle limit will be met if nothing is uploaded meanwhile (None: no idle limit), for a
+        scheduler that sleeps a torrent without peers until its next deadline."""
+        if self.seed_idle_s is None or seeding_since is None:
+            return None
+        return max(seeding_since, self.last_upload_at or seeding_since) + self.seed_idle_s
