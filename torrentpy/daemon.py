@@ -43,6 +43,8 @@ class SessionSettings:
     speed_limit_up_enabled: bool = False
     seed_ratio_limit: float = 2.0
     seed_ratio_limited: bool = False
+    idle_seeding_limit: int = 30  # minutes; Transmission's default, used only when enabled
+    idle_seeding_limit_enabled: bool = False
     peer_limit_per_torrent: int = 50
     start_added_torrents: bool = True
     download_queue_enabled: bool = False  # engine/queueing.py; sizes are Transmission's defaults
@@ -124,6 +126,7 @@ class Daemon:
         torrent.swarm.max_peers = int(record.settings.get("peer-limit", torrent.swarm.max_peers))
         mode = record.settings.get("seedRatioMode", 0)
         torrent.seed_ratio = self._seed_ratio(mode, record.settings.get("seedRatioLimit"))
+        _apply_torrent_limits(torrent, record.settings, self.settings)
         _replay_selection(torrent, record.settings)
         if record.paused:
             torrent.pause()
@@ -369,6 +372,7 @@ class Daemon:
         if "seedRatioMode" in settings or "seedRatioLimit" in settings:
             torrent.seed_ratio = self._seed_ratio(record.settings.get("seedRatioMode", 0),
                                                   record.settings.get("seedRatioLimit"))
+        _apply_torrent_limits(torrent, record.settings, self.settings)
         self._changed(info_hash)
 
     def _seed_ratio(self, mode: int, limit: float | None) -> float | None:
@@ -388,6 +392,7 @@ class Daemon:
             if record is not None:
                 torrent.seed_ratio = self._seed_ratio(record.settings.get("seedRatioMode", 0),
                                                       record.settings.get("seedRatioLimit"))
+                _apply_torrent_limits(torrent, record.settings, s)
 
     def _changed(self, info_hash: bytes) -> None:
         self.touched[info_hash] = time.time()
@@ -401,6 +406,23 @@ class Daemon:
         if torrent is None:
             raise UsageError(f"no torrent {info_hash.hex()}")
         return torrent
+
+
+def _apply_torrent_limits(torrent: Torrent, settings: dict[str, Any], session: SessionSettings) -> None:
+    """A torrent's own speed limits (kB/s of 1000 bytes, as session-get's units say), whether the session's
+    apply, and its idle seeding limit (seedIdleMode: 0 the session's, 1 its own, 2 none)."""
+    limits = torrent.limits
+    down = int(settings.get("downloadLimit", 0)) * 1000 if settings.get("downloadLimited") else 0
+    up = int(settings.get("uploadLimit", 0)) * 1000 if settings.get("uploadLimited") else 0
+    limits.set_rates(download_bps=down, upload_bps=up)
+    limits.honors_session = bool(settings.get("honorsSessionLimits", True))
+    mode = settings.get("seedIdleMode", 0)
+    minutes: int | None = None
+    if mode == 1:
+        minutes = int(settings.get("seedIdleLimit", session.idle_seeding_limit))
+    elif mode == 0 and session.idle_seeding_limit_enabled:
+        minutes = session.idle_seeding_limit
+    limits.seed_idle_s = minutes * 60.0 if minutes is not None else None
 
 
 def _replay_selection(torrent: Torrent, settings: dict[str, Any]) -> None:

@@ -397,7 +397,9 @@ class Session:
         if wait_s > 0:
             self._reading_paused = True
             for link in self.links:
-                link.pause_reading()
+                # A torrent exempt from the session's limits (honorsSessionLimits off) reads on.
+                if not isinstance(link.handler, Torrent) or link.handler.limits.honors_session:
+                    link.pause_reading()
             asyncio.get_running_loop().call_later(wait_s, self._resume_reading)
 
     def _resume_reading(self) -> None:

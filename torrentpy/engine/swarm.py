@@ -73,12 +73,14 @@ class Swarm:
         on_departed: Callable[[Peer], None],
         shares_peers: Callable[[], bool] = lambda: False,
         pex_interval_s: float = PEX_INTERVAL_S,
+        count_download: Callable[[int], None] | None = None,
     ) -> None:
         """`handler` receives the events of attached links and is the owner the host dials for;
         `spawn` runs a dial as a task of the torrent; `wants_peers` says whether the torrent takes
         connections at all; `on_departed` lets the rest of the torrent forget a peer that closed;
         `shares_peers` says whether we may tell peers about each other (PEX: a public torrent whose
-        metadata we have, BEP 27)."""
+        metadata we have, BEP 27); `count_download` sees every byte read from an attached link (the
+        torrent's download limit; the host's own count when there is none)."""
         self.host = host
         self.handler = handler
         self.max_peers = max_peers
@@ -87,6 +89,7 @@ class Swarm:
         self._is_banned = is_banned
         self._on_departed = on_departed
         self._shares_peers = shares_peers
+        self._count_download = count_download or host.count_download
         self.sources = PeerSources()
         self.pex = PexSchedule(pex_interval_s)
         self.peers: dict[Addr, Peer] = {}
@@ -197,7 +200,7 @@ class Swarm:
         peer = Peer(link=link, connected_at=now, last_recv_at=now, last_sent_at=now, source=source)
         self.peers[link.addr] = peer
         link.handler = self.handler
-        link.on_bytes_in = self.host.count_download
+        link.on_bytes_in = self._count_download
         self.candidates.pop(link.addr, None)
 
     def evict_one(self, now: float) -> bool:

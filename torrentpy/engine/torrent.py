@@ -19,6 +19,7 @@ from torrentpy.engine.banlist import BanList
 from torrentpy.engine.disk import TorrentDisk
 from torrentpy.engine.dispatch import EVENT_HANDLERS, listen_addr
 from torrentpy.engine.download import Downloader
+from torrentpy.engine.limits import TorrentLimits
 from torrentpy.engine.metadata import MetadataExchange
 from torrentpy.engine.peer import Peer
 from torrentpy.engine.pex import PEX_INTERVAL_S
@@ -88,15 +89,16 @@ class Torrent(SelectionControls):
         self._tasks: set[asyncio.Task[Any]] = set()
         self.disk = TorrentDisk(host, save_dir)
         self.banlist = BanList(block_size=BLOCK_SIZE)
+        self.limits = TorrentLimits(host, lambda: self.peers.values())
         self.swarm = Swarm(host, self, max_peers=max_peers, spawn=self._spawn, wants_peers=self.wants_peers,
                            is_banned=lambda addr: addr in self.banlist.banned, on_departed=self._on_departed,
                            shares_peers=lambda: self.meta is not None and not self.meta.private,
-                           pex_interval_s=pex_interval_s)
+                           pex_interval_s=pex_interval_s, count_download=self.limits.count_download)
         self.metadata = MetadataExchange(self.info_hash, fetch=self.magnet is not None,
                                          on_verified=self._on_metadata_verified)
         self.downloader = Downloader(self, self.banlist)
         self.selection = FileSelection(info_only=self.magnet.select_only if self.magnet is not None else None)
-        self.uploader = Uploader(self, host, slots=unchoke_slots, rng=self.rng)
+        self.uploader = Uploader(self, host, slots=unchoke_slots, rng=self.rng, limits=self.limits)
         if self.magnet is not None:
             for addr in self.magnet.peers:
                 self.swarm.candidates[addr] = 0.0
@@ -269,8 +271,7 @@ class Torrent(SelectionControls):
         wanted = self.picker.wanted_bytes() if self.picker is not None else self.meta.total_length
         if self.seed_ratio is not None and self.uploaded >= self.seed_ratio * wanted:
             self.uploader.leave()
-        elif self.seed_time_s is not None and self.seeding_since is not None and \
-                self.now - self.seeding_since >= self.seed_time_s:
+        elif self.limits.goal_met(self.now, self.seeding_since, self.seed_time_s):  # seed time, idle limit
             self.uploader.leave()
 
     def _on_left(self) -> None:

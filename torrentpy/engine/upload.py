@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from torrentpy.engine.accounting import RateMeter
 from torrentpy.engine.choker import Choker, PeerView
+from torrentpy.engine.limits import TorrentLimits
 from torrentpy.engine.peer import Peer
 from torrentpy.engine.superseed import SuperSeeder
 from torrentpy.errors import StorageError
@@ -95,9 +96,11 @@ class ReadCache:
 
 class Uploader:
     def __init__(self, owner: UploadOwner, host: Host, *, slots: int, rng: random.Random,
-                 read_cache_bytes: int = READ_CACHE_BYTES) -> None:
+                 read_cache_bytes: int = READ_CACHE_BYTES, limits: TorrentLimits | None = None) -> None:
         self.owner = owner
         self.host = host
+        # The torrent's own rate limits (and whether the session's apply), paced next to the session's.
+        self.limits = limits if limits is not None else TorrentLimits(host, lambda: owner.peers.values())
         self.rng = rng
         self.choker = Choker(slots, rng=rng)
         self.read_cache = ReadCache(read_cache_bytes)
@@ -157,7 +160,7 @@ class Uploader:
         meta = self.owner.meta
         picker = self.owner.picker
         # Complete with files deselected is not a seed: offers could name pieces we lack.
-        if not self.owner.complete or meta is None or self.host.upload_bucket.rate_bps <= 0 or \
+        if not self.owner.complete or meta is None or not self.limits.upload_buckets() or \
                 picker is None or not picker.have.all():
             return False
         if self.superseed is None:
@@ -245,12 +248,12 @@ class Uploader:
             while peer.upload_queue and not peer.link.closed and not peer.conn.am_choking:
                 if peer.link.write_paused:
                     return  # resumed by on_writable
-                bucket = self.host.upload_bucket
+                rate_bps = min((b.rate_bps for b in self.limits.upload_buckets()), default=0.0)
                 # Several blocks per write: one syscall per 16 KiB block was most of the seeding
                 # CPU. Under a rate limit keep batches small (about 50 ms of traffic) so the
                 # pacing stays smooth.
-                batch_limit = SEND_BATCH_BYTES if bucket.rate_bps <= 0 else \
-                    max(BLOCK_SIZE, min(SEND_BATCH_BYTES, int(bucket.rate_bps * 0.05)))
+                batch_limit = SEND_BATCH_BYTES if rate_bps <= 0 else \
+                    max(BLOCK_SIZE, min(SEND_BATCH_BYTES, int(rate_bps * 0.05)))
                 batch: list[tuple[int, int, int, bytes | bytearray]] = []
                 total = 0
                 while peer.upload_queue and total < batch_limit:
@@ -277,7 +280,7 @@ class Uploader:
                     total += length
                 if not batch:
                     continue
-                wait_s = bucket.consume(total, self.host.now())
+                wait_s = self.limits.consume_upload(total, self.host.now())
                 if wait_s > 0:
                     peer.pacing.update((i, b, n) for i, b, n, _ in batch)
                     await asyncio.sleep(wait_s)
@@ -297,6 +300,7 @@ class Uploader:
                 peer.uploaded += total
                 owner.up.add(total, now)
                 owner.uploaded += total
+                self.limits.uploaded(now)
                 if owner.complete:
                     owner._check_goal()
         finally:

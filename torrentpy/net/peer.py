@@ -49,6 +49,8 @@ class PeerLink(asyncio.BufferedProtocol):
         self.lost = False  # the transport is gone (connection_lost ran)
         self.on_bytes_in: Callable[[int], None] | None = None
         self._reading_paused = False
+        # Who holds reading paused (the session's download limit, this torrent's): it resumes when none does.
+        self._paused_by: set[str] = set()
 
     # --- asyncio protocol ---------------------------------------------------
 
@@ -116,13 +118,17 @@ class PeerLink(asyncio.BufferedProtocol):
         if self.transport is not None and not self.closed:
             self.transport.writelines(chunks)
 
-    def pause_reading(self) -> None:
-        if self.transport is not None and not self._reading_paused and not self.closed:
+    def pause_reading(self, who: str = "session") -> None:
+        if self.transport is None or self.closed:
+            return
+        self._paused_by.add(who)
+        if not self._reading_paused:
             self._reading_paused = True
             self.transport.pause_reading()
 
-    def resume_reading(self) -> None:
-        if self.transport is not None and self._reading_paused and not self.closed:
+    def resume_reading(self, who: str = "session") -> None:
+        self._paused_by.discard(who)
+        if self.transport is not None and self._reading_paused and not self._paused_by and not self.closed:
             self._reading_paused = False
             self.transport.resume_reading()
 
@@ -144,6 +150,7 @@ class PeerLink(asyncio.BufferedProtocol):
             return
         if self._reading_paused:  # paused by the download limit, which a closed link is left out of
             self._reading_paused = False
+            self._paused_by.clear()
             transport.resume_reading()
         try:
             transport.write_eof()  # FIN once the write buffer has drained

@@ -75,7 +75,7 @@ def session_arguments(daemon: Daemon) -> dict[str, Any]:
         "alt-speed-enabled": False, "alt-speed-down": 50, "alt-speed-up": 50, "alt-speed-time-enabled": False,
         "alt-speed-time-begin": 540, "alt-speed-time-end": 1020, "alt-speed-time-day": 127,
         "seedRatioLimit": s.seed_ratio_limit, "seedRatioLimited": s.seed_ratio_limited,
-        "idle-seeding-limit": 30, "idle-seeding-limit-enabled": False,
+        "idle-seeding-limit": s.idle_seeding_limit, "idle-seeding-limit-enabled": s.idle_seeding_limit_enabled,
         "start-added-torrents": s.start_added_torrents, "trash-original-torrent-files": False,
         "rename-partial-files": False, "cache-size-mb": 0,
         "dht-enabled": False, "lpd-enabled": False, "pex-enabled": True, "utp-enabled": False,
@@ -104,13 +104,14 @@ _SETTABLE = {
     "speed-limit-down": "speed_limit_down_kbps", "speed-limit-down-enabled": "speed_limit_down_enabled",
     "speed-limit-up": "speed_limit_up_kbps", "speed-limit-up-enabled": "speed_limit_up_enabled",
     "seedRatioLimit": "seed_ratio_limit", "seedRatioLimited": "seed_ratio_limited",
+    "idle-seeding-limit": "idle_seeding_limit", "idle-seeding-limit-enabled": "idle_seeding_limit_enabled",
     "peer-limit-per-torrent": "peer_limit_per_torrent", "start-added-torrents": "start_added_torrents",
     "download-queue-enabled": "download_queue_enabled", "download-queue-size": "download_queue_size",
     "seed-queue-enabled": "seed_queue_enabled", "seed-queue-size": "seed_queue_size",
 }
 # Features torrentpy lacks: asking to switch one on is refused; switching it off is what it already is.
 _ABSENT = ("dht-enabled", "lpd-enabled", "utp-enabled", "port-forwarding-enabled", "blocklist-enabled",
-           "alt-speed-enabled", "alt-speed-time-enabled", "idle-seeding-limit-enabled", "incomplete-dir-enabled",
+           "alt-speed-enabled", "alt-speed-time-enabled", "incomplete-dir-enabled",
            "queue-stalled-enabled", "script-torrent-done-enabled", "rename-partial-files")
 
 
@@ -282,11 +283,7 @@ async def _apply_settings(daemon: Daemon, info_hash: bytes, args: dict[str, Any]
     if "sequentialDownload" in args:  # Transmission 4.1's name for it
         torrent.sequential = bool(args["sequentialDownload"])
         store["sequentialDownload"] = torrent.sequential
-    for key in ("downloadLimited", "uploadLimited"):
-        if args.get(key) is True:
-            raise RpcError(f"per-torrent speed limits are not supported by torrentpy ({key})")
-    if args.get("seedIdleMode") in (0, 1):
-        raise RpcError("seeding idle limits are not supported by torrentpy (seedIdleMode)")
+    store.update(_limit_settings(args))
     for key in ("tracker-add", "trackerAdd", "trackerRemove", "trackerReplace", "trackerList"):
         if key in args:
             raise RpcError(f"changing trackers is not supported by torrentpy ({key})")
@@ -314,6 +311,31 @@ async def _apply_settings(daemon: Daemon, info_hash: bytes, args: dict[str, Any]
         store["wanted"] = [int(w) for w in torrent.selection.wanted]
         store["priorities"] = list(torrent.selection.priority)
     daemon.set_torrent(info_hash, store)
+
+
+# torrent-set's per-torrent limits (applied by daemon._apply_torrent_limits): speeds in kB/s, idle in minutes.
+_LIMIT_FLAGS = ("downloadLimited", "uploadLimited", "honorsSessionLimits")
+_LIMIT_NUMBERS = ("downloadLimit", "uploadLimit", "seedIdleLimit")
+
+
+def _limit_settings(args: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in _LIMIT_FLAGS:
+        if key in args:
+            if not isinstance(args[key], bool | int):
+                raise RpcError(f"invalid value for '{key}'")
+            out[key] = bool(args[key])
+    for key in _LIMIT_NUMBERS:
+        if key in args:
+            value = args[key]
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 2**31:
+                raise RpcError(f"invalid value for '{key}'")
+            out[key] = int(value)
+    if "seedIdleMode" in args:
+        if args["seedIdleMode"] not in (0, 1, 2) or isinstance(args["seedIdleMode"], bool):
+            raise RpcError("invalid value for 'seedIdleMode'")
+        out["seedIdleMode"] = args["seedIdleMode"]
+    return out
 
 
 async def torrent_set(daemon: Daemon, args: dict[str, Any]) -> dict[str, Any]:
