@@ -49,6 +49,8 @@ def idle_until(torrent: Torrent, now: float) -> float | None:
             due = min(due, early)
     if torrent.seed_time_s is not None and torrent.seeding_since is not None:
         due = min(due, torrent.seeding_since + torrent.seed_time_s)
+    if (idle_goal := torrent.limits.idle_goal_at(torrent.seeding_since)) is not None:
+        due = min(due, idle_goal)
     return due
 
 
