@@ -116,8 +116,8 @@ def test_a_restart_keeps_every_torrent_its_id_state_and_progress(daemon_factory,
     after = {r["id"]: r for r in again.torrents("name", "status", "percentDone", "downloadDir")}
     assert {i: (r["hashString"], r["name"]) for i, r in after.items()} == \
         {i: (r["hashString"], r["name"]) for i, r in before.items()}
-    assert after[1]["percentDone"] == 1.0
     # Right after the restart a torrent may still be reading its resume file (status "checking").
+    again.wait_torrent(1, lambda r: r["percentDone"] == 1.0, what="complete again")
     again.wait_torrent(2, lambda r: r["status"] == STOPPED, what="stopped again")
     again.wait_torrent(1, lambda r: r["status"] == SEEDING, what="seeding again")
     assert [cols[-1] for _, cols in sorted(listed(again).items())] == ["one.bin", "two.bin", "nobody-has-it"]

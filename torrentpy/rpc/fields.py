@@ -75,15 +75,23 @@ class View:
         real = [(f, d) for f, d in zip(meta.files, done, strict=False) if not f.padding]
         return [(k, f, d) for k, (f, d) in enumerate(real)]
 
-    # The engine's selection counts files the same way; until it is bound (metadata and resume file
-    # read) every file is wanted, at normal priority.
+    # The engine's selection counts files the same way. Until it is bound (metadata and resume file read,
+    # e.g. just after a restart) the choice the daemon recorded stands, else every file at normal.
     def wanted(self, index: int) -> bool:
         selection = self.t.selection
-        return selection.wanted[index] if selection.bound and index < len(selection.wanted) else True
+        if selection.bound and index < len(selection.wanted):
+            return selection.wanted[index]
+        return bool(self._recorded("wanted", index, 1))
 
     def priority(self, index: int) -> int:
         selection = self.t.selection
-        return selection.priority[index] if selection.bound and index < len(selection.priority) else 0
+        if selection.bound and index < len(selection.priority):
+            return selection.priority[index]
+        return int(self._recorded("priorities", index, 0))
+
+    def _recorded(self, key: str, index: int, default: int) -> Any:
+        values = self.r.settings.get(key)
+        return values[index] if isinstance(values, list) and index < len(values) else default
 
     # Transmission counts these in pieces (tr_cpSizeWhenDone): every wanted piece, had or not, plus
     # what is had of the others; a file's unwanted neighbour in a shared piece is downloaded with it.
