@@ -1,5 +1,5 @@
 """`torrentpy dashboard --rpc URL` in a pseudo-terminal, attached to a running daemon over the RPC:
-torrentpy's own daemon (keys pause/resume and remove, each checked in torrent-get) and a real
+torrentpy's own daemon (keys pause/resume, remove and file toggling, each checked in torrent-get) and a real
 Debian transmission-daemon (its torrent listed as seeding). `q` leaves the dashboard; the daemon runs on.
 """
 
@@ -102,3 +102,37 @@ def test_a_daemon_that_does_not_answer_is_one_line(tmp_path: Path, pty_terminal)
     assert code == 1
     assert "torrentpy: error: http://127.0.0.1:" in term.raw.decode(errors="replace")
     assert "Traceback" not in term.raw.decode(errors="replace")
+
+
+def test_dashboard_toggles_files(daemon_factory, payload_factory, torrent_factory, pty_terminal) -> None:
+    """In the files panel `]`/`[` move a cursor over the files and `w` flips the one under it between
+    wanted and skipped: torrent-set files-unwanted/-wanted, seen in torrent-get's `wanted`."""
+    payload = payload_factory({"a.bin": 200_000, "b.bin": 300_000, "c.bin": 100_000}, name="multi")
+    daemon = daemon_factory()
+    answer = daemon.call("torrent-add", {"filename": str(torrent_factory(payload))})
+    assert answer["result"] == "success", answer
+    names = [Path(f["name"]).name for f in daemon.torrents("files")[0]["files"]]
+
+    def wanted() -> dict[str, int]:
+        return dict(zip(names, daemon.torrents("wanted")[0]["wanted"], strict=True))
+
+    assert set(wanted().values()) == {1}
+    term = pty_terminal([TORRENTPY, "dashboard", "--rpc", daemon.url], 120, 30)
+    term.wait_for(lambda t: "multi" in t and "remove" in t, 15, "the torrent")
+    term.child.send("\t\t\t")  # pieces → peers → trackers → files
+    text = term.wait_for(lambda t: "get/skip" in t and names[1] in t, 10, "the files panel and its keys")
+    assert "norm" in row_of(text, names[1]), text
+
+    term.child.send("]w")  # the second file: skipped
+    wait_until(lambda: wanted() == {names[0]: 1, names[1]: 0, names[2]: 1}, what=f"b skipped: {term.text()}")
+    term.wait_for(lambda t: "skip" in row_of(t, names[1]), 10, "b shown skipped")
+    term.child.send("[w")  # the first file too
+    wait_until(lambda: wanted() == {names[0]: 0, names[1]: 0, names[2]: 1}, what=f"a skipped: {term.text()}")
+    term.child.send("]w")  # the second file wanted again
+    wait_until(lambda: wanted() == {names[0]: 0, names[1]: 1, names[2]: 1}, what=f"b wanted: {term.text()}")
+    term.wait_for(lambda t: "norm" in row_of(t, names[1]) and "skip" in row_of(t, names[0]), 10, "both shown")
+
+    term.child.send("q")
+    code, stty = term.wait_exit(15)
+    assert code == 0
+    assert_terminal_restored(term, stty)

@@ -441,6 +441,12 @@ class Session:
         if torrent is not None:
             torrent.resume()
 
+    def set_file_wanted(self, info_hash_hex: str, index: int, wanted: bool) -> None:
+        """The dashboard's `w`: ``index`` over the snapshot's files; SelectionError when out of range."""
+        torrent = self._find(info_hash_hex)
+        if torrent is not None:
+            torrent.set_files_wanted([index], wanted)
+
     def request_stop(self, signum: int | None = None) -> None:
         if self.stop_signal is None:
             self.stop_signal = signum

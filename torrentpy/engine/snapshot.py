@@ -147,7 +147,10 @@ def sum_found(per_torrent: Iterable[tuple[tuple[str, int], ...]]) -> tuple[tuple
 
 @runtime_checkable
 class Controller(Protocol):
-    """What a UI may do to a running session; every call returns at once and never blocks on I/O."""
+    """What a UI may do to a running session; every call returns at once and never blocks on I/O.
+
+    A controller may also offer ``remove(info_hash_hex)`` and ``set_file_wanted(info_hash_hex, index,
+    wanted)``; the dashboard offers their keys only when it does."""
 
     def snapshot(self) -> SessionSnapshot: ...
 

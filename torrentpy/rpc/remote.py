@@ -1,6 +1,6 @@
 """`torrentpy dashboard`: the rich dashboard attached to a running daemon over Transmission's RPC.
 
-Only the RPC is used (the session-id handshake, basic auth, torrent-get/-start/-stop/-remove,
+Only the RPC is used (the session-id handshake, basic auth, torrent-get/-start/-stop/-remove/-set,
 session-stats/-get), so the same dashboard drives a real Transmission daemon. A poller refreshes a
 SessionSnapshot once a second; the dashboard reads it without waiting, and its keys become RPC calls
 sent in the background (their failures shown in the footer).
@@ -212,6 +212,10 @@ class RemoteController:
     def remove(self, info_hash_hex: str) -> None:
         """Remove the torrent from the daemon; its data stays (transmission-remote -r)."""
         self._send("torrent-remove", info_hash_hex, {"delete-local-data": False})
+
+    def set_file_wanted(self, info_hash_hex: str, index: int, wanted: bool) -> None:
+        """``index`` counts the files the snapshot lists, as the RPC's file numbers do (no padding)."""
+        self._send("torrent-set", info_hash_hex, {"files-wanted" if wanted else "files-unwanted": [index]})
 
     def request_stop(self) -> None:
         self.stop_event.set()

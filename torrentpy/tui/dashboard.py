@@ -84,6 +84,8 @@ class ViewState:
     panel: str = PANELS[0]
     status: str = ""
     can_remove: bool = False  # the controller removes torrents (`x`): the footer says so
+    can_toggle_files: bool = False  # the controller marks files wanted/unwanted: the files panel has a cursor
+    file_cursor: int = 0  # over the selected torrent's files, as the files panel numbers them (from 0)
 
     def selected_index(self, snapshot: SessionSnapshot) -> int:
         torrents = snapshot.torrents
@@ -104,7 +106,22 @@ class ViewState:
         if i < 0:
             return
         i = min(len(snapshot.torrents) - 1, max(0, i + delta))
+        if snapshot.torrents[i].info_hash_hex != self.selected:
+            self.file_cursor = 0  # another torrent's files: start at its first
         self.selected = snapshot.torrents[i].info_hash_hex
+
+    def move_file(self, snapshot: SessionSnapshot, delta: int) -> None:
+        torrent = self.selected_torrent(snapshot)
+        count = len(torrent.files) if torrent is not None else 0
+        self.file_cursor = min(max(0, count - 1), max(0, self.file_cursor + delta))
+
+    def file_under_cursor(self, snapshot: SessionSnapshot) -> tuple[TorrentSnapshot, int] | None:
+        """The selected torrent and the index of its file under the cursor (kept inside its file list)."""
+        torrent = self.selected_torrent(snapshot)
+        if torrent is None or not torrent.files:
+            return None
+        self.file_cursor = min(self.file_cursor, len(torrent.files) - 1)
+        return torrent, self.file_cursor
 
     def cycle_panel(self, delta: int = 1) -> None:
         i = PANELS.index(self.panel) if self.panel in PANELS else 0
@@ -260,6 +277,8 @@ def _footer(view: ViewState, width: int) -> Text:
     keys = [("q", "quit"), ("p", "pause/resume"), ("↑↓", "select"), ("tab", "panel")]
     if view.can_remove:
         keys.insert(2, ("x", "remove"))
+    if view.can_toggle_files and view.panel == "files":
+        keys += [("[ ]", "file"), ("w", "get/skip")]
     for key, label in keys:
         footer.append(f" {key} ", style="bold reverse")
         footer.append(f" {label} ")
@@ -295,7 +314,8 @@ class Dashboard:
         detail_h = height - used
         if detail_h >= 3:
             torrent = snap.torrents[selected] if selected >= 0 else None
-            yield detail_panel(torrent, view.panel, width=width, height=detail_h)
+            cursor = view.file_cursor if view.can_toggle_files else None
+            yield detail_panel(torrent, view.panel, width=width, height=detail_h, file_cursor=cursor)
         yield _footer(view, width)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:

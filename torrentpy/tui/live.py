@@ -60,6 +60,26 @@ def handle_key(key: str, controller: Controller, snapshot: SessionSnapshot, view
         if remove is not None and torrent is not None:
             remove(torrent.info_hash_hex)
             view.status = f"removing {torrent.name} (its data stays)"
+    elif key in ("[", "]") and view.panel == "files":
+        view.move_file(snapshot, -1 if key == "[" else 1)
+    elif key in ("w", "W") and view.panel == "files":
+        _toggle_file(controller, snapshot, view)
+
+
+def _toggle_file(controller: Controller, snapshot: SessionSnapshot, view: ViewState) -> None:
+    """The file under the files panel's cursor: wanted ↔ skipped (a controller without set_file_wanted
+    offers no cursor, and the key does nothing)."""
+    set_file_wanted = getattr(controller, "set_file_wanted", None)
+    chosen = view.file_under_cursor(snapshot)
+    if set_file_wanted is None or chosen is None:
+        return
+    torrent, index = chosen
+    wanted = not torrent.files[index].wanted
+    try:
+        set_file_wanted(torrent.info_hash_hex, index, wanted)
+        view.status = f"{'getting' if wanted else 'skipping'} file {index + 1}: {torrent.files[index].path}"
+    except Exception as exc:  # e.g. the engine refusing the choice: shown, not allowed to end the dashboard
+        view.status = f"{type(exc).__name__}: {exc}"
 
 
 async def run_dashboard(
@@ -80,7 +100,8 @@ async def run_dashboard(
     console = console if console is not None else Console()
     period_s = 1.0 / max(0.1, refresh_hz)
     fd = input_fd if input_fd is not None else terminal.stdin_fd()
-    view = ViewState(can_remove=callable(getattr(controller, "remove", None)))
+    view = ViewState(can_remove=callable(getattr(controller, "remove", None)),
+                     can_toggle_files=callable(getattr(controller, "set_file_wanted", None)))
     decoder = KeyDecoder()
     wake = asyncio.Event()
     latest: list[SessionSnapshot] = []

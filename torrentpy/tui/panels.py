@@ -358,7 +358,8 @@ _GET = {-1: "low", 0: "norm", 1: "high"}
 _GET_STYLE = {"skip": "dim", "high": "bold", "low": "dim"}
 
 
-def _files_body(t: TorrentSnapshot, width: int, height: int) -> list[RenderableType]:
+def _files_body(t: TorrentSnapshot, width: int, height: int, cursor: int | None = None) -> list[RenderableType]:
+    """``cursor`` (when the controller can toggle files) is highlighted and kept in the window shown."""
     if not t.files:
         return [fixed("no file list yet (waiting for metadata)", "dim")]
     compact = width < WIDE_MIN_COLS - 4
@@ -370,9 +371,12 @@ def _files_body(t: TorrentSnapshot, width: int, height: int) -> list[RenderableT
         cols.append(Col("Progress", 12))
     cols.append(Col("Done", 6, right=True))
     rows = max(1, height - 1)
-    shown = files if len(files) <= rows else files[: rows - 1]
+    first = 0
+    if len(files) > rows and cursor is not None:
+        first = min(max(0, cursor - (rows - 1) // 2), len(files) - (rows - 1))
+    shown = files if len(files) <= rows else files[first : first + rows - 1]
     cells = []
-    for number, f in enumerate(shown, 1):
+    for number, f in enumerate(shown, first + 1):
         fraction = f.done / f.size if f.size > 0 else 1.0
         get = _GET.get(f.priority, "?") if f.wanted else "skip"
         row = [fixed(str(number), "dim"), untrusted(f.path, "" if f.wanted else "dim"), fixed(format_size(f.size)),
@@ -381,7 +385,10 @@ def _files_body(t: TorrentSnapshot, width: int, height: int) -> list[RenderableT
             row.append(bar(fraction, 12))
         row.append(fixed(percent(fraction), "green" if fraction >= 1.0 else ""))
         cells.append(row)
-    lines: list[RenderableType] = list(grid(cols, cells, width))
+    grid_lines = grid(cols, cells, width)
+    if cursor is not None and 0 <= cursor - first < len(shown):
+        grid_lines[1 + cursor - first].stylize("reverse")  # after the header line
+    lines: list[RenderableType] = list(grid_lines)
     if len(shown) < len(files):
         lines.append(fixed(f"… {len(files) - len(shown)} more files", "dim"))
     return lines
@@ -405,8 +412,10 @@ def _tabs(t: TorrentSnapshot | None, active: str) -> Text:
     return tabs
 
 
-def detail_panel(torrent: TorrentSnapshot | None, panel: str, *, width: int, height: int) -> Panel:
-    """The selected torrent's pieces / peers / trackers / files in a bordered box of exactly ``height``."""
+def detail_panel(torrent: TorrentSnapshot | None, panel: str, *, width: int, height: int,
+                 file_cursor: int | None = None) -> Panel:
+    """The selected torrent's pieces / peers / trackers / files in a bordered box of exactly ``height``;
+    ``file_cursor`` is the file the files panel highlights (None: no cursor)."""
     inner_w = max(1, width - 4)
     inner_h = max(1, height - 2)
     body: list[RenderableType]
@@ -417,7 +426,10 @@ def detail_panel(torrent: TorrentSnapshot | None, panel: str, *, width: int, hei
         body = []
         if torrent.error:
             body.append(fit(untrusted(f"error: {torrent.error}", "bold red"), inner_w))
-        body += _BODIES.get(panel, _pieces_body)(torrent, inner_w, inner_h - len(body))
+        if panel == "files":
+            body += _files_body(torrent, inner_w, inner_h - len(body), file_cursor)
+        else:
+            body += _BODIES.get(panel, _pieces_body)(torrent, inner_w, inner_h - len(body))
         subtitle = fit(untrusted(torrent.name, "bold"), max(1, width - 6))
     return Panel(
         Group(*body),
