@@ -35,3 +35,20 @@ def test_udp_tracker_with_a_port_that_is_no_number_is_a_tracker_error(url: str) 
 
     with pytest.raises(TrackerError, match="not a UDP tracker URL"):
         tracker_for_url(url, lambda: None)
+
+
+def test_rpc_session_set_refuses_numbers_json_cannot_fit() -> None:
+    """The rpc fuzz target's find: 1001e400 parses as infinity, and int(infinity) raised OverflowError."""
+    import asyncio
+
+    from torrentpy.rpc.methods import RpcError, session_set
+
+    class Settings:
+        speed_limit_down_kbps = 0
+
+    class FakeDaemon:
+        settings = Settings()
+
+    for bad in (float("inf"), float("nan"), 1e400, 2**40, -1, True):
+        with pytest.raises(RpcError, match="invalid value for 'speed-limit-down'"):
+            asyncio.run(session_set(FakeDaemon(), {"speed-limit-down": bad}))  # type: ignore[arg-type]

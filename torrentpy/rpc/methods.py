@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 import shutil
 from collections.abc import Awaitable, Callable
@@ -43,6 +44,12 @@ def _ids(daemon: Daemon, args: dict[str, Any]) -> list[bytes]:
 def _bool(args: dict[str, Any], key: str, default: bool) -> bool:
     value = args.get(key, default)
     return bool(value) if isinstance(value, bool | int) else default
+
+
+def _count(value: Any) -> bool:
+    """A number a setting may hold: JSON also brings booleans, NaN, infinities and 1e400."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) \
+        and 0 <= value < 2**31
 
 
 def _int_list(args: dict[str, Any], key: str) -> list[int]:
@@ -128,8 +135,7 @@ async def session_set(daemon: Daemon, args: dict[str, Any]) -> dict[str, Any]:
         if key in args:
             value = args[key]
             kind = type(getattr(daemon.settings, attr))
-            if (kind is bool and not isinstance(value, bool)) or (kind in (int, float) and (
-                    not isinstance(value, int | float) or isinstance(value, bool) or value < 0)):
+            if (kind is bool and not isinstance(value, bool)) or (kind in (int, float) and not _count(value)):
                 raise RpcError(f"invalid value for '{key}'")
             setattr(daemon.settings, attr, kind(value))
     daemon.apply_limits()
@@ -296,7 +302,7 @@ async def _apply_settings(daemon: Daemon, info_hash: bytes, args: dict[str, Any]
             raise RpcError("invalid value for 'seedRatioMode'")
         store["seedRatioMode"] = args["seedRatioMode"]
     if "seedRatioLimit" in args:
-        if not isinstance(args["seedRatioLimit"], int | float) or args["seedRatioLimit"] < 0:
+        if not _count(args["seedRatioLimit"]):
             raise RpcError("invalid value for 'seedRatioLimit'")
         store["seedRatioLimit"] = float(args["seedRatioLimit"])
     if "labels" in args:
