@@ -2,7 +2,8 @@
 (127.0.0.2 … 127.0.0.6). Both ways: the last node seeds a torrent with no tracker and announces it on the
 DHT, and torrentpy, given only the magnet and one DHT node to bootstrap from, finds the seeder, fetches
 the metadata and the data; then a torrentpy seeder announces on that DHT and a libtorrent leecher on its
-own address (127.0.0.7), bootstrapped from the same node, finds it from the magnet alone."""
+own address (127.0.0.7), bootstrapped from the same node, finds it from the magnet alone. aria2 accepts
+loopback DHT nodes too: bootstrapped from a lone torrentpy DHT node, it finds a torrentpy seeder there."""
 
 from __future__ import annotations
 
@@ -145,3 +146,56 @@ def test_libtorrent_finds_a_torrentpy_seeder_on_the_dht(tmp_path: Path, torrentp
         if leecher is not None:
             _stop(leecher)
         _stop(dht)
+
+
+def test_aria2_finds_a_torrentpy_seeder_on_the_dht(tmp_path: Path, torrentpy_peer: Any) -> None:
+    """aria2 accepts DHT nodes on loopback: bootstrapped from a torrentpy DHT node alone, it completes a
+    trackerless magnet from the torrentpy seeder that announced there."""
+    payload = make_payload(tmp_path / "seed", 2 * MiB + 777)
+    torrent = make_torrent_libtorrent(payload.root, 64 * 1024, [], tmp_path / "t.torrent")
+    import libtorrent as lt
+
+    from tests.interop.peers.base import client_env
+
+    info_hash = bytes(lt.torrent_info(str(torrent)).info_hashes().v1.to_bytes()).hex()
+    port_file = tmp_path / "router.port"
+    with open(tmp_path / "router.log", "wb") as log:
+        router = subprocess.Popen([sys.executable, "-m", "tests.interop.peers.tp_dht_router", "--port-file",
+                                   str(port_file)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    aria2: subprocess.Popen[bytes] | None = None
+    try:
+        deadline = time.monotonic() + DHT_READY_TIMEOUT_S
+        while not port_file.exists():
+            assert router.poll() is None, (tmp_path / "router.log").read_text()
+            assert time.monotonic() < deadline, "the torrentpy DHT router never started"
+            time.sleep(0.1)
+        entry = f"127.0.0.1:{port_file.read_text()}"
+        seeder = torrentpy_peer(torrent, payload.save_dir, True, extra_args=["--dht-bootstrap", entry])
+        out = tmp_path / "down"
+        out.mkdir()
+        aria2_log = tmp_path / "aria2.log"
+        argv = ["aria2c", "--no-conf", "--enable-dht=true", "--enable-dht6=false", "--disable-ipv6=true",
+                f"--dht-entry-point={entry}", f"--dht-listen-port={free_port()}",
+                f"--dht-file-path={tmp_path / 'aria2-dht.dat'}", f"--listen-port={free_port()}",
+                "--bt-enable-lpd=false", "--enable-peer-exchange=false", "--async-dns=false",
+                "--interface=127.0.0.1", "--seed-time=0", "--bt-save-metadata=false", "--summary-interval=0",
+                f"--stop-with-process={os.getpid()}", f"--dir={out}", f"--log={aria2_log}", "--log-level=info",
+                f"magnet:?xt=urn:btih:{info_hash}"]
+        with open(tmp_path / "aria2.out", "wb") as log:
+            aria2 = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     env=client_env(tmp_path / "aria2.home"))
+        try:
+            rc = aria2.wait(timeout=COMPLETE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            rc = None
+        text = aria2_log.read_text(errors="replace") if aria2_log.exists() else ""
+        assert rc == 0, f"aria2 did not complete (rc={rc}):\n{text[-3000:]}\ntorrentpy:\n{seeder.log_tail()}"
+        # No tracker, PEX and LPD off: the DHT is the only way aria2 can have learnt the seeder's address.
+        assert f"Connecting to 127.0.0.1:{seeder.port}" in text, text[-3000:]
+        assert payload.differences(out) == []
+        stats = seeder.stats()
+        assert stats is not None and stats["uploaded"] >= payload.total_size, stats
+    finally:
+        if aria2 is not None:
+            _stop(aria2)
+        _stop(router)

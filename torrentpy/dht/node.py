@@ -85,6 +85,9 @@ class DhtNode:
         self.finished: list[LookupStats] = []  # of get_peers lookups, for the simulation's report
         self.bootstrap_addrs: list[Addr] = []
         self._joining: Lookup | None = None  # the bootstrap's lookup of our own id, until it ends
+        # The other family's node in this process (BEP 32: one table per family). With one, our queries
+        # ask for nodes of both families, answers fill both tables, and we answer "want" from both.
+        self.sibling: DhtNode | None = None
         self._next_tid = self.rng.randrange(1 << 16)
 
     # --- sending -----------------------------------------------------------------
@@ -112,6 +115,21 @@ class DhtNode:
         self.outbox.append((encode(tid), addr))
         return True
 
+    def _want(self) -> tuple[bytes, ...]:
+        return krpc.WANT_BOTH if self.sibling is not None else ()
+
+    def _answer_nodes(self, target: bytes, want4: bool, want6: bool) -> list[Node]:
+        """The closest nodes to answer find_node/get_peers with: BEP 32 says a query without "want"
+        gets its own family's nodes, one with "want" gets each family it names that we know."""
+        if not want4 and not want6:
+            return self.table.closest(target)
+        nodes: list[Node] = []
+        for wanted, v6 in ((want4, False), (want6, True)):
+            owner = self if v6 == self.ipv6 else self.sibling
+            if wanted and owner is not None:
+                nodes += owner.table.closest(target)
+        return nodes
+
     def ping(self, addr: Addr, now: float) -> None:
         """Ping an address (a peer's PORT message, a saved node): an answer adds it to the table."""
         self._query(addr, None, lambda t: krpc.ping(t, self.node_id), now)
@@ -124,9 +142,9 @@ class DhtNode:
         lookup = Lookup(self.node_id, self.table.closest(self.node_id), get_peers=False)
         self.lookups.append(lookup)
         self._joining = lookup
-        target = self.node_id
+        target, want = self.node_id, self._want()
         for addr in addrs:
-            if self._query(addr, None, lambda t: krpc.find_node(t, self.node_id, target), now, lookup):
+            if self._query(addr, None, lambda t: krpc.find_node(t, self.node_id, target, want=want), now, lookup):
                 lookup.seed_asked()
         self._step(lookup, now)
 
@@ -143,11 +161,11 @@ class DhtNode:
         return lookup
 
     def _step(self, lookup: Lookup, now: float) -> None:
-        method: Callable[[bytes, bytes, bytes], bytes] = krpc.get_peers if lookup.get_peers else krpc.find_node
-        target = lookup.target
+        method = krpc.get_peers if lookup.get_peers else krpc.find_node
+        target, want = lookup.target, self._want()
 
         def encode(tid: bytes) -> bytes:
-            return method(tid, self.node_id, target)
+            return method(tid, self.node_id, target, want=want)
 
         for node in lookup.next_queries():
             if not self._query(node.addr, node.id, encode, now, lookup):
@@ -241,6 +259,10 @@ class DhtNode:
         nodes = tuple(n for n in msg.nodes if self._family_ok(n.addr))
         for node in nodes:
             self.table.add(node.id, node.addr, now)
+        if self.sibling is not None:
+            for node in msg.nodes:
+                if self.sibling._family_ok(node.addr):
+                    self.sibling.table.add(node.id, node.addr, now)  # unverified: it pings them in time
         if lookup is None:
             return
         if pending.node_id is None:
@@ -266,11 +288,13 @@ class DhtNode:
         if isinstance(msg, krpc.Ping):
             reply = krpc.encode_response(tid, self.node_id, requester=addr)
         elif isinstance(msg, krpc.FindNode):
-            reply = krpc.encode_response(tid, self.node_id, requester=addr, nodes=self.table.closest(msg.target))
+            nodes = self._answer_nodes(msg.target, msg.want4, msg.want6)
+            reply = krpc.encode_response(tid, self.node_id, requester=addr, nodes=nodes)
         elif isinstance(msg, krpc.GetPeers):
             values = self.store.get(msg.info_hash, now, self.rng)
-            reply = krpc.encode_response(tid, self.node_id, requester=addr, nodes=self.table.closest(msg.info_hash),
-                                         values=values or None, token=self.tokens.make(addr[0], now))
+            nodes = self._answer_nodes(msg.info_hash, msg.want4, msg.want6)
+            reply = krpc.encode_response(tid, self.node_id, requester=addr, nodes=nodes, values=values or None,
+                                         token=self.tokens.make(addr[0], now))
         elif isinstance(msg, krpc.AnnouncePeer):
             if not self.tokens.check(msg.token, addr[0], now):
                 reply = krpc.encode_error(tid, krpc.ERROR_PROTOCOL, "bad token")
@@ -315,8 +339,13 @@ class DhtNode:
     # --- state file --------------------------------------------------------------
 
     def save_state(self) -> bytes:
-        nodes = [n for n in self.table.nodes() if not self.ipv6 or ":" in n.addr[0]][:SAVED_NODES]
-        return bencoding.encode({b"id": self.node_id, b"nodes": krpc.encode_compact_nodes(nodes)})
+        """Our id and both families' tables (the sibling's too): "nodes" IPv4, "nodes6" IPv6 (BEP 32)."""
+        state: dict[bytes, bytes] = {b"id": self.node_id, b"nodes": b""}
+        for owner in (self, self.sibling):
+            if owner is not None:
+                nodes = owner.table.nodes()[:SAVED_NODES]
+                state[b"nodes6" if owner.ipv6 else b"nodes"] = krpc.encode_compact_nodes(nodes)
+        return bencoding.encode(state)
 
     @staticmethod
     def load_state(data: bytes) -> tuple[bytes, list[Node]] | None:
@@ -325,6 +354,8 @@ class DhtNode:
             state = bencoding.decode(data, max_bytes=64 * 1024)
             node_id = state[b"id"]
             nodes = krpc.decode_compact_nodes(state[b"nodes"])
+            if b"nodes6" in state:  # the IPv6 node's table, kept in the same file (BEP 32)
+                nodes += krpc.decode_compact_nodes(state[b"nodes6"], v6=True)
         except (BencodeError, KeyError, TypeError, ValueError):
             return None
         if not isinstance(node_id, bytes) or len(node_id) != 20:

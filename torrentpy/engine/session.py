@@ -356,7 +356,8 @@ class Session:
 
         dht = DhtService(bind=self.config.bind, port=self.listen_port, bootstrap=self.config.dht_bootstrap,
                          state_path=Path(self.config.dht_state_path) if self.config.dht_state_path else None,
-                         rate_limit=self.config.dht_rate_limit)
+                         rate_limit=self.config.dht_rate_limit,
+                         tcp6=self.config.bind == "" or ":" in self.config.bind)  # TCP listens on IPv6 too
         try:
             await dht.start()
         except OSError as exc:

@@ -22,6 +22,7 @@ __all__ = [
     "ERROR_METHOD_UNKNOWN",
     "ERROR_PROTOCOL",
     "ERROR_SERVER",
+    "WANT_BOTH",
     "AnnouncePeer",
     "ErrorReply",
     "FindNode",
@@ -91,12 +92,14 @@ class Ping(Query):
 class FindNode(Query):
     target: bytes
     want6: bool  # BEP 32 "want": ["n6"] asks for IPv6 nodes too
+    want4: bool = False  # "want" names "n4"; with neither, the answer carries the query's own family
 
 
 @dataclass(frozen=True, slots=True)
 class GetPeers(Query):
     info_hash: bytes
     want6: bool
+    want4: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,9 +189,12 @@ def _bytes(d: dict[bytes, Any], key: bytes, *, size: int | None = None, max_size
     return value
 
 
-def _want6(args: dict[bytes, Any]) -> bool:
+def _want(args: dict[bytes, Any]) -> tuple[bool, bool]:
+    """BEP 32's "want" as (n6, n4); anything but a list of strings counts as absent."""
     want = args.get(b"want")
-    return isinstance(want, list) and b"n6" in want
+    if not isinstance(want, list):
+        return False, False
+    return b"n6" in want, b"n4" in want
 
 
 def _decode_query(msg: dict[bytes, Any], tid: bytes) -> Message:
@@ -201,9 +207,9 @@ def _decode_query(msg: dict[bytes, Any], tid: bytes) -> Message:
     if method == b"ping":
         return Ping(tid, sender, read_only)
     if method == b"find_node":
-        return FindNode(tid, sender, read_only, _bytes(args, b"target", size=20), _want6(args))
+        return FindNode(tid, sender, read_only, _bytes(args, b"target", size=20), *_want(args))
     if method == b"get_peers":
-        return GetPeers(tid, sender, read_only, _bytes(args, b"info_hash", size=20), _want6(args))
+        return GetPeers(tid, sender, read_only, _bytes(args, b"info_hash", size=20), *_want(args))
     if method == b"announce_peer":
         info_hash = _bytes(args, b"info_hash", size=20)
         token = _bytes(args, b"token", max_size=MAX_TOKEN_BYTES)
@@ -288,12 +294,22 @@ def ping(tid: bytes, our_id: bytes) -> bytes:
     return encode_query(tid, "ping", {b"id": our_id})
 
 
-def find_node(tid: bytes, our_id: bytes, target: bytes) -> bytes:
-    return encode_query(tid, "find_node", {b"id": our_id, b"target": target})
+# What a dual-stack node asks for (BEP 32): nodes of both families in every answer.
+WANT_BOTH = (b"n4", b"n6")
 
 
-def get_peers(tid: bytes, our_id: bytes, info_hash: bytes) -> bytes:
-    return encode_query(tid, "get_peers", {b"id": our_id, b"info_hash": info_hash})
+def find_node(tid: bytes, our_id: bytes, target: bytes, *, want: tuple[bytes, ...] = ()) -> bytes:
+    args: dict[bytes, Any] = {b"id": our_id, b"target": target}
+    if want:
+        args[b"want"] = list(want)
+    return encode_query(tid, "find_node", args)
+
+
+def get_peers(tid: bytes, our_id: bytes, info_hash: bytes, *, want: tuple[bytes, ...] = ()) -> bytes:
+    args: dict[bytes, Any] = {b"id": our_id, b"info_hash": info_hash}
+    if want:
+        args[b"want"] = list(want)
+    return encode_query(tid, "get_peers", args)
 
 
 def announce_peer(tid: bytes, our_id: bytes, info_hash: bytes, port: int, token: bytes, *,
