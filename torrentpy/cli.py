@@ -488,6 +488,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
     options = DaemonOptions(
         download_dir=args.download_dir, state_dir=args.state_dir, listen_port=args.listen_port, bind=args.bind,
+        dht=not args.no_dht,
         rpc=RpcOptions(bind=args.rpc_bind, port=args.rpc_port, username=args.rpc_username,
                        password=args.rpc_password, host_allow=args.rpc_host, web_home=web_home()),
     )
@@ -615,6 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen-port", type=int, metavar="N", help="peer port: default 6881, or the next free port")
     p.add_argument("--bind", default="0.0.0.0", metavar="ADDR", help="address to listen for peers on")
     p.add_argument("--log-file", metavar="FILE", help="log here instead of to stderr")
+    p.add_argument("--no-dht", action="store_true", help="do not use the DHT (never used for private torrents)")
     p.set_defaults(func=cmd_daemon)
 
     p = sub.add_parser("dashboard", help="the live dashboard of a running daemon (torrentpy's or Transmission's)")

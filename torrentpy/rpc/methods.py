@@ -85,7 +85,7 @@ def session_arguments(daemon: Daemon) -> dict[str, Any]:
         "idle-seeding-limit": s.idle_seeding_limit, "idle-seeding-limit-enabled": s.idle_seeding_limit_enabled,
         "start-added-torrents": s.start_added_torrents, "trash-original-torrent-files": False,
         "rename-partial-files": False, "cache-size-mb": 0,
-        "dht-enabled": False, "lpd-enabled": False, "pex-enabled": True, "utp-enabled": False,
+        "dht-enabled": daemon.session.config.dht, "lpd-enabled": False, "pex-enabled": True, "utp-enabled": False,
         "encryption": "tolerated",  # no MSE/PE: plain connections only, the nearest of the three values
         "blocklist-enabled": False, "blocklist-size": 0, "blocklist-url": "",
         "download-queue-enabled": s.download_queue_enabled, "download-queue-size": s.download_queue_size,
@@ -117,7 +117,7 @@ _SETTABLE = {
     "seed-queue-enabled": "seed_queue_enabled", "seed-queue-size": "seed_queue_size",
 }
 # Features torrentpy lacks: asking to switch one on is refused; switching it off is what it already is.
-_ABSENT = ("dht-enabled", "lpd-enabled", "utp-enabled", "port-forwarding-enabled", "blocklist-enabled",
+_ABSENT = ("lpd-enabled", "utp-enabled", "port-forwarding-enabled", "blocklist-enabled",
            "alt-speed-enabled", "alt-speed-time-enabled", "incomplete-dir-enabled",
            "queue-stalled-enabled", "script-torrent-done-enabled", "rename-partial-files")
 
@@ -126,6 +126,8 @@ async def session_set(daemon: Daemon, args: dict[str, Any]) -> dict[str, Any]:
     absent = [k for k in _ABSENT if args.get(k) is True]
     if absent:
         raise RpcError(f"not supported by torrentpy: {', '.join(absent)}")
+    if "dht-enabled" in args and args["dht-enabled"] is not daemon.session.config.dht:
+        raise RpcError("dht-enabled is chosen when the daemon starts (torrentpy daemon --no-dht)")
     if "download-dir" in args:
         folder = args["download-dir"]
         if not isinstance(folder, str) or not os.path.isabs(folder):

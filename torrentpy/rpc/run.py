@@ -23,6 +23,7 @@ class DaemonOptions:
     rpc: RpcOptions
     listen_port: int | None = None
     bind: str = "0.0.0.0"
+    dht: bool = True  # public torrents only (BEP 27), as for `add`
 
 
 def check_options(options: DaemonOptions) -> None:
@@ -40,7 +41,7 @@ async def run_daemon(options: DaemonOptions) -> int:
     from torrentpy.tui.run import stop_on_signals
 
     config = SessionConfig(save_dir=options.download_dir, listen_port=options.listen_port, bind=options.bind,
-                           seed_ratio=None, keep_running=True)
+                           seed_ratio=None, keep_running=True, dht=options.dht)
     session = Session(config)
     try:
         daemon = Daemon.open(session, options.state_dir, os.path.abspath(options.download_dir))
