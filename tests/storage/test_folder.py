@@ -42,11 +42,13 @@ def test_a_file_where_the_folder_should_be(tmp_path: Path) -> None:
 
 
 def test_relative_folder_is_named_in_full(tmpfs: Mount, monkeypatch: pytest.MonkeyPatch) -> None:
-    # tmpfs is asked for first so it is torn down last, after monkeypatch has left the mount.
     disk = tmpfs("ro", MiB, read_only=True)
-    monkeypatch.chdir(disk)
-    with pytest.raises(StorageError, match=rf"^cannot write to {disk}: read-only file system$"):
-        prepare_folder(".")
+    # Leave the mount before the test ends: an autouse fixture's monkeypatch is torn down after tmpfs
+    # unmounts, and a working directory inside the mount makes it busy.
+    with monkeypatch.context() as m:
+        m.chdir(disk)
+        with pytest.raises(StorageError, match=rf"^cannot write to {disk}: read-only file system$"):
+            prepare_folder(".")
 
 
 def test_read_only_mount_is_found_by_writing_not_by_mode_bits(tmpfs: Mount) -> None:
