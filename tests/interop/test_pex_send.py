@@ -44,7 +44,9 @@ def test_everyone_learns_everyone_through_pex(
     payload = payload_factory(1 * MiB, name="pex-send.bin", seed=12)
     torrent = torrent_factory(payload, piece_length=64 * 1024)
     make = torrentpy_factory(peer_registry)
-    args = ["--pex-interval", str(PEX_INTERVAL_S)]
+    # No DHT: the peers would otherwise meet over it too (they learn each other's DHT nodes from PORT
+    # messages), and this test is about what PEX alone tells them.
+    args = ["--pex-interval", str(PEX_INTERVAL_S), "--no-dht"]
     first = make(torrent, tmp_path / "a", False, extra_args=args)
     others = [make(torrent, tmp_path / name, False, peers=[first.address], extra_args=args) for name in "bc"]
     wait_for(lambda: _torrent_stats(first).get("peers") == 2, 20, interval_s=0.2,
