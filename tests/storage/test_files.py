@@ -253,3 +253,25 @@ def test_file_where_a_folder_should_be(root: Path) -> None:
     with Storage(b.meta, root) as st, pytest.raises(StorageError) as info:
         st.write_piece_sync(0, b.piece(0))
     assert _one_line(info.value).startswith("cannot write t/sub/a.bin: ")
+
+
+def test_out_of_descriptors_closes_idle_cached_files_instead_of_failing(root: Path) -> None:
+    # `ulimit -n` low and the cache's own bound high: the process runs out of descriptors first. The
+    # storage closes the files nobody is using and carries on rather than failing the torrent.
+    import resource
+
+    b = build([(f"f{i}", 3000) for i in range(12)], 4096)
+    st = Storage(b.meta, root, max_open_files=64)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # Room for a few descriptors beyond those open now: the walk to a file opens its folders too.
+    resource.setrlimit(resource.RLIMIT_NOFILE, (open_fds() + 6, hard))
+    try:
+        for p in range(b.meta.num_pieces):
+            st.write_piece_sync(p, b.piece(p))
+        cached = st.open_fd_count
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert cached < 12
+    for p in range(b.meta.num_pieces):
+        assert st.read_piece_sync(p) == b.piece(p)
+    st.close()

@@ -147,7 +147,7 @@ class Storage:
                 self._retire(index, handle)
             if write:
                 os.makedirs(self.root, exist_ok=True)
-            fd = open_file(self.root, self.meta.files[index].path, write=write)
+            fd = self._open_making_room(index, write)
             if write and index not in self._sized:
                 try:
                     # Sparse: the size is set now, blocks are allocated as pieces arrive.
@@ -164,6 +164,20 @@ class Storage:
                 oldest = next(iter(self._handles))
                 self._retire(oldest, self._handles[oldest])
             return handle
+
+    def _open_making_room(self, index: int, write: bool) -> int:
+        """Open a file; when the process is out of descriptors (a low `ulimit -n`, many peers), close the
+        cached ones nobody is using and try again, rather than fail the torrent."""
+        while True:
+            try:
+                return open_file(self.root, self.meta.files[index].path, write=write)
+            except OSError as exc:
+                if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                    raise
+                idle = next((i for i, h in self._handles.items() if h.users == 0), None)
+                if idle is None:
+                    raise
+                self._retire(idle, self._handles[idle])
 
     def _release(self, handle: _Handle) -> None:
         with self._lock:
