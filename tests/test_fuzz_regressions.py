@@ -33,7 +33,7 @@ def test_udp_tracker_with_a_port_that_is_no_number_is_a_tracker_error(url: str) 
     from torrentpy.errors import TrackerError
     from torrentpy.net.tracker import tracker_for_url
 
-    with pytest.raises(TrackerError, match="not a UDP tracker URL"):
+    with pytest.raises(TrackerError, match=r"bad tracker URL|not a UDP tracker URL"):
         tracker_for_url(url, lambda: None)
 
 
@@ -52,3 +52,14 @@ def test_rpc_session_set_refuses_numbers_json_cannot_fit() -> None:
     for bad in (float("inf"), float("nan"), 1e400, 2**40, -1, True):
         with pytest.raises(RpcError, match="invalid value for 'speed-limit-down'"):
             asyncio.run(session_set(FakeDaemon(), {"speed-limit-down": bad}))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("url", ["http://[::1/announce", "udp://[fe80::1:6969", "http://host:port/announce"])
+def test_a_tracker_url_urlsplit_refuses_is_a_tracker_error(url: str) -> None:
+    """The rpc fuzz target's find: a magnet's tr= with an unclosed IPv6 bracket made urlsplit raise ValueError
+    while the torrent was built, so torrent-add answered an internal error."""
+    from torrentpy.errors import TrackerError
+    from torrentpy.net.tracker import tracker_for_url
+
+    with pytest.raises(TrackerError, match="bad tracker URL"):
+        tracker_for_url(url, lambda: None)

@@ -269,7 +269,12 @@ def tracker_for_url(
     udp_max_retries: int = 2,
 ) -> HttpTracker | UdpTracker:
     """The client for ``url``; raises TrackerError for unsupported schemes or malformed URLs."""
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsed here so a bad one ("host:tp", "[::1") is this URL's error, not a crash
+    except ValueError as exc:
+        raise TrackerError(f"bad tracker URL {url!r}: {exc}") from None
+    scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
         return HttpTracker(url, get_session, http_timeout_s)
     if scheme == "udp":

@@ -36,6 +36,14 @@ ERROR_LOCAL = 3
 ETA_NOT_AVAILABLE = -1
 
 
+def _host(url: str) -> str:
+    # A tracker URL comes from a torrent or a magnet: one urlsplit refuses ("[::1") is shown as it is.
+    try:
+        return urllib.parse.urlsplit(url).netloc
+    except ValueError:
+        return url
+
+
 class View:
     """One torrent as torrent-get sees it; the snapshot is built only if a field needs it."""
 
@@ -143,7 +151,7 @@ class View:
     def tracker_stats(self) -> list[dict[str, Any]]:
         now = time.time()
         return [{
-            "id": i, "announce": tr.url, "host": urllib.parse.urlsplit(tr.url).netloc, "tier": tr.tier,
+            "id": i, "announce": tr.url, "host": _host(tr.url), "tier": tr.tier,
             "lastAnnounceResult": tr.message or tr.status, "lastAnnounceSucceeded": tr.status == "working",
             "hasAnnounced": tr.status in ("working", "error"), "lastAnnouncePeerCount": tr.peers_returned,
             "seederCount": -1 if tr.seeders is None else tr.seeders,

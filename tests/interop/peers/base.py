@@ -51,11 +51,25 @@ def _port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def _worker_range() -> tuple[int, int]:
+    """This process's share of _PORT_RANGE: pytest-xdist workers (gw0, gw1, …) each keep to their own
+    slice, since one worker cannot see the ports another has handed out but not yet bound."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or not worker[2:].isdigit() or count <= 1:
+        return _PORT_RANGE
+    low, high = _PORT_RANGE
+    span = (high - low) // count
+    index = int(worker[2:]) % count
+    return low + index * span, low + (index + 1) * span
+
+
 def free_port(host: str = LOOPBACK) -> int:
     """A port on ``host`` free for both TCP and UDP right now, never returned before in this process."""
     rng = random.Random()
+    low, high = _worker_range()
     for _ in range(500):
-        port = rng.randrange(*_PORT_RANGE)
+        port = rng.randrange(low, high)
         if port in _handed_out or not _port_is_free(host, port):
             continue
         _handed_out.add(port)
