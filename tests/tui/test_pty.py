@@ -168,10 +168,22 @@ def test_dashboard_shows_where_peers_came_from(cols: int, header_form: str | Non
 
         # The peers panel names each peer's source in its From column.
         term.child.send("\t")
+        def peer_rows() -> dict[str, str]:
+            return {line.split()[1]: line for line in term.screen.display if line.startswith("│ 127.0.0.")}
+
+        def sources_shown(_: str) -> bool:
+            rows = peer_rows()
+            return (
+                re.search(r"\bin\b", rows.get("127.0.0.1:6881", "")) is not None
+                and "PEX" in rows.get("127.0.0.2:6882", "")
+                and "DHT" in rows.get("127.0.0.3:6883", "")
+                and "tracker" in rows.get("127.0.0.5:6885", "")
+            )
+
+        # A frame may be read half-drawn, so wait for the rows themselves rather than the panel's header;
+        # wait_for fails with the screen if a source never shows.
         term.wait_for(lambda s: "Address" in s and "From" in s)
-        rows = {line.split()[1]: line for line in term.screen.display if line.startswith("│ 127.0.0.")}
-        assert re.search(r"\bin\b", rows["127.0.0.1:6881"]) and "PEX" in rows["127.0.0.2:6882"], rows
-        assert "DHT" in rows["127.0.0.3:6883"] and "tracker" in rows["127.0.0.5:6885"], rows
+        term.wait_for(sources_shown)
         term.child.send("q")
         term.child.expect(pexpect.EOF, timeout=10)
     finally:
