@@ -81,3 +81,29 @@ def test_the_test_venv_is_not_the_installed_one(installed: tuple[Path, Path]) ->
                            capture_output=True, text=True, check=True, cwd=bin_dir, env=_clean_env()).stdout.strip()
     assert Path(where).is_relative_to(bin_dir.parent), where
     assert Path(sys.prefix) != bin_dir.parent
+
+
+def test_installed_package_holds_every_module(installed: tuple[Path, Path], tmp_path: Path) -> None:
+    """Every module of the source tree imports from the installed package (run from an unrelated folder),
+    so a subpackage left out of the build cannot hide behind the editable install the other tests use."""
+    _, bin_dir = installed
+    names = sorted(
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for path in (ROOT / "torrentpy").rglob("*.py")
+        if path.name != "__main__.py"  # importing it runs the command line
+    )
+    assert "torrentpy.rpc.server" in names and "torrentpy.daemon" in names
+    script = ("import importlib, sys\n"
+              "bad = []\n"
+              "for name in sys.argv[1:]:\n"
+              "    try:\n"
+              "        importlib.import_module(name)\n"
+              "    except Exception as exc:\n"
+              "        bad.append(f'{name}: {exc!r}')\n"
+              "print('\\n'.join(bad)); sys.exit(1 if bad else 0)\n")
+    done = subprocess.run([str(bin_dir / "python"), "-P", "-c", script, *names], cwd=tmp_path,
+                          capture_output=True, text=True, env=_clean_env())
+    assert done.returncode == 0, done.stdout + done.stderr
+    daemon_help = subprocess.run([str(bin_dir / "torrentpy"), "daemon", "--help"], cwd=tmp_path,
+                                 capture_output=True, text=True, env=_clean_env())
+    assert daemon_help.returncode == 0 and "--rpc-port" in daemon_help.stdout, daemon_help.stderr
