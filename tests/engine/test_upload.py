@@ -16,7 +16,7 @@ from torrentpy.engine.accounting import RateMeter
 from torrentpy.engine.peer import Peer
 from torrentpy.engine.picker import PiecePicker
 from torrentpy.engine.ratelimit import TokenBucket
-from torrentpy.engine.upload import LEAVE_TIMEOUT_S, MAX_QUEUED_REQUESTS, ReadCache, Uploader
+from torrentpy.engine.upload import LEAVE_TIMEOUT_S, MAX_PENDING_READS, MAX_QUEUED_REQUESTS, ReadCache, Uploader
 from torrentpy.protocol import events as ev
 
 BLOCK = 16384
@@ -176,7 +176,7 @@ def test_requests_are_validated(executor: ThreadPoolExecutor) -> None:
     assert peer.link.received(ev.Reject) == [ev.Reject(0, BLOCK, BLOCK)]  # type: ignore[attr-defined]
 
 
-def test_more_than_the_queue_limit_is_a_flood(executor: ThreadPoolExecutor) -> None:
+async def test_more_than_the_queue_limit_is_a_flood(executor: ThreadPoolExecutor) -> None:
     owner = FakeOwner(FakeHost(executor))
     peer = owner.connect(1)
     peer.serving = True  # a serve task is busy: everything queues
@@ -188,7 +188,7 @@ def test_more_than_the_queue_limit_is_a_flood(executor: ThreadPoolExecutor) -> N
     assert peer.link.closed
 
 
-def test_cancel_removes_a_queued_block(executor: ThreadPoolExecutor) -> None:
+async def test_cancel_removes_a_queued_block(executor: ThreadPoolExecutor) -> None:
     owner = FakeOwner(FakeHost(executor))
     peer = owner.connect(1)
     peer.serving = True
@@ -215,6 +215,30 @@ async def test_serves_queued_blocks_from_one_read_per_piece(executor: ThreadPool
     total = 2 * BLOCK + 5000
     assert owner.uploaded == peer.uploaded == total
     assert not peer.serving and not peer.upload_queue
+
+
+async def test_pieces_requested_while_serving_are_read_ahead(executor: ThreadPoolExecutor) -> None:
+    owner = FakeOwner(FakeHost(executor))
+    peer = owner.connect(1)
+    peer.serving = True  # a serve task is busy sending: what arrives now is read from disk meanwhile
+    for index in range(MAX_PENDING_READS + 2):
+        for begin in (0, BLOCK):
+            owner.uploader.on_request(peer, ev.Request(index, begin, BLOCK))
+    # One read per piece, and no more at once than the bound.
+    assert sorted(owner.uploader.pending_reads) == list(range(MAX_PENDING_READS))
+    for _ in range(500):
+        if not owner.uploader.pending_reads:
+            break
+        await asyncio.sleep(0.005)
+    assert sorted(owner.storage.reads) == list(range(MAX_PENDING_READS))
+    assert sorted(owner.uploader.read_cache.pieces) == list(range(MAX_PENDING_READS))
+    # The serve task then sends every block, reading only the pieces that were not read ahead.
+    peer.serving = False
+    owner.uploader.start_serving(peer)
+    await owner.settle()
+    assert [(i, b) for i, b, _ in served(peer)] == [(i, b) for i in range(MAX_PENDING_READS + 2) for b in (0, BLOCK)]
+    assert sorted(owner.storage.reads) == list(range(MAX_PENDING_READS + 2))
+    assert served(peer)[-1][2] == piece_bytes(MAX_PENDING_READS + 1)[BLOCK : 2 * BLOCK]
 
 
 async def test_a_block_cancelled_while_paced_is_neither_sent_nor_counted(executor: ThreadPoolExecutor) -> None:

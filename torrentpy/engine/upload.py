@@ -39,6 +39,9 @@ MAX_QUEUED_REQUESTS = 500
 READ_CACHE_BYTES = 64 * 1024 * 1024
 # Bytes of blocks handed to the socket in one write when uploading.
 SEND_BATCH_BYTES = 256 * 1024
+# Pieces read from disk at once for requests not yet being served: the read of the next piece overlaps
+# sending this one, as libtorrent issues a disk job per accepted request.
+MAX_PENDING_READS = 4
 # Seeding goal met: how long we keep serving the requests already accepted before leaving anyway.
 LEAVE_TIMEOUT_S = 30.0
 
@@ -104,6 +107,7 @@ class Uploader:
         self.rng = rng
         self.choker = Choker(slots, rng=rng)
         self.read_cache = ReadCache(read_cache_bytes)
+        self.pending_reads: dict[int, asyncio.Future[bytes | bytearray]] = {}
         # BEP 16 state for peers that got no bitfield from us (see super_seeding); None until first needed.
         self.superseed: SuperSeeder | None = None
         # When the goal was met; until the owner has left we only serve requests accepted before then.
@@ -220,6 +224,8 @@ class Uploader:
         peer.upload_queue.append(key)
         if not peer.serving:
             self.start_serving(peer)
+        elif event.index not in self.read_cache.pieces:
+            self._start_read(event.index)
         return True
 
     @staticmethod
@@ -240,9 +246,46 @@ class Uploader:
         peer.serving = True
         self.owner._spawn(self._serve(peer))
 
+    def _start_read(self, index: int) -> asyncio.Future[bytes | bytearray] | None:
+        """Read piece `index` into the cache in the executor unless it is there, on its way, or
+        MAX_PENDING_READS reads already are; the future of its read, or None."""
+        pending = self.pending_reads
+        future = pending.get(index)
+        if future is not None or len(pending) >= MAX_PENDING_READS or index in self.read_cache.pieces:
+            return future
+        storage = self.owner.storage
+        if storage is None:
+            return None
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.host.executor, storage.read_piece_sync, index)
+        pending[index] = future
+
+        def done(f: asyncio.Future[bytes | bytearray]) -> None:
+            del pending[index]
+            # Retrieved here so that a read nobody awaits any more (its requests cancelled) is not
+            # reported as an exception never retrieved; _serve sees it through the future it awaits.
+            if not f.cancelled() and f.exception() is None:
+                self.read_cache.put(index, f.result())
+
+        future.add_done_callback(done)
+        return future
+
+    async def _read(self, index: int) -> bytes | bytearray:
+        data = self.read_cache.get(index)
+        if data is not None:
+            return data
+        future = self._start_read(index)
+        if future is None:  # the pending reads are all for other pieces: read this one alongside
+            storage = self.owner.storage
+            assert storage is not None
+            return await asyncio.get_running_loop().run_in_executor(
+                self.host.executor, storage.read_piece_sync, index)
+        # Kept as the bytearray it was read into: never mutated after this, so block views handed to
+        # the transport stay valid.
+        return await asyncio.shield(future)
+
     async def _serve(self, peer: Peer) -> None:
         """Send queued blocks, paced by the upload limit and the socket's flow control."""
-        loop = asyncio.get_running_loop()
         owner = self.owner
         try:
             while peer.upload_queue and not peer.link.closed and not peer.conn.am_choking:
@@ -261,14 +304,10 @@ class Uploader:
                     data = self.read_cache.get(index)
                     if data is None:
                         if batch:
-                            break  # send what is ready before going to the disk
-                        storage = owner.storage
-                        assert storage is not None
+                            self._start_read(index)
+                            break  # send what is ready while the disk reads the rest
                         try:
-                            # Kept as the bytearray it was read into: never mutated after this,
-                            # so block views handed to the transport stay valid.
-                            data = await loop.run_in_executor(
-                                self.host.executor, storage.read_piece_sync, index)
+                            data = await self._read(index)
                         except StorageError as exc:
                             owner.fail(str(exc))
                             return
