@@ -28,12 +28,12 @@ def bits(picture: str) -> Bitfield:
 
 def picker(avail: str, *, have: str | None = None, partial: str | None = None, blocks: int = 4,
            last_piece_length: int | None = None, seed: int = 0, random_first: int = 0,
-           endgame_copies: int = 2) -> PiecePicker:
+           endgame_copies: int = 2, max_partial: int | None = None) -> PiecePicker:
     n = len(avail)
     piece_length = blocks * BS
     total = piece_length * (n - 1) + (last_piece_length if last_piece_length is not None else piece_length)
     p = PiecePicker(n, piece_length, total, block_size=BS, rng=random.Random(seed),
-                    random_first=random_first, endgame_copies=endgame_copies)
+                    random_first=random_first, endgame_copies=endgame_copies, max_partial=max_partial)
     for j, key in enumerate(SOURCES):
         if any(int(c) > j for c in avail):
             p.add_peer(key, bits("".join("1" if int(c) > j else "0" for c in avail)))

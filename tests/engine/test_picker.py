@@ -112,6 +112,20 @@ def test_blocks_are_shared_only_when_nothing_else_is_left() -> None:
     assert p.block_map(0) == "rrrr"
 
 
+def test_past_max_partial_peers_share_pieces_before_starting_new_ones() -> None:
+    # Fifty seeders each starting a piece of their own would hold fifty piece buffers at once.
+    p = picker("1111111", max_partial=2)
+    a, b, c = peer(p, "a", ALL7), peer(p, "b", ALL7), peer(p, "c", ALL7)
+    pa, pb = p.pick(a, 2, now=0), p.pick(b, 2, now=0)
+    assert len(set(pieces_of(pa)) | set(pieces_of(pb))) == 2  # under the bound: a piece each
+    pc = p.pick(c, 4, now=0)
+    assert set(pieces_of(pc)) <= set(pieces_of(pa)) | set(pieces_of(pb))  # at it: shares both
+    assert picture(p).count("p") == 2
+    # Nothing left to share: a new piece is started rather than leaving the peer idle.
+    assert len(set(pieces_of(p.pick(c, 4, now=0)))) == 1 and picture(p).count("p") == 3
+    p.check_invariants()
+
+
 # ---- no duplicates, endgame -----------------------------------------------------------------------
 
 
@@ -162,6 +176,20 @@ def test_endgame_prefers_blocks_with_fewest_copies_then_oldest() -> None:
     assert blocks_of(got) == [(older, 0)]
     got = p.pick(c, 4, now=9)
     assert len(got) == 3
+
+
+def test_endgame_scan_skipped_until_a_block_is_released() -> None:
+    p = picker("1", blocks=4)
+    a, b, c = peer(p, "a", "1"), peer(p, "b", "1"), peer(p, "c", "1")
+    p.pick(a, 4, now=0)
+    p.pick(b, 4, now=0)
+    assert p.pick(c, 4, now=1) == []  # every block has its two copies
+    assert p.pick(c, 4, now=2) == []  # (not scanned again: nothing moved)
+    p.on_reject(b, block(p, 0, 2))  # b gives one back: c may race a for it now
+    assert blocks_of(p.pick(c, 4, now=3)) == [(0, 2)]
+    p.remove_peer(a)  # a leaves: its blocks drop to one copy each
+    assert sorted(blocks_of(p.pick(c, 4, now=4))) == [(0, 0), (0, 1), (0, 3)]
+    p.check_invariants()
 
 
 def test_endgame_not_entered_while_some_piece_is_unrequested() -> None:

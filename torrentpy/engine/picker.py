@@ -45,6 +45,8 @@ LATE_REQUESTS_LIMIT = 1024
 # the ranking for this long.
 RAREST_BATCH = 8
 RAREST_REUSE_S = 1.0
+# Bytes of partial pieces after which peers share pieces rather than each starting its own (max_partial).
+PARTIAL_BUFFER_BYTES = 32 * 1024 * 1024
 
 PeerKey = Hashable
 
@@ -122,7 +124,8 @@ def queue_depth(rate_bps: float, *, block_size: int = DEFAULT_BLOCK_SIZE, target
 class PiecePicker:
     def __init__(self, num_pieces: int, piece_length: int, total_length: int, *,
                  block_size: int = DEFAULT_BLOCK_SIZE, rng: random.Random | None = None,
-                 random_first: int = 4, have: Bitfield | None = None, endgame_copies: int = 2) -> None:
+                 random_first: int = 4, have: Bitfield | None = None, endgame_copies: int = 2,
+                 max_partial: int | None = None) -> None:
         if num_pieces < 0 or piece_length <= 0 or block_size <= 0:
             raise ValueError("piece count, piece length and block size must be positive")
         if num_pieces and not (piece_length * (num_pieces - 1) < total_length <= piece_length * num_pieces):
@@ -138,6 +141,11 @@ class PiecePicker:
         self.block_size = block_size
         self.random_first = random_first
         self.endgame_copies = endgame_copies
+        # Past this many partial pieces (each holds a piece buffer) peers share pieces before starting new ones.
+        self.max_partial = max_partial or max(8, PARTIAL_BUFFER_BYTES // piece_length)
+        # Bumped when a block may have become an endgame candidate: a peer whose scan found none waits for it.
+        self._endgame_gen = 0
+        self._endgame_empty: dict[PeerKey, int] = {}
         self._rng = rng if rng is not None else random.Random()
         self._blocks_per_piece = -(-piece_length // block_size)
         self._last_piece_length = total_length - piece_length * (num_pieces - 1) if num_pieces else 0
@@ -210,6 +218,7 @@ class PiecePicker:
         self.availability.add_peer(bf)
         self._rarity.invalidate()
         self._peers[key] = bf
+        self._endgame_gen += 1
         self._rarest_cache.pop(key, None)
         self._out.setdefault(key, {})
         self._peer_pieces.setdefault(key, {})
@@ -222,6 +231,7 @@ class PiecePicker:
             self.availability.increment(index)
             self._rarity.recount(index, self.availability[index])
             self._rarest_cache.pop(key, None)
+            self._endgame_gen += 1
         return not self.priorities.needless.get(index)
 
     def peer_bitfield(self, key: PeerKey) -> Bitfield:
@@ -243,6 +253,7 @@ class PiecePicker:
         self._peer_pieces.pop(key, None)
         self._late.pop(key, None)
         self._rarest_cache.pop(key, None)
+        self._endgame_empty.pop(key, None)
         return released
 
     def is_interesting(self, peer_bitfield: Bitfield) -> bool:
@@ -344,6 +355,7 @@ class PiecePicker:
         mine = self._out.get(key)
         if mine is None or mine.pop((index, b), None) is None:
             return False
+        self._endgame_gen += 1
         p = self._partial.get(index)
         if p is not None:
             self._drop_request(p, b, key)
@@ -388,6 +400,11 @@ class PiecePicker:
                     if len(out) >= count:
                         return out
 
+        # 3 before 2 when many pieces are partial already: share those first.
+        crowded = len(self._partial) >= self.max_partial
+        if crowded and self._share(key, bf, mine, count, now, out):
+            return out
+
         # 2. Start new pieces: in order in sequential mode, else by priority, then rarest first.
         if not self._busy.all():
             # With one priority, draw or walk the rarity index instead of listing the torrent; None means
@@ -420,19 +437,24 @@ class PiecePicker:
                         return out
 
         # 3. Share pieces other peers are downloading, block by block.
-        if self._open:
-            shared = [p for p in self._open.values() if bf.get(p.index)]
-            if shared:
-                shared.sort(key=_most_complete_first)
-                for p in shared:
-                    self._take_free(p, key, mine, count - len(out), now, out)
-                    if len(out) >= count:
-                        return out
+        if not crowded and self._share(key, bf, mine, count, now, out):
+            return out
 
         # 4. Endgame: everything missing is requested; race other peers for the slow blocks.
         if self.in_endgame():
             self._pick_endgame(key, bf, mine, count - len(out), now, out)
         return out
+
+    def _share(self, key: PeerKey, bf: Bitfield, mine: dict[tuple[int, int], float], count: int, now: float,
+               out: list[Block]) -> bool:
+        """Free blocks of open pieces `key` has, most complete first; True once `out` holds `count`."""
+        shared = [p for p in self._open.values() if bf.get(p.index)]
+        shared.sort(key=_most_complete_first)
+        for p in shared:
+            self._take_free(p, key, mine, count - len(out), now, out)
+            if len(out) >= count:
+                return True
+        return False
 
     def _rarest(self, key: PeerKey, fresh: Bitfield, wanted: int, now: float) -> list[int]:
         """The ``wanted`` rarest pieces in ``fresh``. Ranking scans every piece, so a batch is ranked at
@@ -459,6 +481,8 @@ class PiecePicker:
 
     def _pick_endgame(self, key: PeerKey, bf: Bitfield, mine: dict[tuple[int, int], float], n: int,
                       now: float, out: list[Block]) -> None:
+        if self._endgame_empty.get(key) == self._endgame_gen:
+            return  # nothing has moved since this peer's last scan found no block to race for
         limit = self.endgame_copies
         choices: list[tuple[int, float, int, int]] = []
         for p in self._partial.values():
@@ -468,6 +492,9 @@ class PiecePicker:
                 if len(reqs) < limit and key not in reqs:
                     asked = min(self._out[r].get((p.index, b), now) for r in reqs)
                     choices.append((len(reqs), asked, p.index, b))
+        if not choices:
+            self._endgame_empty[key] = self._endgame_gen
+            return
         # Fewest copies first, then the request that has waited longest (most likely stuck).
         choices.sort()
         for _copies, _asked, index, b in choices[:n]:
@@ -635,16 +662,9 @@ class PiecePicker:
         p = self._partial.get(index)
         if p is None:
             return "." * n
-        chars = []
-        for b, st in enumerate(p.state):
-            if st == _RECEIVED:
-                chars.append("x")
-            elif st == _REQUESTED:
-                copies = len(p.requesters[b])
-                chars.append("r" if copies == 1 else str(min(copies, 9)))
-            else:
-                chars.append(".")
-        return "".join(chars)
+        copies = {b: len(reqs) for b, reqs in p.requesters.items()}
+        return "".join("x" if st == _RECEIVED else "." if st == _FREE else
+                       "r" if copies[b] == 1 else str(min(copies[b], 9)) for b, st in enumerate(p.state))
 
     def pieces_awaiting_hash(self) -> list[int]:
         return [i for i, p in self._partial.items() if p.received == p.num_blocks]
