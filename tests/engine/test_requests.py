@@ -8,6 +8,8 @@ from tests.engine.dsl import blocks_of, peer, picker
 from torrentpy.engine.requests import (
     ENDGAME_QUEUE,
     MIN_QUEUE,
+    MIN_SHARED_QUEUE,
+    OUTSTANDING_BUDGET_BYTES,
     REMEASURE_S,
     SNUB_TIMEOUT_S,
     RequestPlan,
@@ -44,6 +46,18 @@ def test_depth_follows_the_rate() -> None:
     plan = plan_requests(0, 100 * BS, 0.0, endgame=False, block_size=BS)
     assert plan.refill_below == 150
     assert want(0, 10_000 * BS) == 500  # capped
+
+
+def test_many_peers_share_a_budget_of_requests_by_rate() -> None:
+    budget = OUTSTANDING_BUDGET_BYTES // BS
+    fast = 10_000 * BS  # alone it would get the 500 cap
+    assert plan_requests(0, fast, 0.0, endgame=False, block_size=BS).want == 500
+    # One of fifty equal peers: its fiftieth of the budget, however fast it is.
+    assert plan_requests(0, fast, 0.0, endgame=False, block_size=BS, share=1 / 50).want == -(-budget // 50)
+    # A new peer (no rate yet) still gets a floor to start from.
+    assert plan_requests(0, 0.0, 0.0, endgame=False, block_size=BS, share=0.0).want == MIN_SHARED_QUEUE
+    # A large share never raises the depth above what the rate asks for.
+    assert plan_requests(0, 100 * BS, 0.0, endgame=False, block_size=BS, share=0.9).want == 200
 
 
 @pytest.mark.parametrize(("outstanding", "expected"), [(0, ENDGAME_QUEUE), (1, 3), (3, 1), (4, 0), (60, 0)])

@@ -112,8 +112,10 @@ class Downloader:
             return  # no block for SNUB_TIMEOUT_S: no new requests until it unchokes us afresh
         if outstanding > peer.refill_below and now < peer.depth_until:
             return  # the common case, once per received block: nothing to do yet
+        rate, total = peer.down.rate(now), t.down.rate(now)
         want, peer.refill_below, peer.depth_until = plan_requests(
-            outstanding, peer.down.rate(now), now, endgame=picker.in_endgame(), block_size=BLOCK_SIZE)
+            outstanding, rate, now, endgame=picker.in_endgame(), block_size=BLOCK_SIZE,
+            share=rate / total if total > 0 and len(t.peers) > 1 else 1.0)
         if want <= 0:
             return
         blocks = picker.pick(peer.addr, want, now=now)

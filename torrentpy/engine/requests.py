@@ -6,6 +6,7 @@ the clock and the picker's endgame flag come in, numbers come out."""
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 from torrentpy.engine.picker import queue_depth
@@ -14,6 +15,11 @@ BLOCK_SIZE = 16 * 1024
 # The shallowest request queue, whatever the measured rate: a peer's rate is only known once blocks
 # flow, and a shallow queue would keep it slow (the end-to-end benchmark against libtorrent set it).
 MIN_QUEUE = 64
+# Bytes in flight across all of a torrent's peers: each partial piece holds a whole piece buffer, and fifty
+# seeders each asked for 2 s of their rate held 250 MiB of them. A peer gets its share by rate.
+OUTSTANDING_BUDGET_BYTES = 32 * 1024 * 1024
+# The shallowest queue a peer's share of that budget can give it (a new peer's rate share is 0).
+MIN_SHARED_QUEUE = 16
 # Requests a peer may have in flight in endgame, duplicates included.
 ENDGAME_QUEUE = 4
 # A peer that sent no block for this long while we had requests out is snubbing us.
@@ -30,10 +36,12 @@ class RequestPlan(NamedTuple):
 
 
 def plan_requests(outstanding: int, rate_bps: float, now: float, *, endgame: bool,
-                  block_size: int = BLOCK_SIZE) -> RequestPlan:
+                  block_size: int = BLOCK_SIZE, share: float = 1.0) -> RequestPlan:
     """How many requests to send a peer (unchoked, interesting, not snubbing) with `outstanding`
-    in flight, downloading from it at `rate_bps`."""
+    in flight, downloading from it at `rate_bps`, which is `share` of the torrent's download rate."""
     depth = queue_depth(rate_bps, block_size=block_size, min_depth=MIN_QUEUE)
+    if share < 1.0:
+        depth = min(depth, max(MIN_SHARED_QUEUE, math.ceil(OUTSTANDING_BUDGET_BYTES // block_size * share)))
     # Refill only below 3/4 of the queue until the next re-measure: the common case, once per received
     # block, is then one comparison.
     refill_below = depth - max(1, depth // 4)
