@@ -6,7 +6,12 @@
   runs from spawning the process to its exit, so start-up, announce and shutdown count on both sides.
   Nothing else runs in the fixture (an idle torrentpy seeder used to share the two cores with both).
 - upload: a libtorrent leecher downloads the same torrent from a torrentpy seeder and from a libtorrent
-  seeder, dialing each directly, in alternation (timed by the leecher, add to finished).
+  seeder, dialing each directly, in alternation (timed by the leecher, add to finished). aria2 cannot be
+  handed a peer, so it finds each seeder through the tracker: each seeds its own copy of the torrent (the
+  same files; an info `source` key tells the info-hashes apart), and aria2 is timed from spawn to exit.
+- many seeders: 50 libtorrent sessions (one process, `lt_swarm.py`) seed another copy; torrentpy leeches
+  it through the tracker vs the one-seeder torrent, in alternation: rate and CPU per GiB, torrentpy
+  against itself (the bar is keeping ≥ 0.9 of the one-seeder rate at ≤ 1.2× the CPU).
 
 TORRENTPY_BENCH_SIZES sets the payload sizes in MiB (default "256,1024"); TORRENTPY_BENCH_ROUNDS the
 rounds (default 3, medians reported)."""
@@ -24,10 +29,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import bencode
 import pytest
 
 from bench.conftest import goal
 from tests.interop.opentracker import OpenTracker
+from tests.interop.peers.base import free_port
 from tests.interop.peers.libtorrent_peer import LibtorrentPeer
 from tests.interop.peers.torrentpy_peer import TorrentpyPeer
 from torrentpy.metainfo import load
@@ -36,6 +43,8 @@ SIZES_MIB = [int(s) for s in os.environ.get("TORRENTPY_BENCH_SIZES", "256,1024")
 PIECE = 1024 * 1024
 ROUNDS = int(os.environ.get("TORRENTPY_BENCH_ROUNDS", "3"))
 LT_LEECH = Path(__file__).with_name("lt_leech.py")
+LT_SWARM = Path(__file__).with_name("lt_swarm.py")
+MANY_SEEDERS = int(os.environ.get("TORRENTPY_BENCH_SEEDERS", "50"))
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +83,17 @@ def swarm(request: pytest.FixtureRequest, tracker: OpenTracker,
     yield {"base": base, "torrent": torrent, "direct": direct, "lt_seed": lt_seed, "size_mib": size_mib}
     lt_seed.stop()
     shutil.rmtree(base, ignore_errors=True)
+
+
+def _variant(torrent: Path, source: str, tracker: OpenTracker) -> Path:
+    """The same torrent (same files and pieces) under another info-hash, allowed on the tracker: a swarm
+    of its own, so a leecher finds exactly the seeders of that copy."""
+    meta = bencode.bread(str(torrent))
+    meta["info"]["source"] = source
+    out = torrent.with_name(f"{torrent.stem}-{source}.torrent")
+    bencode.bwrite(meta, str(out))
+    tracker.allow(load(str(out)).info_hash)
+    return out
 
 
 def _timed(argv: list[str]) -> tuple[dict[str, float], str]:
@@ -163,3 +183,87 @@ def test_upload_to_libtorrent_leecher(benchmark: Any, swarm: dict[str, Any], tp_
     goal(f"seed {size_mib} MiB to a libtorrent leecher", f"{ratio:.2f}×", "≥ 1.0",
          f"{size_mib * PIECE / _med(times['torrentpy']) / 1e6:.0f} vs "
          f"{size_mib * PIECE / _med(times['libtorrent']) / 1e6:.0f} MB/s (leecher's add to finished)")
+
+
+def _aria2_leech(torrent: Path, save: Path) -> dict[str, float]:
+    # Loopback only, no DHT/LPD/PEX; otherwise aria2's defaults. It exits once the download is verified.
+    return _timed(["aria2c", "--no-conf", "--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false",
+                   "--enable-peer-exchange=false", "--disable-ipv6=true", "--interface=127.0.0.1",
+                   "--bt-external-ip=127.0.0.1", f"--listen-port={free_port()}", "--seed-time=0",
+                   "--summary-interval=0", "--console-log-level=warn", f"--dir={save}", str(torrent)])[0]
+
+
+@pytest.fixture(scope="module")
+def aria2_swarms(swarm: dict[str, Any], tracker: OpenTracker) -> Iterator[dict[str, Path]]:
+    """One copy of the torrent seeded only by torrentpy, one only by libtorrent, both via the tracker."""
+    base = swarm["base"]
+    copies = {who: _variant(swarm["torrent"], f"aria2-{who}", tracker) for who in ("torrentpy", "libtorrent")}
+    tp = TorrentpyPeer(base / "peers", copies["torrentpy"], base / "seed", True, name="tp-seed-aria2").start()
+    lt = LibtorrentPeer(base / "peers", copies["libtorrent"], base / "seed", True, seed_mode=True,
+                        name="lt-seed-aria2").start()
+    try:
+        tp.wait_event("resumed", 120)
+        lt.wait_seeding(120)
+        yield copies
+    finally:
+        tp.stop()
+        lt.stop()
+
+
+def test_upload_to_aria2(benchmark: Any, swarm: dict[str, Any], aria2_swarms: dict[str, Path]) -> None:
+    base, size_mib = swarm["base"], swarm["size_mib"]
+    times: dict[str, list[float]] = {"torrentpy": [], "libtorrent": []}
+
+    def one_round() -> None:
+        for seeder, torrent in aria2_swarms.items():
+            save = base / f"aria2-{seeder}"
+            shutil.rmtree(save, ignore_errors=True)
+            times[seeder].append(_aria2_leech(torrent, save)["elapsed_s"])
+            shutil.rmtree(save, ignore_errors=True)
+
+    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+    ratio = _med(times["libtorrent"]) / _med(times["torrentpy"])
+    benchmark.extra_info.update({"ratio": round(ratio, 3)})
+    goal(f"seed {size_mib} MiB to aria2 (found via tracker)", f"{ratio:.2f}×", "≥ 1.0",
+         f"{size_mib * PIECE / _med(times['torrentpy']) / 1e6:.0f} vs "
+         f"{size_mib * PIECE / _med(times['libtorrent']) / 1e6:.0f} MB/s (aria2 spawn to exit)")
+
+
+@pytest.fixture(scope="module")
+def many_seeders(swarm: dict[str, Any], tracker: OpenTracker) -> Iterator[Path]:
+    """A copy of the torrent seeded by MANY_SEEDERS libtorrent sessions, each announcing itself."""
+    torrent = _variant(swarm["torrent"], f"many{MANY_SEEDERS}", tracker)
+    proc = subprocess.Popen([sys.executable, str(LT_SWARM), str(torrent), str(swarm["base"] / "seed"),
+                             str(MANY_SEEDERS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        ports = json.loads(proc.stdout.readline())["ports"]
+        assert len(set(ports)) == MANY_SEEDERS, ports
+        time.sleep(3)  # every session's first announce has reached the tracker
+        yield torrent
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_download_from_many_seeders(benchmark: Any, swarm: dict[str, Any], many_seeders: Path) -> None:
+    base, size_mib = swarm["base"], swarm["size_mib"]
+    runs: dict[str, list[dict[str, float]]] = {"many": [], "one": []}
+
+    def one_round() -> None:
+        for case, torrent in (("many", many_seeders), ("one", swarm["torrent"])):
+            save = base / f"dl-{case}"
+            shutil.rmtree(save, ignore_errors=True)
+            runs[case].append(_torrentpy_leech(torrent, save))
+            shutil.rmtree(save, ignore_errors=True)
+
+    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+    many, one = runs["many"], runs["one"]
+    rate = _med([r["elapsed_s"] for r in one]) / _med([r["elapsed_s"] for r in many])
+    cpu = _med([r["cpu_s"] for r in many]) / _med([r["cpu_s"] for r in one])
+    benchmark.extra_info.update({"rate_ratio": round(rate, 3), "cpu_ratio": round(cpu, 3)})
+    goal(f"leech {size_mib} MiB from {MANY_SEEDERS} seeders ÷ from 1 (torrentpy rate)", f"{rate:.2f}×", "≥ 0.9",
+         f"{size_mib * PIECE / _med([r['elapsed_s'] for r in many]) / 1e6:.0f} vs "
+         f"{size_mib * PIECE / _med([r['elapsed_s'] for r in one]) / 1e6:.0f} MB/s")
+    goal(f"leech {size_mib} MiB from {MANY_SEEDERS} seeders: CPU ÷ from 1", f"{cpu:.2f}×", "≤ 1.2",
+         f"{_med([r['cpu_s'] for r in many]):.2f} vs {_med([r['cpu_s'] for r in one]):.2f} s")
