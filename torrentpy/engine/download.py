@@ -276,6 +276,12 @@ class Downloader:
             return self._buffer_pool.pop()
         return bytearray(size)
 
+    def drop_buffers(self) -> None:
+        """Give back every piece buffer, spares included (a seed, or a torrent stopped for want of memory);
+        the pieces being assembled start over if it downloads again."""
+        self.piece_buffers.clear()
+        self._buffer_pool.clear()
+
     def _recycle(self, buf: bytearray) -> None:
         # Fresh piece buffers cost a page fault per 4 KiB on first touch (glibc mmaps large
         # allocations and unmaps them on free): reusing them halved the download's system time.
@@ -289,7 +295,9 @@ class Downloader:
         t = self.torrent
         meta, storage, picker = t.meta, t.storage, t.picker
         assert meta is not None and storage is not None and picker is not None
-        buf = self.piece_buffers.pop(index)
+        buf = self.piece_buffers.pop(index, None)
+        if buf is None:
+            return  # dropped meanwhile: the torrent stopped (drop_buffers)
         self.hashing.add(index)
         loop = asyncio.get_running_loop()
         try:
