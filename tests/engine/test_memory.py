@@ -1,5 +1,7 @@
-"""Out of memory, in-process: a torrent stops with one line, keeping what it verified, and the I/O pool runs on
-the threads it has. A MemoryError is injected where the allocation happens (the hash job, a thread's start)."""
+"""Out of memory, in-process: each place that can do without something does, and the rest stops one torrent
+with one line, keeping what it verified. A MemoryError is injected where the allocation happens (the module's
+`bytearray`, the hash job, a thread's start); tests/interop/test_memory_limit.py has the real limit, and
+tests/engine/test_upload.py the read cache."""
 
 from __future__ import annotations
 
@@ -12,15 +14,80 @@ from typing import Any
 import pytest
 
 import torrentpy.engine.download as download_module
+import torrentpy.net.peer as peer_module
 from tests.engine.harness import FakeHost, ManualClock, ScriptedPeer, make_payload, until
 from tests.engine.memnet import Network
-from tests.engine.test_download import BS, FakeTorrent, payload
+from tests.engine.test_download import BS, PIECE, FakeTorrent, payload
 from torrentpy.engine.memory import IoExecutor, failure_message
 from torrentpy.errors import StorageError, out_of_memory_message
+from torrentpy.net.peer import FIRST_RECV_BUFFER_BYTES, RECV_BUFFER_BYTES, PeerLink
 from torrentpy.protocol import events as ev
 from torrentpy.storage.resume import resume_state
 
 pytestmark = pytest.mark.timeout(30)
+
+
+def no_memory_for(size: int, failures: int = 1 << 30) -> Any:
+    """A `bytearray` for a module whose allocations of `size` bytes fail (the first `failures` of them)."""
+    left = [failures]
+
+    def make(*args: Any) -> bytearray:
+        if args and args[0] == size and left[0] > 0:
+            left[0] -= 1
+            raise MemoryError
+        return bytearray(*args)
+
+    return make
+
+
+# --- the piece buffers (engine/download.py) ---------------------------------------------------
+
+
+async def test_no_buffer_and_none_in_use_stops_the_torrent_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    t = FakeTorrent()
+    a = t.connect("A", requesting=False)
+    t.picker.pick(a.addr, 2, now=0.0)
+    index = t.picker.outstanding(a.addr)[0].index
+    monkeypatch.setattr(download_module, "bytearray", no_memory_for(PIECE), raising=False)
+    assert not await t.deliver(a, index, 0)
+    assert t.errors == [out_of_memory_message("no memory for a 32.0 KiB piece buffer")]
+    assert t.errors[0].endswith("verified pieces are kept: free some memory (or raise `ulimit -v`) and run again")
+    # The block the picker counted was not kept: the piece is wanted whole again, nothing is half-claimed.
+    assert not t.downloader.piece_buffers and index not in t.picker.downloading_pieces()
+    t.picker.check_invariants()
+
+
+async def test_no_buffer_while_others_are_in_use_drops_only_that_peer(monkeypatch: pytest.MonkeyPatch) -> None:
+    t = FakeTorrent()
+    a, b = t.connect("A", requesting=False), t.connect("B", requesting=False)
+    (first,) = t.picker.pick(a.addr, 1, now=0.0)
+    (other,) = t.picker.pick(b.addr, 1, now=0.0)
+    assert first.index != other.index
+    assert await t.deliver(a, first.index, 0)  # A's piece has its buffer
+    monkeypatch.setattr(download_module, "bytearray", no_memory_for(PIECE), raising=False)
+    assert not await t.deliver(b, other.index, 0)
+    assert t.errors == [] and b.link.closed and not a.link.closed
+    assert t.events[-1] == ("peer_error", {"peer": "B:6881", "reason": "no memory for a 32.0 KiB piece buffer"})
+    assert list(t.downloader.piece_buffers) == [first.index]
+    t.picker.check_invariants()
+    # A finishes its piece; its buffer, recycled, carries the next piece while allocations still fail.
+    t.picker.pick(a.addr, 1, now=0.0)
+    assert await t.deliver(a, first.index, BS)
+    assert t.storage.written == {first.index: payload(first.index)} and len(t.downloader._buffer_pool) == 1
+    nxt = t.picker.pick(a.addr, 2, now=0.0)
+    assert {blk.index for blk in nxt} == {nxt[0].index} and nxt[0].index != first.index
+    for blk in nxt:
+        assert await t.deliver(a, blk.index, blk.begin)
+    assert set(t.storage.written) == {first.index, nxt[0].index} and t.errors == []
+
+
+async def test_spare_buffers_are_given_back_before_giving_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    t = FakeTorrent()
+    t.meta.piece_size = lambda index: PIECE if index < 2 else BS  # type: ignore[method-assign]
+    t.downloader._buffer_pool.extend([bytearray(PIECE), bytearray(PIECE)])
+    monkeypatch.setattr(download_module, "bytearray", no_memory_for(BS, failures=1), raising=False)
+    buf = t.downloader._new_piece_buffer(2)  # the short last piece: the spares are the wrong size
+    assert len(buf) == BS and not t.downloader._buffer_pool
 
 
 async def test_a_dropped_buffer_is_not_hashed() -> None:
@@ -115,3 +182,34 @@ def test_no_thread_at_all_is_out_of_memory(monkeypatch: pytest.MonkeyPatch) -> N
         pool.submit(lambda: 1)
     monkeypatch.undo()
     pool.shutdown(wait=False, cancel_futures=True)
+
+
+# --- a connection's receive buffer (net/peer.py) ---------------------------------------------
+
+
+class _Conn:
+    def receive_borrowed(self, data: memoryview) -> None:
+        self.got = bytes(data)
+
+    def next_event(self) -> None:
+        return None
+
+    def release_borrowed(self) -> None:
+        pass
+
+
+class _Handler:
+    def on_event(self, link: PeerLink, event: Any) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("memory", [True, False])
+def test_a_receive_buffer_that_cannot_grow_stays_small(memory: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    link = PeerLink(_Conn(), _Handler(), ("10.0.0.1", 6881), incoming=False)  # type: ignore[arg-type]
+    if not memory:
+        monkeypatch.setattr(peer_module, "bytearray", no_memory_for(RECV_BUFFER_BYTES), raising=False)
+    view = link.get_buffer(-1)
+    view[:] = b"x" * len(view)
+    link.buffer_updated(len(view))  # a full read: the link asks for its big buffer
+    assert link.conn.got == b"x" * FIRST_RECV_BUFFER_BYTES  # type: ignore[attr-defined]
+    assert len(link.get_buffer(-1)) == (RECV_BUFFER_BYTES if memory else FIRST_RECV_BUFFER_BYTES)
