@@ -648,7 +648,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_ERROR
     except MemoryError:
-        # Outside every torrent (each says its own): the session has stopped and saved their resume state.
+        # Outside every torrent (a torrent stops with a line of its own); `add` has saved each resume file.
         print(f"torrentpy: error: {out_of_memory_message()}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as exc:

@@ -95,7 +95,7 @@ class Session:
         self.listen_port = config.listen_port or 0  # the real one is known after listen()
         self.torrents: dict[bytes, Torrent] = {}
         self.executor = IoExecutor(max_workers=max(2, min(8, (os.cpu_count() or 2) * 2)),
-                                           thread_name_prefix="torrentpy-io")
+                                   thread_name_prefix="torrentpy-io")
         self.upload_bucket = TokenBucket(config.max_upload_rate_bps)
         self.download_bucket = TokenBucket(config.max_download_rate_bps)
         self.links: set[PeerLink] = set()
