@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from torrentpy import __version__
 from torrentpy.engine import alerts
-from torrentpy.errors import TorrentError, UsageError
+from torrentpy.errors import TorrentError, UsageError, out_of_memory_message
 from torrentpy.metainfo import Magnet, Metainfo, load, parse_file_ranges
 from torrentpy.storage.placement import misplaced_hint
 from torrentpy.text import printable
@@ -646,6 +646,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("torrentpy: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
+        return EXIT_ERROR
+    except MemoryError:
+        # Outside every torrent (a torrent stops with a line of its own); `add` has saved each resume file.
+        print(f"torrentpy: error: {out_of_memory_message()}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""

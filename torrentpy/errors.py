@@ -27,3 +27,12 @@ class TrackerError(TorrentError):
 
 class UsageError(TorrentError):
     """A command-line argument is invalid."""
+
+
+# Said whenever memory runs out: what a user most needs to hear is that nothing verified was lost.
+OUT_OF_MEMORY_HINT = "verified pieces are kept: free some memory (or raise `ulimit -v`) and run again"
+
+
+def out_of_memory_message(what: str = "") -> str:
+    """The one line for a MemoryError: what could not be had, if known, and that no verified piece is lost."""
+    return f"out of memory{f' ({what})' if what else ''}; {OUT_OF_MEMORY_HINT}"

@@ -271,6 +271,44 @@ def test_read_cache_evicts_the_least_recently_used_piece() -> None:
     assert list(cache.pieces) == [3] and cache.size == 3 * PIECE_LENGTH
 
 
+async def test_a_read_out_of_memory_shrinks_the_cache_and_tries_again(executor: ThreadPoolExecutor) -> None:
+    owner = FakeOwner(FakeHost(executor))
+    peer = owner.connect(1)
+    for index in (1, 2):
+        owner.uploader.on_request(peer, ev.Request(index, 0, BLOCK))
+    await owner.settle()
+    cache = owner.uploader.read_cache
+    assert list(cache.pieces) == [1, 2]
+    read, failures = owner.storage.read_piece_sync, [1]
+
+    def short_of_memory(index: int) -> bytearray:
+        if failures[0]:
+            failures[0] -= 1
+            raise MemoryError
+        return read(index)
+
+    owner.storage.read_piece_sync = short_of_memory  # type: ignore[method-assign]
+    capacity = cache.capacity
+    owner.uploader.on_request(peer, ev.Request(3, 0, BLOCK))
+    await owner.settle()
+    assert served(peer)[-1] == (3, 0, piece_bytes(3)[:BLOCK])
+    assert list(cache.pieces) == [3] and cache.capacity == capacity // 2
+    # With nothing cached there is nothing to give back: the error goes up and the torrent stops.
+    cache.shrink()
+    failures[0] = 1
+    owner.uploader.on_request(peer, ev.Request(4, 0, BLOCK))
+    with pytest.raises(MemoryError):
+        await owner.settle()
+
+
+def test_the_read_cache_shrinks_when_memory_runs_out() -> None:
+    cache = ReadCache(4 * PIECE_LENGTH)
+    for i in range(3):
+        cache.put(i, bytearray(PIECE_LENGTH))
+    assert cache.shrink() and cache.size == 0 and not cache.pieces and cache.capacity == 2 * PIECE_LENGTH
+    assert not cache.shrink()  # nothing left to give back
+
+
 async def test_leaving_finishes_accepted_requests_then_parts(executor: ThreadPoolExecutor) -> None:
     owner = FakeOwner(FakeHost(executor))
     busy, idle = owner.connect(1), owner.connect(2)

@@ -32,20 +32,34 @@ if _SHA1 == NULL:
     raise ImportError("OpenSSL libcrypto provides no SHA1 implementation")
 
 
+# What sha1_into and _check say besides success: a context could not be allocated (out of memory, raised
+# as MemoryError), or libcrypto failed otherwise. Never a "mismatch": a good piece must not count as bad
+# (it would be fetched again, and its senders banned) because memory ran short while it was hashed.
+cdef enum:
+    NO_MEMORY = -1
+    LIBCRYPTO_FAILED = -2
+
+
 cdef int sha1_into(const unsigned char* data, size_t length, unsigned char* out) noexcept nogil:
-    """Hash `length` bytes into the 20 bytes at `out`; 0 on success, -1 on failure."""
+    """Hash `length` bytes into the 20 bytes at `out`; 0 on success, else NO_MEMORY or LIBCRYPTO_FAILED."""
     cdef EVP_MD_CTX* ctx = EVP_MD_CTX_new()
     cdef unsigned int size = 0
     cdef int ok
     if ctx == NULL:
-        return -1
+        return NO_MEMORY
     ok = EVP_DigestInit_ex2(ctx, _SHA1, NULL)
     if ok == 1:
         ok = EVP_DigestUpdate(ctx, data, length)
     if ok == 1:
         ok = EVP_DigestFinal_ex(ctx, out, &size)
     EVP_MD_CTX_free(ctx)
-    return 0 if ok == 1 else -1
+    return 0 if ok == 1 else LIBCRYPTO_FAILED
+
+
+cdef int _raise_for(int rc) except -1:
+    if rc == NO_MEMORY:
+        raise MemoryError("no memory for a SHA-1 context")
+    raise RuntimeError("libcrypto failed to compute SHA-1")
 
 
 cdef int _threads(int requested) noexcept nogil:
@@ -61,7 +75,7 @@ def sha1(const unsigned char[::1] data not None) -> bytes:
     with nogil:
         rc = sha1_into(&data[0] if data.shape[0] else NULL, data.shape[0], out)
     if rc != 0:
-        raise RuntimeError("libcrypto failed to compute SHA-1")
+        _raise_for(rc)
     return out[:20]
 
 
@@ -74,7 +88,7 @@ def verify_piece(const unsigned char[::1] data not None, const unsigned char[::1
     with nogil:
         rc = sha1_into(&data[0] if data.shape[0] else NULL, data.shape[0], out)
     if rc != 0:
-        raise RuntimeError("libcrypto failed to compute SHA-1")
+        _raise_for(rc)
     return memcmp(out, &expected[0], 20) == 0
 
 
@@ -89,6 +103,8 @@ def hash_pieces(const unsigned char[::1] data not None, Py_ssize_t piece_length,
     cdef unsigned char[::1] digests = out
     cdef Py_ssize_t i, start, size
     cdef int failures = 0
+    cdef int no_memory = 0
+    cdef int rc
     cdef int nthreads = _threads(threads)
     if count == 0:
         return b""
@@ -96,10 +112,13 @@ def hash_pieces(const unsigned char[::1] data not None, Py_ssize_t piece_length,
         for i in prange(count, num_threads=nthreads, schedule="dynamic"):
             start = i * piece_length
             size = piece_length if start + piece_length <= length else length - start
-            if sha1_into(&data[start], size, &digests[i * 20]) != 0:
+            rc = sha1_into(&data[start], size, &digests[i * 20])
+            if rc != 0:
                 failures += 1
+                if rc == NO_MEMORY:
+                    no_memory += 1
     if failures:
-        raise RuntimeError("libcrypto failed to compute SHA-1")
+        _raise_for(NO_MEMORY if no_memory else LIBCRYPTO_FAILED)
     return bytes(out)
 
 
@@ -126,14 +145,29 @@ def verify_pieces(const unsigned char[::1] data not None, Py_ssize_t piece_lengt
             start = i * piece_length
             size = piece_length if start + piece_length <= length else length - start
             ok[i] = _check(&data[start], size, &expected[i * 20])
-    return [bool(v) for v in matches]
+    return _results(matches)
+
+
+# _check's answers beyond 0 (mismatch) and 1 (match).
+cdef enum:
+    CHECK_NO_MEMORY = 2
+    CHECK_FAILED = 3
 
 
 cdef unsigned char _check(const unsigned char* data, size_t size, const unsigned char* want) noexcept nogil:
     cdef unsigned char digest[20]
-    if sha1_into(data, size, digest) != 0:
-        return 0
+    cdef int rc = sha1_into(data, size, digest)
+    if rc != 0:
+        return CHECK_NO_MEMORY if rc == NO_MEMORY else CHECK_FAILED
     return memcmp(digest, want, 20) == 0
+
+
+cdef list _results(bytearray matches):
+    if CHECK_NO_MEMORY in matches:
+        _raise_for(NO_MEMORY)
+    if CHECK_FAILED in matches:
+        _raise_for(LIBCRYPTO_FAILED)
+    return [bool(v) for v in matches]
 
 
 def verify_many(object buffers not None, const unsigned char[::1] expected not None, int threads=0) -> list[bool]:
@@ -170,4 +204,4 @@ def verify_many(object buffers not None, const unsigned char[::1] expected not N
     finally:
         PyMem_Free(sizes)
         PyMem_Free(ptrs)
-    return [bool(v) for v in matches]
+    return _results(matches)

@@ -19,10 +19,11 @@ from torrentpy.engine.peer import Peer
 from torrentpy.engine.picker import Block, PiecePicker
 from torrentpy.engine.requests import BLOCK_SIZE, is_snubbing, plan_requests
 from torrentpy.engine.swarm import totals_key
-from torrentpy.errors import StorageError
+from torrentpy.errors import StorageError, out_of_memory_message
 from torrentpy.metainfo import Metainfo
 from torrentpy.protocol import events as ev
 from torrentpy.storage.files import Storage
+from torrentpy.units import format_size
 
 Addr = tuple[str, int]
 
@@ -260,7 +261,11 @@ class Downloader:
         if not result.duplicate:
             buf = self.piece_buffers.get(event.index)
             if buf is None:
-                buf = self.piece_buffers[event.index] = self._new_piece_buffer(event.index)
+                try:
+                    buf = self._new_piece_buffer(event.index)
+                except MemoryError:
+                    return self._no_buffer(peer, event.index)
+                self.piece_buffers[event.index] = buf
             if event.begin + length > len(buf):
                 return t._protocol_error(peer, "sent a block past the end of the piece")
             buf[event.begin : event.begin + length] = data
@@ -276,7 +281,35 @@ class Downloader:
         size = meta.piece_size(index)
         if size == meta.piece_length and self._buffer_pool:
             return self._buffer_pool.pop()
+        try:
+            return bytearray(size)
+        except MemoryError:
+            if not self._buffer_pool:
+                raise
+        self._buffer_pool.clear()  # spares of the full size, and this is the short last piece: try once more
         return bytearray(size)
+
+    def _no_buffer(self, peer: Peer, index: int) -> bool:
+        """No memory for the buffer of a piece `peer` began. The picker counted the block, which was not
+        kept: the piece starts over. While other pieces hold buffers they will give back, the download
+        goes on with fewer pieces in flight, without this peer; with none, it cannot go on at all."""
+        t = self.torrent
+        assert t.picker is not None and t.meta is not None
+        t.picker.piece_failed(index)
+        self.block_sources.pop(index, None)
+        what = f"no memory for a {format_size(t.meta.piece_size(index))} piece buffer"
+        if self.piece_buffers or self.hashing:
+            t.emit(alerts.PeerError(f"{peer.addr[0]}:{peer.addr[1]}", what))
+            peer.link.close(what)
+        else:
+            t.fail(out_of_memory_message(what))
+        return False
+
+    def drop_buffers(self) -> None:
+        """Give back every piece buffer, spares included (a seed, or a torrent stopped for want of memory);
+        the pieces being assembled start over if it downloads again."""
+        self.piece_buffers.clear()
+        self._buffer_pool.clear()
 
     def _recycle(self, buf: bytearray) -> None:
         # Fresh piece buffers cost a page fault per 4 KiB on first touch (glibc mmaps large
@@ -291,7 +324,9 @@ class Downloader:
         t = self.torrent
         meta, storage, picker = t.meta, t.storage, t.picker
         assert meta is not None and storage is not None and picker is not None
-        buf = self.piece_buffers.pop(index)
+        buf = self.piece_buffers.pop(index, None)
+        if buf is None:
+            return  # dropped meanwhile: the torrent stopped (drop_buffers)
         self.hashing.add(index)
         loop = asyncio.get_running_loop()
         try:

@@ -9,20 +9,20 @@ import os
 import time
 import weakref
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from torrentpy import __version__
 from torrentpy.engine import alerts
 from torrentpy.engine.idle import IdleSchedule, idle_until
+from torrentpy.engine.memory import IoExecutor, failure_message
 from torrentpy.engine.pex import PEX_INTERVAL_S
 from torrentpy.engine.ratelimit import TokenBucket
 from torrentpy.engine.snapshot import SessionSnapshot, sum_found
 from torrentpy.engine.sources import SOURCE_DHT
 from torrentpy.engine.swarm import CONNECT_TIMEOUT_S, totals_key
 from torrentpy.engine.torrent import Torrent
-from torrentpy.errors import TorrentError, UsageError
+from torrentpy.errors import UsageError
 from torrentpy.metainfo import Magnet, Metainfo
 from torrentpy.net.peer import PeerLink, Refusal
 from torrentpy.protocol import events as ev
@@ -94,8 +94,8 @@ class Session:
         self.peer_id = make_peer_id()
         self.listen_port = config.listen_port or 0  # the real one is known after listen()
         self.torrents: dict[bytes, Torrent] = {}
-        self.executor = ThreadPoolExecutor(max_workers=max(2, min(8, (os.cpu_count() or 2) * 2)),
-                                           thread_name_prefix="torrentpy-io")
+        self.executor = IoExecutor(max_workers=max(2, min(8, (os.cpu_count() or 2) * 2)),
+                                   thread_name_prefix="torrentpy-io")
         self.upload_bucket = TokenBucket(config.max_upload_rate_bps)
         self.download_bucket = TokenBucket(config.max_download_rate_bps)
         self.links: set[PeerLink] = set()
@@ -489,9 +489,8 @@ class Session:
         for torrent in self.schedule.due(now):
             try:
                 torrent.tick(now)
-            except Exception as exc:  # one torrent's bug must not stop the others
-                log.error("internal error in %s", torrent.name, exc_info=exc)
-                torrent.fail(f"internal error: {exc!r}")
+            except Exception as exc:  # one torrent's bug (or its lack of memory) must not stop the others
+                torrent.fail(failure_message(exc, torrent.name))
             if self.torrents.get(torrent.info_hash) is not torrent:
                 continue  # removed while we ticked
             due = idle_until(torrent, now)
@@ -514,13 +513,10 @@ class Session:
             self.wake_torrent(torrent)  # checked: it may have work now
             self._track_dht(torrent)
             self.wake_event.set()  # tick now: dial peers without waiting for the next second
-        except TorrentError as exc:
-            torrent.fail(str(exc))
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # one torrent's bug must not take the session down
-            log.error("internal error starting %s", torrent.name, exc_info=exc)
-            torrent.fail(f"internal error: {exc!r}")
+        except Exception as exc:  # one torrent's bug (or its lack of memory) must not take the session down
+            torrent.fail(failure_message(exc, torrent.name))
 
     async def _stop_or_wake(self) -> None:
         waits = [asyncio.ensure_future(self.stop_event.wait()), asyncio.ensure_future(self.wake_event.wait())]

@@ -20,6 +20,7 @@ from torrentpy.engine.disk import TorrentDisk
 from torrentpy.engine.dispatch import EVENT_HANDLERS, listen_addr
 from torrentpy.engine.download import Downloader
 from torrentpy.engine.limits import TorrentLimits
+from torrentpy.engine.memory import failure_message
 from torrentpy.engine.metadata import MetadataExchange
 from torrentpy.engine.peer import Peer
 from torrentpy.engine.pex import PEX_INTERVAL_S
@@ -122,13 +123,8 @@ class Torrent(SelectionControls):
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            if isinstance(exc, TorrentError):
-                self.fail(str(exc))
-            else:
-                log.error("internal error in %s", self.name, exc_info=exc)
-                self.fail(f"internal error: {exc!r}")
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self.fail(failure_message(exc, self.name))
 
     def emit(self, alert: alerts.TorrentAlert) -> None:
         self.host.emit(alert.about(self.name, self.info_hash.hex()))
@@ -146,6 +142,7 @@ class Torrent(SelectionControls):
         # No write may start after this: on a full disk the resume save below takes the
         # space its reserve frees, and a piece write racing it must not take it first.
         self.disk.close()
+        self.downloader.drop_buffers()  # out of memory, the save below may need what they hold
         self._save_resume()
 
     @property
@@ -251,7 +248,7 @@ class Torrent(SelectionControls):
         self.seeding_since = self.now
         self._save_resume()
         self.disk.release()
-        self.downloader.piece_buffers.clear()
+        self.downloader.drop_buffers()
         self.emit(alerts.Completed(self.downloader.pieces_downloaded, tuple(self.downloader.download_sources())))
         if announce and self.tiers is not None:
             self._spawn(self._announce("completed"))

@@ -96,6 +96,15 @@ class ReadCache:
             _, old = self.pieces.popitem(last=False)
             self.size -= len(old)
 
+    def shrink(self) -> bool:
+        """Out of memory: forget every piece and keep half as many from now on. False: it held nothing
+        to give back."""
+        held = bool(self.pieces)
+        self.pieces.clear()
+        self.size = 0
+        self.capacity //= 2
+        return held
+
 
 class Uploader:
     def __init__(self, owner: UploadOwner, host: Host, *, slots: int, rng: random.Random,
@@ -311,6 +320,10 @@ class Uploader:
                         except StorageError as exc:
                             owner.fail(str(exc))
                             return
+                        except MemoryError:
+                            if not self.read_cache.shrink():
+                                raise  # nothing left to give back: the torrent stops (memory.failure_message)
+                            continue  # read again into the room the cache gave back
                         self.read_cache.put(index, data)
                         if not peer.upload_queue or peer.upload_queue[0] != (index, begin, length):
                             break  # cancelled or choked while we read

@@ -83,7 +83,10 @@ class PeerLink(asyncio.BufferedProtocol):
         finally:
             conn.release_borrowed()
         if nbytes == len(self._buffer) < RECV_BUFFER_BYTES and not self.closed:
-            self._buffer = bytearray(RECV_BUFFER_BYTES)  # data arrives faster than one small read: grow
+            try:
+                self._buffer = bytearray(RECV_BUFFER_BYTES)  # data arrives faster than one small read: grow
+            except MemoryError:
+                return  # short of memory: read on through the small buffer (more reads, same bytes)
             self._view = memoryview(self._buffer)
 
     def eof_received(self) -> bool | None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from torrentpy.errors import TorrentError
+from torrentpy.errors import TorrentError, out_of_memory_message
 from torrentpy.rpc.methods import METHODS, RpcError
 
 if TYPE_CHECKING:
@@ -179,6 +179,8 @@ async def dispatch(daemon: Daemon, body: dict[str, Any]) -> dict[str, Any]:
         response["result"] = str(exc)
     except TorrentError as exc:
         response["result"] = str(exc)
+    except MemoryError:  # the daemon runs on: the client may ask again once memory is back
+        response["result"] = out_of_memory_message()
     except Exception as exc:  # a bug in one method must not stop the daemon; the client hears of it
         log.error("rpc: %s failed", method, exc_info=exc)
         response["result"] = f"internal error: {exc!r}"
