@@ -19,7 +19,7 @@ from torrentpy.engine.sources import (
     PeerSources,
     source_cap,
 )
-from torrentpy.protocol.extension import PEX_CONNECTABLE, PEX_HOLEPUNCH, PEX_SEED, UT_PEX
+from torrentpy.protocol.extension import PEX_CONNECTABLE, PEX_ENCRYPTION, PEX_HOLEPUNCH, PEX_SEED, UT_PEX
 
 if TYPE_CHECKING:
     from torrentpy.engine.host import Host
@@ -290,6 +290,8 @@ class Swarm:
                 flags |= PEX_SEED
             if "ut_holepunch" in peer.conn.peer_extensions:
                 flags |= PEX_HOLEPUNCH
+            if peer.link.encryption:  # it speaks MSE (libtorrent's reading of "prefers encryption" too)
+                flags |= PEX_ENCRYPTION
             listing[addr] = flags
         return listing
 
