@@ -144,3 +144,19 @@ def test_torrentpy_requiring_encryption_seeds_to_transmission(payload_factory, t
     wait_for(done, 60, 0.2, "transmission to finish")
     assert payload.differences(tmp_path / "tr") == []
     assert encrypted and all(encrypted), encrypted
+
+
+def test_aria2_requiring_encryption_seeds_to_torrentpy(payload_factory, torrent_factory, aria2_peer,
+                                                       torrentpy_peer, tmp_path: Path) -> None:
+    """aria2 with --bt-require-crypto and RC4 as its lowest level: a third MSE implementation."""
+    payload, torrent = _torrent(payload_factory, torrent_factory, "aria2-seed.bin")
+    seeder = aria2_peer(torrent, payload.save_dir, True,
+                        extra_args=["--bt-require-crypto=true", "--bt-min-crypto-level=arc4"])
+    seeder.wait_seeding(30)
+    plain = torrentpy_peer(torrent, tmp_path / "plain", False, peers=[seeder.address])
+    leecher = torrentpy_peer(torrent, tmp_path / "tp", False, peers=[seeder.address],
+                             extra_args=["--encryption", "required"])
+    leecher.wait_finished(40)
+    assert leecher.wait_exit(20) == 0
+    assert payload.differences(tmp_path / "tp") == []
+    assert plain.event("completed") is None  # its plain handshake was refused all along
