@@ -99,9 +99,7 @@ class _Handshake:
             raise ValueError(f"pad_max must be in 0..{MAX_PAD}")
         self._rng = rng or random.SystemRandom()
         self._pad_max = pad_max
-        # The top bit set, so the exponent always has its full length.
-        self._x = self._rng.getrandbits(PRIVATE_KEY_BITS) | (1 << (PRIVATE_KEY_BITS - 1))
-        self._public = pow(G, self._x, P).to_bytes(KEY_BYTES, "big")
+        self._x = 0  # the private key, made when first needed: a plain handshake never pays for one
         self._buf = bytearray()
         self._out: list[bytes] = []
         self._step: Callable[[], bool] = self._no_step
@@ -139,11 +137,19 @@ class _Handshake:
     def _pad(self) -> bytes:
         return self._rng.randbytes(self._rng.randint(0, self._pad_max))
 
+    def _public_key(self) -> bytes:
+        if not self._x:
+            # The top bit set, so the exponent always has its full length. A modular exponentiation costs
+            # about 0.4 ms here, two per handshake.
+            self._x = self._rng.getrandbits(PRIVATE_KEY_BITS) | (1 << (PRIVATE_KEY_BITS - 1))
+        return pow(G, self._x, P).to_bytes(KEY_BYTES, "big")
+
     def _secret(self, peer_key: bytes | bytearray) -> bytes | None:
         y = int.from_bytes(peer_key, "big")
         # 0, 1 and P-1 (and anything not below P) would make the secret one an eavesdropper knows.
         if not 1 < y < P - 1:
             return None
+        assert self._x, "our key is made before the peer's is used"
         return pow(y, self._x, P).to_bytes(KEY_BYTES, "big")
 
     def _finish(self, method: int, info_hash: bytes | None, enc: RC4 | None, dec: RC4 | None,
@@ -188,9 +194,11 @@ class MseInitiator(_Handshake):
         if self._started:
             raise RuntimeError("start() was called already")
         self._started = True
-        return self._public + self._pad()
+        return self._public_key() + self._pad()
 
     def _await_yb(self) -> bool:
+        if not self._started:
+            raise RuntimeError("start() first: the peer's key is answered with ours")
         if len(self._buf) < KEY_BYTES:
             return False
         secret = self._secret(self._buf[:KEY_BYTES])
@@ -285,6 +293,7 @@ class MseResponder(_Handshake):
     def _await_ya(self) -> bool:
         if len(self._buf) < KEY_BYTES:
             return False
+        public = self._public_key()
         secret = self._secret(self._buf[:KEY_BYTES])
         if secret is None:
             return self._fail("the peer's Diffie-Hellman key is degenerate")
@@ -292,7 +301,7 @@ class MseResponder(_Handshake):
         self._secret_key = secret
         self._req1 = _sha1(b"req1", secret)
         self._req3 = _sha1(b"req3", secret)
-        self._out.append(self._public + self._pad())
+        self._out.append(public + self._pad())
         self._step = self._await_req1
         return True
 
