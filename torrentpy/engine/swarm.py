@@ -199,6 +199,8 @@ class Swarm:
             self.sources.handshaken.add(link.addr)
         peer = Peer(link=link, connected_at=now, last_recv_at=now, last_sent_at=now, source=source)
         self.peers[link.addr] = peer
+        log.debug("peer %s:%d connected (%s, %s)", link.addr[0], link.addr[1], "incoming" if link.incoming else
+                  "outgoing", f"encrypted handshake, {link.encryption} stream" if link.encryption else "plain")
         link.handler = self.handler
         link.on_bytes_in = self._count_download
         self.candidates.pop(link.addr, None)

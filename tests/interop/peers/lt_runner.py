@@ -33,6 +33,7 @@ PEERS_FILE_LIMIT = 256
 PEERS_SEEN_LIMIT = 200
 
 _INTERESTING_ALERTS = (
+    "peer_connect",  # each outgoing connection attempt
     "peer_ban",
     "peer_disconnected",
     "peer_error",
