@@ -26,6 +26,11 @@ extensions = [
         extra_compile_args=COMPILE_ARGS,
     ),
     Extension(
+        "torrentpy._core.rc4",
+        ["torrentpy/_core/rc4.pyx"],
+        extra_compile_args=COMPILE_ARGS,
+    ),
+    Extension(
         "torrentpy._core.filelist",
         ["torrentpy/_core/filelist.pyx"],
         extra_compile_args=COMPILE_ARGS,

@@ -22,7 +22,7 @@ from pathlib import Path
 FUZZ_DIR = Path(__file__).resolve().parent
 ROOT = FUZZ_DIR.parent
 TARGETS = ("bencode", "metainfo", "peer", "extension", "tracker", "tracker_server", "resume", "core",
-           "http1", "dht", "rpc")
+           "http1", "dht", "rpc", "mse")
 # Targets whose input is mostly bencoding, decoded by C code atheris does not instrument: a dictionary of
 # its tokens and key names stands in for the comparisons the fuzzer cannot see.
 _BENCODED = ("bencode", "metainfo", "extension", "tracker", "resume", "dht")

@@ -187,3 +187,33 @@ def test_rpc_target_catches_an_unchecked_argument(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(methods, "_int_list", lambda args, key: args.get(key, []))
     with pytest.raises(AssertionError, match="internal error"):
         target.test_one_input(bad)
+
+
+def test_mse_target_catches_an_unbounded_sync_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A responder that kept looking for HASH('req1', S) past the spec's window would hold all it is sent."""
+    from torrentpy.protocol.mse import MseResponder
+
+    garbage = (corpus_dir("mse") / "key-then-garbage.bin").read_bytes()
+    _target("mse").test_one_input(garbage)
+
+    def _await_req1(self):  # type: ignore[no-untyped-def]
+        at = self._buf.find(self._req1)
+        if at < 0:
+            return False
+        del self._buf[: at + 20]
+        self._step = self._await_skey
+        return True
+
+    monkeypatch.setattr(MseResponder, "_await_req1", _await_req1)
+    with pytest.raises(AssertionError, match="_await_req1"):
+        _target("mse").test_one_input(garbage)
+
+
+def test_mse_target_catches_an_unchecked_verification_constant(monkeypatch: pytest.MonkeyPatch) -> None:
+    from torrentpy.protocol import mse
+
+    bad_vc = (corpus_dir("mse") / "responder-bad-vc.bin").read_bytes()
+    _target("mse").test_one_input(bad_vc)
+    monkeypatch.setattr(mse, "VC", b"\x01" + bytes(7))  # the responder now takes this input's constant
+    with pytest.raises(AssertionError):
+        _target("mse").test_one_input(bad_vc)

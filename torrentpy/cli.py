@@ -316,6 +316,7 @@ def _session_config(args: argparse.Namespace) -> Any:
         dht_bootstrap=args.dht_bootstrap,
         dht_state_path=args.dht_state,
         pex_interval_s=_pex_interval(args.pex_interval),
+        encryption=args.encryption,
     )
 
 
@@ -488,7 +489,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
     options = DaemonOptions(
         download_dir=args.download_dir, state_dir=args.state_dir, listen_port=args.listen_port, bind=args.bind,
-        dht=not args.no_dht,
+        dht=not args.no_dht, encryption=args.encryption,
         rpc=RpcOptions(bind=args.rpc_bind, port=args.rpc_port, username=args.rpc_username,
                        password=args.rpc_password, host_allow=args.rpc_host, web_home=web_home()),
     )
@@ -569,6 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also connect to this peer")
     # Mainline DHT (BEP 5)
     p.add_argument("--no-dht", action="store_true", help="do not use the DHT (never used for private torrents)")
+    _encryption_option(p, default="tolerated")
     p.add_argument("--dht-bootstrap", action="append", type=_dht_node_arg, metavar="HOST:PORT",
                    help="bootstrap the DHT from this node instead of the well-known routers (repeatable)")
     p.add_argument("--dht-state", metavar="FILE",
@@ -617,6 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bind", default="0.0.0.0", metavar="ADDR", help="address to listen for peers on")
     p.add_argument("--log-file", metavar="FILE", help="log here instead of to stderr")
     p.add_argument("--no-dht", action="store_true", help="do not use the DHT (never used for private torrents)")
+    _encryption_option(p, default=None)
     p.set_defaults(func=cmd_daemon)
 
     p = sub.add_parser("dashboard", help="the live dashboard of a running daemon (torrentpy's or Transmission's)")
@@ -626,6 +629,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rpc-password", metavar="P", help="HTTP basic auth password")
     p.set_defaults(func=cmd_dashboard)
     return parser
+
+
+def _encryption_option(p: argparse.ArgumentParser, *, default: str | None) -> None:
+    saved = " (default: as last set, else tolerated)" if default is None else " (default tolerated)"
+    p.add_argument("--encryption", choices=("tolerated", "preferred", "required"), default=default,
+                   help="peer encryption (MSE/PE): tolerated dials in plaintext and accepts both; preferred "
+                        "dials encrypted first; required refuses plaintext peers" + saved)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from torrentpy.engine import alerts
+from torrentpy.engine.encryption import DEFAULT_MODE, MODES
 from torrentpy.engine.selection import SelectionError
 from torrentpy.engine.session import Session
 from torrentpy.engine.statedir import StateDir, TorrentRecord, write_atomically
@@ -51,6 +52,7 @@ class SessionSettings:
     download_queue_size: int = 5
     seed_queue_enabled: bool = False
     seed_queue_size: int = 10
+    encryption: str = DEFAULT_MODE  # MSE/PE mode (engine/encryption.py), session-set's "encryption"
     queue_order: list[str] = field(default_factory=list)  # info hashes (hex), queue position 0 first
     # Totals over every run of the daemon (session-stats' cumulative-stats).
     cumulative: dict[str, int] = field(default_factory=lambda: {
@@ -77,7 +79,7 @@ class Daemon:
     # --- loading and saving --------------------------------------------------------------
 
     @classmethod
-    def open(cls, session: Session, state_dir: str, download_dir: str) -> Daemon:
+    def open(cls, session: Session, state_dir: str, download_dir: str, *, encryption: str | None = None) -> Daemon:
         state = StateDir(os.path.abspath(state_dir))
         settings = SessionSettings(download_dir=download_dir)
         path = os.path.join(state_dir, SESSION_FILE)
@@ -86,6 +88,12 @@ class Daemon:
             for key, value in saved.items():
                 if hasattr(settings, key) and key != "download_dir":
                     setattr(settings, key, value)
+        if encryption is not None:  # the command line's --encryption wins over what was saved
+            settings.encryption = encryption
+        if settings.encryption not in MODES:
+            log.warning("state: encryption %r is not one of %s: using %s", settings.encryption, ", ".join(MODES),
+                        DEFAULT_MODE)
+            settings.encryption = DEFAULT_MODE
         settings.cumulative["sessionCount"] += 1
         daemon = cls(session, state, settings)
         daemon.apply_limits()
@@ -385,6 +393,7 @@ class Daemon:
 
     def apply_limits(self) -> None:
         s = self.settings
+        self.session.encryption.set_mode(s.encryption)
         self.session.download_bucket.set_rate(s.speed_limit_down_kbps * 1000 if s.speed_limit_down_enabled else 0)
         self.session.upload_bucket.set_rate(s.speed_limit_up_kbps * 1000 if s.speed_limit_up_enabled else 0)
         for info_hash, torrent in self.session.torrents.items():

@@ -24,6 +24,7 @@ from tests.engine.memnet import Addr, Network
 from torrentpy._core import Bitfield
 from torrentpy.creation import create_torrent
 from torrentpy.engine.alerts import Alert
+from torrentpy.engine.encryption import DEFAULT_MODE, Encryption
 from torrentpy.engine.ratelimit import TokenBucket
 from torrentpy.engine.torrent import Torrent
 from torrentpy.metainfo import Metainfo, parse_torrent
@@ -73,7 +74,7 @@ class FakeHost:
 
     def __init__(self, network: Network, ip: str, *, clock: Callable[[], float] | None = None,
                  upload_rate_bps: float = 0, executor: concurrent.futures.Executor | None = None,
-                 peer_id: bytes | None = None) -> None:
+                 peer_id: bytes | None = None, encryption: str = DEFAULT_MODE) -> None:
         self.network = network
         self.ip = ip
         self.listen_port = LISTEN_PORT
@@ -85,6 +86,9 @@ class FakeHost:
         self.events: list[Alert] = []
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self.torrents: dict[bytes, Torrent] = {}
+        self.encryption = Encryption(encryption)
+        self.redials: list[Addr] = []  # encrypted dials made again in plaintext
+        self._tasks: set[asyncio.Task[None]] = set()
         self.links: set[PeerLink] = set()
         self.pending: dict[PeerLink, Torrent | None] = {}
         self.dialled: list[Addr] = []
@@ -99,6 +103,7 @@ class FakeHost:
     def add(self, source: Any, save_dir: str | Path, **options: Any) -> Torrent:
         torrent = Torrent(self, source, str(save_dir), **options)
         self.torrents[torrent.info_hash] = torrent
+        self.encryption.add_torrent(torrent.info_hash)
         return torrent
 
     # --- Host -------------------------------------------------------------------
@@ -123,10 +128,11 @@ class FakeHost:
     def dht_port_seen(self, addr: Addr) -> None:
         self.dht_ports.append(addr)
 
-    async def connect(self, owner: Any, addr: Addr) -> None:
+    async def connect(self, owner: Any, addr: Addr, *, encrypted: bool | None = None) -> None:
         torrent: Torrent = owner
         self.dialled.append(addr)
-        link = PeerLink(new_connection(self.peer_id, torrent, initiator=True), self, addr, incoming=False)
+        conn = new_connection(self.peer_id, torrent, initiator=True)
+        link = PeerLink(conn, self, addr, incoming=False, mse=self.encryption.initiator(conn, encrypted=encrypted))
         self.pending[link] = torrent
         try:
             await self.network.open(self.ip, addr, link)
@@ -143,13 +149,14 @@ class FakeHost:
     # --- what Session does until a handshake names the torrent -------------------
 
     def _accept(self, remote: Addr) -> PeerLink:
-        return PeerLink(new_connection(self.peer_id, None, initiator=False), self, remote, incoming=True)
+        return PeerLink(new_connection(self.peer_id, None, initiator=False), self, remote, incoming=True,
+                        mse=self.encryption.responder())
 
     def on_connected(self, link: PeerLink) -> None:
         self.links.add(link)
         if link.incoming:
             self.pending[link] = None
-        else:
+        elif link.mse is None:
             link.write(link.conn.initiate())
 
     def on_event(self, link: PeerLink, event: ev.Event) -> bool:
@@ -157,6 +164,9 @@ class FakeHost:
             torrent = self.torrents.get(event.info_hash)
             if torrent is None or not torrent.wants_peers():
                 link.close("handshake for a torrent we do not serve")
+                return False
+            if link.skey is not None and link.skey != event.info_hash:
+                link.close("the handshake names another torrent than the encrypted handshake did")
                 return False
             meta = torrent.meta
             link.conn.accept_info_hash(event.info_hash, meta.num_pieces if meta else 0,
@@ -192,7 +202,13 @@ class FakeHost:
     def on_closed(self, link: PeerLink, reason: str) -> None:
         owner = self.pending.pop(link, None)
         if owner is not None and not link.incoming:
-            owner.connect_failed(link.addr, reason)
+            if link.mse is not None and self.encryption.policy.retry_plain and self.torrents.get(owner.info_hash):
+                self.redials.append(link.addr)
+                task = asyncio.ensure_future(self.connect(owner, link.addr, encrypted=False))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            else:
+                owner.connect_failed(link.addr, reason)
         self.links.discard(link)
 
     def on_writable(self, link: PeerLink) -> None:

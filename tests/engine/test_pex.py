@@ -10,7 +10,14 @@ from tests.engine.test_swarm import FakeConn, FakeLink, Harness, addr
 from torrentpy import bencoding
 from torrentpy.engine.pex import PexSchedule
 from torrentpy.engine.swarm import Swarm
-from torrentpy.protocol.extension import MAX_PEX_SEND, PEX_CONNECTABLE, PEX_SEED, UT_PEX, encode_pex
+from torrentpy.protocol.extension import (
+    MAX_PEX_SEND,
+    PEX_CONNECTABLE,
+    PEX_ENCRYPTION,
+    PEX_SEED,
+    UT_PEX,
+    encode_pex,
+)
 
 Addr = tuple[str, int]
 
@@ -145,6 +152,17 @@ def test_swarm_sends_dropped_after_a_peer_leaves_and_marks_seeds() -> None:
     h.swarm.send_pex(h.host.clock)
     assert _sent(d) == [([addr(1), addr(2)], [], [PEX_CONNECTABLE, PEX_CONNECTABLE | PEX_SEED])]
     assert _sent(a)[-1] == ([addr(5)], [], [PEX_CONNECTABLE])
+
+
+def test_peers_that_spoke_mse_are_flagged_as_preferring_encryption() -> None:
+    h = PexHarness()
+    a = h.join(addr(1), n=1)
+    b = h.join(addr(2), n=2)
+    c = h.join(addr(3), n=3)
+    b.encryption, c.encryption = "rc4", "plaintext"  # both handshakes were encrypted
+    h.swarm.send_pex(h.host.clock)
+    assert _sent(a) == [([addr(2), addr(3)], [], [PEX_CONNECTABLE | PEX_ENCRYPTION] * 2)]
+    assert _sent(b) == [([addr(1), addr(3)], [], [PEX_CONNECTABLE, PEX_CONNECTABLE | PEX_ENCRYPTION])]
 
 
 def test_private_torrents_send_no_pex() -> None:

@@ -76,6 +76,7 @@ class FakeLink:
         self.on_bytes_in: Any = None
         self.closed: str | None = None
         self.written: list[bytes] = []
+        self.encryption = ""  # as PeerLink: "rc4" or "plaintext" after an encrypted handshake
 
     def close(self, reason: str) -> None:
         # Like a PeerLink without a transport: the handler hears of it at once.

@@ -14,6 +14,7 @@ from typing import Any
 
 from torrentpy import __version__
 from torrentpy.engine import alerts
+from torrentpy.engine.encryption import DEFAULT_MODE, Encryption
 from torrentpy.engine.idle import IdleSchedule, idle_until
 from torrentpy.engine.memory import IoExecutor, failure_message
 from torrentpy.engine.pex import PEX_INTERVAL_S
@@ -81,6 +82,7 @@ class SessionConfig:
     dht_state_path: str | None = None  # None: $XDG_STATE_HOME/torrentpy/dht.dat
     dht_rate_limit: bool = True  # per-address limit on incoming DHT queries (off for loopback tests)
     pex_interval_s: float = PEX_INTERVAL_S  # BEP 11's minute; shorter only in tests
+    encryption: str = DEFAULT_MODE  # MSE/PE: tolerated, preferred or required (engine/encryption.py)
     # A daemon runs until told to stop, even when every torrent is done (and more may be added).
     keep_running: bool = False
 
@@ -94,6 +96,8 @@ class Session:
         self.peer_id = make_peer_id()
         self.listen_port = config.listen_port or 0  # the real one is known after listen()
         self.torrents: dict[bytes, Torrent] = {}
+        self.encryption = Encryption(config.encryption)
+        self._redials: set[asyncio.Task[None]] = set()  # encrypted dials made again in plaintext
         self.executor = IoExecutor(max_workers=max(2, min(8, (os.cpu_count() or 2) * 2)),
                                    thread_name_prefix="torrentpy-io")
         self.upload_bucket = TokenBucket(config.max_upload_rate_bps)
@@ -130,6 +134,7 @@ class Session:
             unchoke_slots=self.config.unchoke_slots, pex_interval_s=self.config.pex_interval_s,
         )
         self.torrents[source.info_hash] = torrent
+        self.encryption.add_torrent(source.info_hash)
         torrent.swarm.on_wake = lambda: self.wake_torrent(torrent)
         self.schedule.wake(torrent)
         if self.running:
@@ -141,6 +146,7 @@ class Session:
         torrent = self.torrents.pop(info_hash, None)
         if torrent is None:
             return None
+        self.encryption.remove_torrent(info_hash)
         self.schedule.forget(torrent)
         task = self._starting.pop(info_hash, None)
         if task is not None:
@@ -248,16 +254,18 @@ class Session:
             self.refused += 1
             return Refusal()
         conn = self._new_connection(None, None, initiator=False)
-        # The address is known only once the transport exists; fixed in on_connected.
-        link = PeerLink(conn, self, ("", 0), incoming=True)
+        # The address is known only once the transport exists; fixed in on_connected. The responder tells
+        # a plain handshake from an encrypted one.
+        link = PeerLink(conn, self, ("", 0), incoming=True, mse=self.encryption.responder())
         self._accepted.add(link)
         return link
 
-    async def connect(self, owner: Any, addr: tuple[str, int]) -> None:
+    async def connect(self, owner: Any, addr: tuple[str, int], *, encrypted: bool | None = None) -> None:
+        """Dial `addr` for a torrent; `encrypted` overrides the encryption mode's choice for this dial."""
         loop = asyncio.get_running_loop()
         torrent: Torrent = owner
         conn = self._new_connection(torrent.info_hash, torrent, initiator=True)
-        link = PeerLink(conn, self, addr, incoming=False)
+        link = PeerLink(conn, self, addr, incoming=False, mse=self.encryption.initiator(conn, encrypted=encrypted))
         self.pending[link] = torrent
         try:
             await asyncio.wait_for(loop.create_connection(lambda: link, addr[0], addr[1]), CONNECT_TIMEOUT_S)
@@ -277,7 +285,7 @@ class Session:
             if len(self.links) > self.config.max_connections:
                 link.close("too many connections")
                 return
-        else:
+        elif link.mse is None:  # else the link sent the encrypted handshake, ours inside it
             link.write(link.conn.initiate())
         asyncio.get_running_loop().call_later(HANDSHAKE_TIMEOUT_S, self._handshake_deadline, link)
 
@@ -290,6 +298,9 @@ class Session:
             torrent = self.torrents.get(event.info_hash)
             if torrent is None or not torrent.wants_peers():
                 link.close("handshake for a torrent we do not serve")
+                return False
+            if link.skey is not None and link.skey != event.info_hash:
+                link.close("the handshake names another torrent than the encrypted handshake did")
                 return False
             meta = torrent.meta
             link.conn.accept_info_hash(event.info_hash, meta.num_pieces if meta else 0,
@@ -327,9 +338,22 @@ class Session:
 
     def on_closed(self, link: PeerLink, reason: str) -> None:
         torrent = self.pending.pop(link, None)
-        if torrent is not None and not link.incoming:
+        if torrent is not None and not link.incoming and not self._redial_plain(link, torrent, reason):
             torrent.connect_failed(link.addr, reason)
         self.links.discard(link)
+
+    def _redial_plain(self, link: PeerLink, torrent: Torrent, reason: str) -> bool:
+        """An encrypted dial that ended before its handshake did (the peer speaks no MSE, or not the
+        method we offered) is made once more in plaintext when the mode allows; to the torrent it is
+        still the same dial."""
+        if link.mse is None or not self.encryption.policy.retry_plain or self.stop_event.is_set() \
+                or self.torrents.get(torrent.info_hash) is not torrent:
+            return False
+        log.debug("encrypted dial to %s:%d failed (%s): again in plaintext", link.addr[0], link.addr[1], reason)
+        task = asyncio.ensure_future(self.connect(torrent, link.addr, encrypted=False))
+        self._redials.add(task)
+        task.add_done_callback(self._redials.discard)
+        return True
 
     def on_writable(self, link: PeerLink) -> None:
         pass

@@ -19,7 +19,7 @@ from torrentpy.engine.sources import (
     PeerSources,
     source_cap,
 )
-from torrentpy.protocol.extension import PEX_CONNECTABLE, PEX_HOLEPUNCH, PEX_SEED, UT_PEX
+from torrentpy.protocol.extension import PEX_CONNECTABLE, PEX_ENCRYPTION, PEX_HOLEPUNCH, PEX_SEED, UT_PEX
 
 if TYPE_CHECKING:
     from torrentpy.engine.host import Host
@@ -199,6 +199,8 @@ class Swarm:
             self.sources.handshaken.add(link.addr)
         peer = Peer(link=link, connected_at=now, last_recv_at=now, last_sent_at=now, source=source)
         self.peers[link.addr] = peer
+        log.debug("peer %s:%d connected (%s, %s)", link.addr[0], link.addr[1], "incoming" if link.incoming else
+                  "outgoing", f"encrypted handshake, {link.encryption} stream" if link.encryption else "plain")
         link.handler = self.handler
         link.on_bytes_in = self._count_download
         self.candidates.pop(link.addr, None)
@@ -290,6 +292,8 @@ class Swarm:
                 flags |= PEX_SEED
             if "ut_holepunch" in peer.conn.peer_extensions:
                 flags |= PEX_HOLEPUNCH
+            if peer.link.encryption:  # it speaks MSE (libtorrent's reading of "prefers encryption" too)
+                flags |= PEX_ENCRYPTION
             listing[addr] = flags
         return listing
 

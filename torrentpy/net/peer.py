@@ -1,7 +1,8 @@
 """The asyncio side of one peer connection: bytes in and out of a transport.
 
-All protocol logic lives in `torrentpy.protocol.peer.PeerConnection`; all decisions
-in the engine. This adapter only moves bytes and reports flow-control changes."""
+All protocol logic lives in `torrentpy.protocol.peer.PeerConnection` (and, for an encrypted handshake,
+`torrentpy.protocol.mse`); all decisions in the engine. This adapter only moves bytes, runs them through
+the RC4 stream a peer may have chosen, and reports flow-control changes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from torrentpy._core import RC4
 from torrentpy.protocol.events import Event
+from torrentpy.protocol.mse import MseInitiator, MseResponder, method_name
 from torrentpy.protocol.peer import PeerConnection
 
 # Receive straight into one preallocated buffer per connection: uvloop reads into
@@ -35,11 +38,19 @@ class PeerHandler(Protocol):
 class PeerLink(asyncio.BufferedProtocol):
     """One TCP connection to a peer."""
 
-    def __init__(self, conn: PeerConnection, handler: PeerHandler, addr: tuple[str, int], *, incoming: bool) -> None:
+    def __init__(self, conn: PeerConnection, handler: PeerHandler, addr: tuple[str, int], *, incoming: bool,
+                 mse: MseInitiator | MseResponder | None = None) -> None:
         self.conn = conn
         self.handler = handler
         self.addr = addr
         self.incoming = incoming
+        # The encrypted handshake (or, incoming, the check for one) until it finishes; then None. Still set
+        # on a link that closed before it finished: the session retries such a dial in plaintext.
+        self.mse = mse
+        self.skey: bytes | None = None  # the info-hash the encrypted handshake named
+        self.encryption = ""  # "rc4" or "plaintext" after an encrypted handshake, "" without one
+        self._encrypt: RC4 | None = None
+        self._decrypt: RC4 | None = None
         self.transport: asyncio.Transport | None = None
         self._buffer = bytearray(FIRST_RECV_BUFFER_BYTES)
         self._view = memoryview(self._buffer)
@@ -57,6 +68,8 @@ class PeerLink(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = transport  # type: ignore[assignment]
+        if isinstance(self.mse, MseInitiator):
+            self.transport.write(self.mse.start())  # type: ignore[union-attr]
         self.handler.on_connected(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -67,27 +80,57 @@ class PeerLink(asyncio.BufferedProtocol):
             return
         if self.on_bytes_in is not None:
             self.on_bytes_in(nbytes)
-        conn = self.conn
-        # Parsed in place: the connection copies out what it has not parsed before we return, and
-        # the next read into this buffer comes after that.
-        conn.receive_borrowed(self._view[:nbytes])
-        try:
-            while not self.closed:
-                event = conn.next_event()
-                if event is None:
-                    break
-                # Re-read the handler each time: the session hands the link to its torrent
-                # once the handshake names one.
-                if not self.handler.on_event(self, event):
-                    break
-        finally:
-            conn.release_borrowed()
+        data = self._view[:nbytes]
+        if self.mse is not None:
+            self._handshake_received(data)
+        else:
+            if self._decrypt is not None:
+                self._decrypt.apply_inplace(data)  # our own buffer: decrypted where it lies, before parsing
+            # Parsed in place: the connection copies out what it has not parsed before we return, and
+            # the next read into this buffer comes after that.
+            self.conn.receive_borrowed(data)
+            try:
+                self._deliver()
+            finally:
+                self.conn.release_borrowed()
         if nbytes == len(self._buffer) < RECV_BUFFER_BYTES and not self.closed:
             try:
                 self._buffer = bytearray(RECV_BUFFER_BYTES)  # data arrives faster than one small read: grow
             except MemoryError:
                 return  # short of memory: read on through the small buffer (more reads, same bytes)
             self._view = memoryview(self._buffer)
+
+    def _deliver(self) -> None:
+        conn = self.conn
+        while not self.closed:
+            event = conn.next_event()
+            if event is None:
+                break
+            # Re-read the handler each time: the session hands the link to its torrent
+            # once the handshake names one.
+            if not self.handler.on_event(self, event):
+                break
+
+    def _handshake_received(self, data: memoryview) -> None:
+        mse = self.mse
+        assert mse is not None and self.transport is not None
+        reply = mse.receive_data(data)
+        if reply:
+            self.transport.write(reply)  # the handshake's own bytes: encrypted (or not) by it
+        if mse.error is not None:
+            self.close(f"encrypted handshake: {mse.error}")
+            return
+        result = mse.result
+        if result is None:
+            return
+        self.mse = None
+        self.skey = result.info_hash
+        self._encrypt, self._decrypt = result.encryptor, result.decryptor
+        if result.encrypted_handshake:
+            self.encryption = method_name(result.method)
+        if result.payload:
+            self.conn.receive_data(result.payload)
+            self._deliver()
 
     def eof_received(self) -> bool | None:
         self.close("peer closed the connection")
@@ -115,10 +158,16 @@ class PeerLink(asyncio.BufferedProtocol):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self.transport is not None and not self.closed and data:
+            if self._encrypt is not None:
+                data = self._encrypt.apply(data)  # into a new buffer: the caller's may be shared
             self.transport.write(data)
 
     def writelines(self, chunks: Sequence[bytes | bytearray | memoryview]) -> None:
         if self.transport is not None and not self.closed:
+            if self._encrypt is not None:
+                # Block views of the read cache are shared by every peer: encrypt into one new buffer.
+                self.transport.write(self._encrypt.apply_chunks(chunks))
+                return
             self.transport.writelines(chunks)
 
     def pause_reading(self, who: str = "session") -> None:

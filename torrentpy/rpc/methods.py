@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from torrentpy import __version__
+from torrentpy.engine.encryption import MODES
 from torrentpy.engine.selection import SelectionError
 from torrentpy.errors import TorrentError
 from torrentpy.metainfo import MAX_TORRENT_FILE_BYTES, Magnet, Metainfo, load, parse_magnet, parse_torrent
@@ -86,7 +87,7 @@ def session_arguments(daemon: Daemon) -> dict[str, Any]:
         "start-added-torrents": s.start_added_torrents, "trash-original-torrent-files": False,
         "rename-partial-files": False, "cache-size-mb": 0,
         "dht-enabled": daemon.session.config.dht, "lpd-enabled": False, "pex-enabled": True, "utp-enabled": False,
-        "encryption": "tolerated",  # no MSE/PE: plain connections only, the nearest of the three values
+        "encryption": session.encryption.mode,
         "blocklist-enabled": False, "blocklist-size": 0, "blocklist-url": "",
         "download-queue-enabled": s.download_queue_enabled, "download-queue-size": s.download_queue_size,
         "seed-queue-enabled": s.seed_queue_enabled, "seed-queue-size": s.seed_queue_size,
@@ -128,6 +129,10 @@ async def session_set(daemon: Daemon, args: dict[str, Any]) -> dict[str, Any]:
         raise RpcError(f"not supported by torrentpy: {', '.join(absent)}")
     if "dht-enabled" in args and args["dht-enabled"] is not daemon.session.config.dht:
         raise RpcError("dht-enabled is chosen when the daemon starts (torrentpy daemon --no-dht)")
+    if "encryption" in args:
+        if args["encryption"] not in MODES:
+            raise RpcError(f"'encryption' must be one of {', '.join(MODES)}")
+        daemon.settings.encryption = args["encryption"]
     if "download-dir" in args:
         folder = args["download-dir"]
         if not isinstance(folder, str) or not os.path.isabs(folder):

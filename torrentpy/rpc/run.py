@@ -24,6 +24,7 @@ class DaemonOptions:
     listen_port: int | None = None
     bind: str = "0.0.0.0"
     dht: bool = True  # public torrents only (BEP 27), as for `add`
+    encryption: str | None = None  # None: what session-set last chose (saved), else tolerated
 
 
 def check_options(options: DaemonOptions) -> None:
@@ -44,7 +45,8 @@ async def run_daemon(options: DaemonOptions) -> int:
                            seed_ratio=None, keep_running=True, dht=options.dht)
     session = Session(config)
     try:
-        daemon = Daemon.open(session, options.state_dir, os.path.abspath(options.download_dir))
+        daemon = Daemon.open(session, options.state_dir, os.path.abspath(options.download_dir),
+                             encryption=options.encryption)
     except (StorageError, OSError) as exc:
         raise UsageError(f"state folder {options.state_dir}: {exc}") from None
     for problem in daemon.state.problems:

@@ -49,6 +49,7 @@ class LibtorrentPeer(PeerProcess):
         seed_mode: bool = False,
         name: str = "libtorrent",
         pex: bool = False,
+        encryption: str | None = None,
     ) -> None:
         self.work_dir = Path(work_dir)
         # A magnet URI stays a string: libtorrent then fetches the metadata from the peers it names.
@@ -62,6 +63,7 @@ class LibtorrentPeer(PeerProcess):
         self.seed_mode = seed_mode
         self.name = name
         self.pex = pex
+        self.encryption = encryption  # None: libtorrent's defaults; "forced" or "disabled" (lt_runner.py)
         self.status_file = self.work_dir / f"{name}.status.json"
         self.peers_file = self.work_dir / f"{name}.peers"
         self._port = None
@@ -97,6 +99,8 @@ class LibtorrentPeer(PeerProcess):
             argv.append("--seed-mode")
         if self.pex:
             argv.append("--pex")
+        if self.encryption:
+            argv += ["--encryption", self.encryption]
         env = client_env(self.work_dir / f"{self.name}.home")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH", "")]))
         self.process = ManagedProcess(argv, self.work_dir / f"{self.name}.log", env=env, cwd=_REPO_ROOT)

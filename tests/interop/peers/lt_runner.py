@@ -2,6 +2,7 @@
 
     python -m tests.interop.peers.lt_runner --torrent T --save DIR --status-file F [--port P] [--seed]
         [--seed-mode] [--peer IP:PORT]... [--peers-file F] [--upload-limit BPS] [--download-limit BPS] [--pex]
+        [--encryption forced|disabled]
 
 It keeps the session on 127.0.0.1 (no DHT/LSD/UPnP/NAT-PMP, no PEX unless --pex, TCP only), dials the
 given peers until connected, and every 0.5 s atomically rewrites a JSON status file. SIGTERM makes it write a final
@@ -32,6 +33,7 @@ PEERS_FILE_LIMIT = 256
 PEERS_SEEN_LIMIT = 200
 
 _INTERESTING_ALERTS = (
+    "peer_connect",  # each outgoing connection attempt
     "peer_ban",
     "peer_disconnected",
     "peer_error",
@@ -50,6 +52,9 @@ _INTERESTING_ALERTS = (
 
 
 _REPORTED_SETTINGS = (
+    "out_enc_policy",
+    "in_enc_policy",
+    "allowed_enc_level",
     "listen_interfaces",
     "enable_dht",
     "enable_lsd",
@@ -58,6 +63,14 @@ _REPORTED_SETTINGS = (
     "enable_incoming_utp",
     "enable_outgoing_utp",
 )
+
+
+# --encryption: libtorrent's default (both policies "enabled", either method, plaintext preferred) unless
+# told: forced = encrypted handshakes only, RC4 only; disabled = plain handshakes only.
+_ENCRYPTION = {
+    "forced": {"out_enc_policy": 0, "in_enc_policy": 0, "allowed_enc_level": 2},
+    "disabled": {"out_enc_policy": 2, "in_enc_policy": 2},
+}
 
 
 def _settings(port: int) -> dict[str, Any]:
@@ -163,6 +176,9 @@ def _peer_rows(handle: Any) -> list[dict[str, Any]]:
                 "progress": float(p.progress),
                 "seed": bool(p.flags & lt.peer_info.seed),
                 "outgoing": bool(p.flags & lt.peer_info.outgoing_connection),
+                # Set once an encrypted (MSE) handshake finished: the method it chose for the stream.
+                "encryption": "rc4" if p.flags & lt.peer_info.rc4_encrypted else
+                              "plaintext" if p.flags & lt.peer_info.plaintext_encrypted else "",
                 "num_hashfails": int(p.num_hashfails),
             }
         )
@@ -240,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upload-limit", type=int, default=0, help="bytes/s for this torrent, 0 = none")
     parser.add_argument("--download-limit", type=int, default=0, help="bytes/s for this torrent, 0 = none")
     parser.add_argument("--pex", action="store_true", help="keep ut_pex on for this torrent (off by default)")
+    parser.add_argument("--encryption", choices=sorted(_ENCRYPTION), help="default: libtorrent's own")
     args = parser.parse_args(argv)
 
     stopping = False
@@ -253,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # A plain dict is accepted at runtime (the stubs only list settings_pack / session_params); passing
     # it to the constructor means the session never binds libtorrent's default 0.0.0.0:6881.
-    ses = lt.session(_settings(args.port))  # type: ignore[call-overload]
+    ses = lt.session({**_settings(args.port), **_ENCRYPTION.get(args.encryption or "", {})})  # type: ignore[call-overload]
     if args.torrent.startswith("magnet:"):
         atp = lt.parse_magnet_uri(args.torrent)  # peers in x.pe are dialled by libtorrent itself
     else:
