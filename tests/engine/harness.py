@@ -305,7 +305,9 @@ class ScriptedPeer:
     # --- PeerHandler --------------------------------------------------------------
 
     def on_connected(self, link: PeerLink) -> None:
-        if not link.incoming:
+        # With MSE the handshake travels inside it (the initiator's IA): a plain one here would land in the
+        # middle of the encrypted handshake's padding.
+        if not link.incoming and link.mse is None:
             link.write(link.conn.initiate())
 
     def on_event(self, link: PeerLink, event: ev.Event) -> bool:

@@ -175,7 +175,22 @@ async def test_blocks_are_requested_received_verified_and_written() -> None:
     assert t.storage.written == {i: payload(i) for i in range(PIECES)}
     assert t.completed and t.resume_dirty and t.downloaded == PIECE * PIECES
     assert t.downloader.pieces_downloaded == PIECES and not t.downloader.piece_buffers
-    assert sorted(m[1] for m in link.sent if m[0] == "have") == list(range(PIECES))
+    # A seed needs none of our pieces: its HAVEs wait for the tick and go out together.
+    assert not [m for m in link.sent if m[0] == "have"] and sorted(a.pending_haves) == list(range(PIECES))
+    t.downloader.check_requests(t.now)
+    assert sorted(m[1] for m in link.sent if m[0] == "have") == list(range(PIECES)) and not a.pending_haves
+
+
+async def test_a_peer_that_lacks_pieces_gets_each_have_at_once() -> None:
+    t = FakeTorrent()
+    a = t.connect("A")
+    b = t.connect("B", requesting=False, has="0" * PIECES)
+    t.downloader.fill_requests(a, 0.0)
+    link: FakeLink = a.link  # type: ignore[assignment]
+    index, begin = link.requests()[0]
+    await t.deliver(a, index, begin)
+    await t.deliver(a, index, begin + BS)
+    assert [m[1] for m in b.link.sent if m[0] == "have"] == [index]  # type: ignore[attr-defined]
 
 
 async def test_an_unrequested_block_is_a_protocol_error() -> None:

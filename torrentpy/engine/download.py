@@ -32,7 +32,7 @@ _new_block = tuple.__new__
 # A request not answered in this time is re-requested elsewhere.
 REQUEST_TIMEOUT_S = 30.0
 # Verified-or-not pieces waiting for the thread pool (hash + write) before we stop requesting more.
-MAX_PENDING_WRITE_BYTES = 64 * 1024 * 1024
+MAX_PENDING_WRITE_BYTES = 32 * 1024 * 1024
 # Spare piece buffers kept for reuse.
 BUFFER_POOL_SIZE = 32
 
@@ -149,6 +149,9 @@ class Downloader:
                 late.released.add(block)
                 late.link.write(late.conn.send_cancel(block.index, block.begin, block.length))
         for peer in list(t.peers.values()):
+            if peer.pending_haves:
+                peer.link.writelines([peer.conn.send_have(i) for i in peer.pending_haves])
+                peer.pending_haves.clear()
             if peer.conn.am_interested and not peer.conn.peer_choking:
                 self.fill_requests(peer, now)
 
@@ -355,8 +358,14 @@ class Downloader:
         self._recycle(buf)
         for peer in list(t.peers.values()):
             # HAVE goes to every peer, those that have the piece too: a super-seeder (BEP 16) offers its
-            # next piece only once it sees this one arrived, and seeders count their swarm's progress by it.
-            peer.link.write(peer.conn.send_have(index))
+            # next piece only once it sees this one arrived (it never shows itself as a seed), and seeders
+            # count their swarm's progress by it. A seed needs no piece from us, so its HAVEs wait for the
+            # tick and go in one write: one small write per piece to each of fifty seeders cost a sixth
+            # of the leech's CPU.
+            if peer.is_seed:
+                peer.pending_haves.append(index)
+            else:
+                peer.link.write(peer.conn.send_have(index))
             if peer.conn.am_interested and peer.bitfield is not None and not picker.is_interesting(peer.bitfield):
                 peer.link.write(peer.conn.send_not_interested())
         if picker.done():

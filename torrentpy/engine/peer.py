@@ -39,6 +39,8 @@ class Peer:
     metadata_requests: int = 0
     depth_until: float = 0.0
     source: str = "manual"  # where its address came from (engine.sources.SOURCES)
+    # HAVEs owed to a seed, sent together on the next tick (see Downloader.finish_piece).
+    pending_haves: list[int] = field(default_factory=list)
 
     @property
     def addr(self) -> tuple[str, int]:

@@ -400,8 +400,7 @@ class PiecePicker:
                     if len(out) >= count:
                         return out
 
-        # 3 before 2 when many pieces are partial already: share those first.
-        crowded = len(self._partial) >= self.max_partial
+        crowded = len(self._partial) >= self.max_partial  # then 3 (share) comes before 2 (start new)
         if crowded and self._share(key, bf, mine, count, now, out):
             return out
 
@@ -485,7 +484,9 @@ class PiecePicker:
             return  # nothing has moved since this peer's last scan found no block to race for
         limit = self.endgame_copies
         choices: list[tuple[int, float, int, int]] = []
-        for p in self._partial.values():
+        for p in self._partial.values():  # oldest first: enough candidates there, stop looking
+            if len(choices) >= 4 * n + 16:
+                break
             if p.received == p.num_blocks or not bf.get(p.index):
                 continue
             for b, reqs in p.requesters.items():
@@ -494,7 +495,6 @@ class PiecePicker:
                     choices.append((len(reqs), asked, p.index, b))
         if not choices:
             self._endgame_empty[key] = self._endgame_gen
-            return
         # Fewest copies first, then the request that has waited longest (most likely stuck).
         choices.sort()
         for _copies, _asked, index, b in choices[:n]:
