@@ -501,12 +501,12 @@ class Session:
     def _start_task(self, torrent: Torrent) -> None:
         task = asyncio.ensure_future(self._start(torrent))
         self._starting[torrent.info_hash] = task
-        task.add_done_callback(self._started)
+        task.add_done_callback(lambda done: self._started(torrent.info_hash, done))
 
-    def _started(self, task: asyncio.Task[None]) -> None:
-        for info_hash, running in list(self._starting.items()):
-            if running is task:
-                del self._starting[info_hash]
+    def _started(self, info_hash: bytes, task: asyncio.Task[None]) -> None:
+        # By key, not by a scan of every start under way: 10,000 torrents start at once.
+        if self._starting.get(info_hash) is task:
+            del self._starting[info_hash]
 
     async def _start(self, torrent: Torrent) -> None:
         try:

@@ -39,6 +39,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -119,7 +120,9 @@ def release_resume_reserve(meta: Metainfo, root: str | os.PathLike[str]) -> bool
 
 
 def _write_atomically(folder: str, final: str, data: bytes) -> None:
-    tmp = f"{final}.{os.getpid()}.tmp"
+    # One temporary name per thread: a save in the thread pool and one on the loop (at exit) may overlap,
+    # and two writers of one temporary file could rename a mix of both into place.
+    tmp = f"{final}.{os.getpid()}-{threading.get_ident()}.tmp"
     try:
         os.makedirs(folder, exist_ok=True)
         if os.path.islink(folder):
