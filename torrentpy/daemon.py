@@ -109,11 +109,10 @@ class Daemon:
                 self.session.torrents.pop(record.info_hash, None)
                 if self.records.pop(record.info_hash, None) is not None:
                     self.by_id.pop(record.id, None)
-                if record.info_hash in self.queue.order:
-                    self.queue.order.remove(record.info_hash)
+                self.queue.remove(record.info_hash)
                 continue
         saved = {h: n for n, h in enumerate(self.settings.queue_order)}
-        self.queue.order.sort(key=lambda h: (saved.get(h.hex(), len(saved)), self.records[h].id))
+        self.queue.sort(key=lambda h: (saved.get(h.hex(), len(saved)), self.records[h].id))
         self.apply_queue()
 
     def _adopt(self, record: TorrentRecord, torrent: Torrent) -> None:
@@ -121,7 +120,7 @@ class Daemon:
             record.id = max(self.by_id, default=0) + 1
         self.records[record.info_hash] = record
         self.by_id[record.id] = record.info_hash
-        if record.info_hash not in self.queue.order:
+        if record.info_hash not in self.queue:
             self.queue.place(record.info_hash)
         torrent.swarm.max_peers = int(record.settings.get("peer-limit", torrent.swarm.max_peers))
         mode = record.settings.get("seedRatioMode", 0)
