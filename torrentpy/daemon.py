@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from torrentpy.engine import alerts
+from torrentpy.engine.activity import RECENTLY_ACTIVE_S
 from torrentpy.engine.selection import SelectionError
 from torrentpy.engine.session import Session
 from torrentpy.engine.statedir import StateDir, TorrentRecord, write_atomically
@@ -28,8 +29,6 @@ from torrentpy.queueing import QueueItem, QueueLimits, TorrentQueue
 log = logging.getLogger("torrentpy")
 
 SESSION_FILE = "session.json"
-# How long a removed torrent's id is reported to front ends polling "recently-active".
-REMOVED_MEMORY_S = 60.0
 
 
 @dataclass
@@ -52,6 +51,9 @@ class SessionSettings:
     seed_queue_enabled: bool = False
     seed_queue_size: int = 10
     queue_order: list[str] = field(default_factory=list)  # info hashes (hex), queue position 0 first
+    # What torrent-get's "recently-active" covers, removed torrents' ids included: Transmission's 60 s.
+    # Only in the session file (front ends have no setting for it); tests shorten it.
+    recently_active_s: float = RECENTLY_ACTIVE_S
     # Totals over every run of the daemon (session-stats' cumulative-stats).
     cumulative: dict[str, int] = field(default_factory=lambda: {
         "uploadedBytes": 0, "downloadedBytes": 0, "filesAdded": 0, "sessionCount": 0, "secondsActive": 0})
@@ -64,8 +66,7 @@ class Daemon:
         self.settings = settings
         self.records: dict[bytes, TorrentRecord] = {}
         self.by_id: dict[int, bytes] = {}
-        self.removed: list[tuple[int, float]] = []  # (id, when) for "recently-active"
-        self.touched: dict[bytes, float] = {}  # when a front end last changed a torrent
+        self.removed: list[tuple[int, float]] = []  # (id, session.now() when removed), oldest first
         self.started_at = time.time()
         # The X-Transmission-Session-Id a client must echo (CSRF protection); new on every start.
         self.session_id = secrets.token_urlsafe(36)
@@ -86,6 +87,9 @@ class Daemon:
             for key, value in saved.items():
                 if hasattr(settings, key) and key != "download_dir":
                     setattr(settings, key, value)
+        window = settings.recently_active_s
+        if isinstance(window, bool) or not isinstance(window, int | float) or not 0 < window < 86400:
+            settings.recently_active_s = RECENTLY_ACTIVE_S  # a hand-edited file: Transmission's minute
         settings.cumulative["sessionCount"] += 1
         daemon = cls(session, state, settings)
         daemon.apply_limits()
@@ -218,21 +222,21 @@ class Daemon:
                 out.append(info_hash)
         return out
 
-    def recently_active(self, window_s: float = REMOVED_MEMORY_S) -> list[bytes]:
-        now = time.time()
-        mono = self.session.now()
-        out = []
-        for info_hash, torrent in self.session.torrents.items():
-            busy = torrent.state in ("checking", "metadata") and not torrent.paused
-            moving = torrent.down.rate(mono) > 0 or torrent.up.rate(mono) > 0
-            if busy or moving or now - self.touched.get(info_hash, 0.0) < window_s:
-                out.append(info_hash)
-        return out
+    def recently_active(self) -> list[bytes]:
+        """Transmission's "recently-active": torrents that changed within the window (a front end's
+        change, an engine alert, peers or an announce), in id order; costs O(answer)."""
+        active = self.session.recently_active(self.settings.recently_active_s)
+        return sorted((h for h in active if h in self.records), key=lambda h: self.records[h].id)
 
     def recently_removed(self) -> list[int]:
-        cutoff = time.time() - REMOVED_MEMORY_S
-        self.removed = [(i, t) for i, t in self.removed if t >= cutoff]
+        cutoff = self.session.now() - self.settings.recently_active_s
+        while self.removed and self.removed[0][1] < cutoff:
+            self.removed.pop(0)
         return [i for i, _ in self.removed]
+
+    def touch(self, info_hash: bytes) -> None:
+        """A front end changed this torrent: "recently-active" reports it for the next minute."""
+        self.session.activity.touch(info_hash, self.session.now())
 
     # --- changes -----------------------------------------------------------------------------
 
@@ -256,7 +260,7 @@ class Daemon:
         torrent.seed_ratio = self._seed_ratio(0, None)
         self._adopt(record, torrent)
         self.files_added += 1
-        self.touched[source.info_hash] = time.time()
+        self.touch(source.info_hash)
         self._queue_changed()
         return record, False
 
@@ -264,7 +268,7 @@ class Daemon:
         torrent = await self.session.remove(info_hash)
         record = self.records.pop(info_hash)
         self.by_id.pop(record.id, None)
-        self.removed.append((record.id, time.time()))
+        self.removed.append((record.id, self.session.now()))
         self.state.remove(info_hash)
         self.queue.remove(info_hash)
         self._queue_changed()
@@ -329,7 +333,7 @@ class Daemon:
                 torrent.pause()
             elif info_hash not in waiting and torrent.paused:
                 torrent.resume()
-                self.touched[info_hash] = time.time()
+                self.touch(info_hash)
 
     async def verify(self, info_hash: bytes) -> None:
         self._fold_counters(info_hash, self.torrent(info_hash))
@@ -394,7 +398,7 @@ class Daemon:
                 _apply_torrent_limits(torrent, record.settings, s)
 
     def _changed(self, info_hash: bytes) -> None:
-        self.touched[info_hash] = time.time()
+        self.touch(info_hash)
         self.save(info_hash)
 
     def record(self, info_hash: bytes) -> TorrentRecord:

@@ -15,6 +15,7 @@ from typing import Any
 
 from torrentpy import __version__
 from torrentpy.engine import alerts
+from torrentpy.engine.activity import RECENTLY_ACTIVE_S, RecentActivity
 from torrentpy.engine.idle import IdleSchedule, idle_until
 from torrentpy.engine.pex import PEX_INTERVAL_S
 from torrentpy.engine.ratelimit import TokenBucket
@@ -118,6 +119,8 @@ class Session:
         self.refused = 0  # connections refused on accept, for the stats and the scale tests
         # Torrents with work are ticked every second; idle ones sleep until they are due (engine/idle.py).
         self.schedule = IdleSchedule()
+        # When each torrent last changed in a way a front end shows (RPC "recently-active").
+        self.activity: RecentActivity[bytes] = RecentActivity()
 
     # --- torrents ---------------------------------------------------------------
 
@@ -142,6 +145,7 @@ class Session:
         if torrent is None:
             return None
         self.schedule.forget(torrent)
+        self.activity.forget(info_hash)
         task = self._starting.pop(info_hash, None)
         if task is not None:
             task.cancel()
@@ -186,6 +190,8 @@ class Session:
             self.schedule.wake(torrent)
 
     def emit(self, alert: alerts.Alert) -> None:
+        if isinstance(alert, alerts.TorrentAlert) and alert.info_hash:
+            self.activity.touch(bytes.fromhex(alert.info_hash), self.now())  # checked, completed, failed …
         if log.isEnabledFor(logging.INFO):
             log.info("%s", alert.as_dict())
         for listener in self.listeners:
@@ -426,6 +432,13 @@ class Session:
             dht_nodes=self.dht.node_count if self.dht is not None else None,
         )
 
+    def recently_active(self, window_s: float = RECENTLY_ACTIVE_S) -> set[bytes]:
+        """Torrents that changed in the last `window_s` (peers, transfers, announces, alerts) or are
+        being checked: O(answer), not O(torrents)."""
+        active = set(self.activity.since(self.now() - window_s))
+        active.update(self._starting)
+        return active
+
     def _find(self, info_hash_hex: str) -> Torrent | None:
         try:
             return self.torrents.get(bytes.fromhex(info_hash_hex))
@@ -494,6 +507,8 @@ class Session:
                 torrent.fail(f"internal error: {exc!r}")
             if self.torrents.get(torrent.info_hash) is not torrent:
                 continue  # removed while we ticked
+            if torrent.peers or torrent.announcing:
+                self.activity.touch(torrent.info_hash, now)  # peer counts, rates and tracker answers change
             due = idle_until(torrent, now)
             if due is not None:
                 self.schedule.sleep(torrent, due)
