@@ -261,7 +261,9 @@ class Daemon:
         self._adopt(record, torrent)
         self.files_added += 1
         self.touch(source.info_hash)
-        self._queue_changed()
+        # Last in the queue, which is where a restart puts a torrent the saved order does not name (its id
+        # is the highest): the session file (every torrent's hash) need not be rewritten per add.
+        self.apply_queue()
         return record, False
 
     async def remove(self, info_hash: bytes, *, delete_data: bool) -> None:
@@ -271,7 +273,7 @@ class Daemon:
         self.removed.append((record.id, self.session.now()))
         self.state.remove(info_hash)
         self.queue.remove(info_hash)
-        self._queue_changed()
+        self.apply_queue()  # the others keep their order: a hash the saved order names in vain is skipped
         if torrent is not None:
             self._base_totals = (self._base_totals[0] + torrent.downloaded, self._base_totals[1] + torrent.uploaded)
             if delete_data and torrent.meta is not None:
@@ -316,6 +318,8 @@ class Daemon:
         """Pause the torrents that must wait and resume those whose turn has come (every second, and
         after each change a front end makes)."""
         s = self.settings
+        if not s.download_queue_enabled and not s.seed_queue_enabled and not self.queue.waiting:
+            return  # no queue, and nobody left waiting from one: nothing to decide (not O(torrents) a second)
         limits = QueueLimits(s.download_queue_enabled, s.download_queue_size, s.seed_queue_enabled,
                              s.seed_queue_size)
         items = {}
