@@ -25,6 +25,7 @@ from torrentpy.engine.torrent import Torrent
 from torrentpy.errors import StorageError, UsageError
 from torrentpy.metainfo import Magnet, Metainfo, parse_info_dict
 from torrentpy.queueing import QueueItem, QueueLimits, TorrentQueue
+from torrentpy.text import printable
 
 log = logging.getLogger("torrentpy")
 
@@ -103,14 +104,16 @@ class Daemon:
                 source = parse_info_dict(record.info, trackers=record.trackers) if record.info is not None \
                     else Magnet(record.info_hash, record.name, record.trackers, record.peers)
             except Exception as exc:  # a record that passed its checksum but not the parser: report, go on
-                self.state.problems.append(f"{record.info_hash.hex()}: {exc}")
+                self._not_restored(record, exc)
                 continue
             try:
                 torrent = self.session.add(source, record.save_dir)
                 self._adopt(record, torrent)
             except Exception as exc:  # one torrent that cannot come back must not keep the others away
-                self.state.problems.append(f"{record.info_hash.hex()}: {exc}")
-                self.session.torrents.pop(record.info_hash, None)
+                self._not_restored(record, exc)
+                added = self.session.torrents.pop(record.info_hash, None)
+                if added is not None:
+                    self.session.schedule.forget(added)
                 if self.records.pop(record.info_hash, None) is not None:
                     self.by_id.pop(record.id, None)
                 self.queue.remove(record.info_hash)
@@ -118,6 +121,11 @@ class Daemon:
         saved = {h: n for n, h in enumerate(self.settings.queue_order)}
         self.queue.sort(key=lambda h: (saved.get(h.hex(), len(saved)), self.records[h].id))
         self.apply_queue()
+
+    def _not_restored(self, record: TorrentRecord, exc: Exception) -> None:
+        message = f"{record.info_hash.hex()} ({printable(record.name)}): not restored: {exc}"
+        self.state.problems.append(message)
+        log.warning("state: %s", message)
 
     def _adopt(self, record: TorrentRecord, torrent: Torrent) -> None:
         if self.by_id.get(record.id, record.info_hash) != record.info_hash or record.id <= 0:
@@ -175,8 +183,11 @@ class Daemon:
     def _fold_counters(self, info_hash: bytes, torrent: Torrent) -> None:
         """A torrent object that is going away hands its byte counts to the record (uploadedEver …)."""
         settings = self.records[info_hash].settings
-        settings["uploadedEver"] = int(settings.get("uploadedEver", 0)) + torrent.uploaded
-        settings["downloadedEver"] = int(settings.get("downloadedEver", 0)) + torrent.downloaded
+        # Nothing moved, nothing to add: the record stays byte for byte what is on disk (not rewritten).
+        if torrent.uploaded:
+            settings["uploadedEver"] = int(settings.get("uploadedEver", 0)) + torrent.uploaded
+        if torrent.downloaded:
+            settings["downloadedEver"] = int(settings.get("downloadedEver", 0)) + torrent.downloaded
 
     def _on_alert(self, alert: alerts.Alert) -> None:
         if isinstance(alert, alerts.MetadataReceived):
