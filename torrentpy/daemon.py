@@ -30,6 +30,9 @@ from torrentpy.text import printable
 log = logging.getLogger("torrentpy")
 
 SESSION_FILE = "session.json"
+# The session file names every torrent in queue order (~46 bytes each): 1 MiB, the bound it had, cut
+# the file short at ~22,000 torrents and lost the settings with it. 64 MiB holds over a million.
+MAX_SESSION_FILE_BYTES = 64 << 20
 
 
 @dataclass
@@ -465,7 +468,10 @@ def _replay_selection(torrent: Torrent, settings: dict[str, Any]) -> None:
 def _read_json(path: str) -> dict[str, Any] | None:
     try:
         with open(path, "rb") as fh:
-            value = json.loads(fh.read(1 << 20))
+            data = fh.read(MAX_SESSION_FILE_BYTES + 1)
+        if len(data) > MAX_SESSION_FILE_BYTES:
+            raise ValueError(f"larger than {MAX_SESSION_FILE_BYTES} bytes")
+        value = json.loads(data)
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
