@@ -69,13 +69,12 @@ class TorrentRecord:
         if not data:
             raise StorageError("the file is empty")
         try:
-            raw = bencoding.decode(data, max_bytes=MAX_RECORD_BYTES)
+            raw, intact = bencoding.decode_checked_dict(data, max_bytes=MAX_RECORD_BYTES)
         except BencodeError as exc:
             raise StorageError(f"not a state record ({exc})") from None
-        if not isinstance(raw, dict) or raw.get(b"version") != STATE_VERSION:
+        if raw.get(b"version") != STATE_VERSION:
             raise StorageError("not a state record of this version")
-        digest = raw.pop(b"sha1", None)
-        if digest != hashlib.sha1(bencoding.encode(raw)).digest():
+        if not intact:
             raise StorageError("its checksum does not match (a torn or damaged write)")
         try:
             settings = bencoding.decode(raw.get(b"settings", b"de"))
@@ -200,16 +199,17 @@ class StateDir:
         backup. A damaged file is one line in `problems` (and the log) naming the torrent and why; one
         torrent that cannot come back never keeps the others away."""
         self.problems = []
-        hashes = sorted({name.split(".", 1)[0] for name in os.listdir(self.path)
+        names = set(os.listdir(self.path))
+        hashes = sorted({name.split(".", 1)[0] for name in names
                          if name.endswith((SUFFIX, BACKUP_SUFFIX)) and len(name.split(".", 1)[0]) == 40})
         records = []
         for hex_hash in hashes:
             record = None
             damage: list[str] = []
             for suffix in (SUFFIX, BACKUP_SUFFIX):
-                path = os.path.join(self.path, hex_hash + suffix)
-                if not os.path.exists(path):
+                if hex_hash + suffix not in names:
                     continue
+                path = os.path.join(self.path, hex_hash + suffix)
                 try:
                     record, data = self._read(path)
                 except StorageError as exc:

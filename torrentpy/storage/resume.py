@@ -232,13 +232,11 @@ def _read_record(meta: Metainfo, root: str) -> tuple[Bitfield, list[list[int]], 
     if len(data) > limit:
         return None
     try:
-        record = bencoding.decode(data, max_bytes=limit, max_tokens=4 * len(meta.files) + 64, max_depth=4)
-        if not isinstance(record, dict):
-            return None
-        checksum = record.pop(b"sha1", None)
-        if checksum != hashlib.sha1(bencoding.encode(record)).digest():
-            return None
+        record, intact = bencoding.decode_checked_dict(data, max_bytes=limit, max_tokens=4 * len(meta.files) + 64,
+                                                       max_depth=4)
     except BencodeError:
+        return None
+    if not intact:
         return None
     if (
         _int(record.get(b"version")) != RESUME_VERSION
