@@ -77,7 +77,7 @@ class Torrent(SelectionControls):
         self.paused = False
         self.finished = False  # seeding goal met (or download done with no seeding)
         self.started = False  # storage checked and the first announce sent: the 1 Hz tick may act
-        self.rng = random.Random()
+        self.rng = random.Random(random.getrandbits(64))  # a urandom seed each cost ~20 µs (10,000 torrents)
         self.down = RateMeter()
         self.up = RateMeter()
         self.downloaded = 0  # payload this session
