@@ -112,8 +112,7 @@ class TorrentDisk:
             return False  # stopped mid-check: an empty bitfield would overwrite what the old file knew
         key = (have.to_bytes(), selection.record(), selection.sequential)
         writes = self.storage.writes  # before the files' stats are read: a write racing the save counts
-        # Unchanged, with nothing written since (a seed writes nothing): the file on disk says it all.
-        if key != self._saved or writes != self._saved_writes:
+        if not self._unchanged(key, writes):
             try:
                 save_resume(self.meta, self.save_dir, have, selection=key[1], sequential=key[2])
                 self._saved, self._saved_writes = key, writes
@@ -122,9 +121,18 @@ class TorrentDisk:
         self.last_save = self.host.now()
         return True
 
+    def _unchanged(self, key: tuple[bytes, bytes | None, bool], writes: int) -> bool:
+        """The record would be the same, with nothing written since (a seed writes nothing): the file
+        on disk says it all."""
+        return key == self._saved and writes == self._saved_writes
+
     async def save_async(self, have: Bitfield, name: str, selection: FileSelection) -> bool:
         # The resume file's fsync can take a while with many dirty pages, and thousands of torrents
-        # start at once: keep it off the event loop.
+        # start at once: keep it off the event loop. Nothing to write costs no trip to the pool.
+        if self.ready and self.storage is not None \
+                and self._unchanged((have.to_bytes(), selection.record(), selection.sequential), self.storage.writes):
+            self.last_save = self.host.now()
+            return True
         self.saving = True
         try:
             return await asyncio.get_running_loop().run_in_executor(
