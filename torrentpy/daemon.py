@@ -33,6 +33,8 @@ SESSION_FILE = "session.json"
 # The session file names every torrent in queue order (~46 bytes each): 1 MiB, the bound it had, cut
 # the file short at ~22,000 torrents and lost the settings with it. 64 MiB holds over a million.
 MAX_SESSION_FILE_BYTES = 64 << 20
+# torrent-get's `ids` for Transmission's recently active torrents: RPC 16's spelling, and 4.1's (RPC 18).
+RECENTLY_ACTIVE_IDS = ("recently-active", "recently_active")
 
 
 @dataclass
@@ -219,7 +221,7 @@ class Daemon:
         "recently-active". Unknown ids are left out, as Transmission does."""
         if ids is None:
             return [self.by_id[i] for i in sorted(self.by_id)]
-        if ids == "recently-active":
+        if ids in RECENTLY_ACTIVE_IDS:
             return self.recently_active()
         items = ids if isinstance(ids, list) else [ids]
         out: list[bytes] = []

@@ -39,8 +39,8 @@ def wait_all_loaded(daemon: DaemonProcess, expected: int, timeout_s: float = 120
     raise AssertionError(f"{len(rows)} torrents, states {states}\n{daemon.log_tail()}")
 
 
-def recently_active(daemon: DaemonProcess) -> tuple[list[int], list[int]]:
-    answer = daemon.call("torrent-get", {"ids": "recently-active", "fields": ["id", "status"]})
+def recently_active(daemon: DaemonProcess, spelling: str = "recently-active") -> tuple[list[int], list[int]]:
+    answer = daemon.call("torrent-get", {"ids": spelling, "fields": ["id", "status"]})
     assert answer["result"] == "success", answer
     args = answer["arguments"]
     return sorted(r["id"] for r in args["torrents"]), sorted(args["removed"])
@@ -102,6 +102,7 @@ def test_a_restart_over_thousands_of_torrents(tmp_path: Path,
                          ("torrent-remove", {"ids": [removed]})):
         assert daemon.call(method, args)["result"] == "success"
     assert recently_active(daemon) == ([stopped, labelled], [removed])
+    assert recently_active(daemon, "recently_active") == ([stopped, labelled], [removed])  # Transmission 4.1's
     listed = daemon.torrents("status", ids=[stopped, labelled, removed])
     assert [(r["id"], r["status"]) for r in listed] == [(stopped, 0), (labelled, STATUS_SEED)]
     time.sleep(WINDOW_S + 1.0)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from torrentpy import __version__
+from torrentpy.daemon import RECENTLY_ACTIVE_IDS
 from torrentpy.engine.selection import SelectionError
 from torrentpy.errors import TorrentError
 from torrentpy.metainfo import MAX_TORRENT_FILE_BYTES, Magnet, Metainfo, load, parse_magnet, parse_torrent
@@ -270,7 +271,7 @@ async def torrent_get(daemon: Daemon, args: dict[str, Any]) -> dict[str, Any]:
         out = {"torrents": [header, *([r[n] for n in names] for r in rows)]}
     else:
         out = {"torrents": rows}
-    if args.get("ids") == "recently-active":
+    if args.get("ids") in RECENTLY_ACTIVE_IDS:
         out["removed"] = daemon.recently_removed()
     return out
 
