@@ -1,7 +1,12 @@
-"""engine/activity.py: the recently active torrents are read from the tail, newest first."""
+"""engine/activity.py: the recently active torrents are read from the tail, newest first; a session marks
+the torrents whose state changed (alerts), that have peers or announce, and not the ones asleep."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
+from tests.engine.many import running, session_for, tiny_torrents
 from torrentpy.engine.activity import RecentActivity
 
 
@@ -41,3 +46,23 @@ def test_reading_the_window_does_not_walk_the_old_keys() -> None:
     log._last = Counting(log._last)
     assert list(log.since(99_997.0)) == [99_999, 99_998, 99_997]
     assert seen <= 4
+
+
+async def test_a_session_reports_what_changed_and_not_what_slept(tmp_path: Path) -> None:
+    session = session_for(tmp_path)
+    async with running(session, tiny_torrents(tmp_path, 20)):
+        # Just started: every torrent was checked and completed (alerts), as Transmission's start date.
+        assert session.recently_active(window_s=60) == set(session.torrents)
+        await asyncio.sleep(0.6)
+        assert session.recently_active(window_s=0.5) == set()  # idle seeds change nothing
+        failing, announcing, *_ = session.torrents.values()
+        failing.fail("disk gone")  # an alert
+        announcing.announcing = 1  # an announce under way: the tick marks it while it lasts
+        session.wake_torrent(announcing)
+        session.wake_event.set()
+        for _ in range(100):
+            if announcing.info_hash in session.recently_active(window_s=0.5):
+                break
+            await asyncio.sleep(0.02)
+        assert session.recently_active(window_s=0.5) == {failing.info_hash, announcing.info_hash}
+        announcing.announcing = 0
