@@ -200,3 +200,30 @@ def test_encode_errors() -> None:
         encode(1.5)
     with pytest.raises(BencodeError):
         encode({b"a": object()})
+
+
+def test_decode_checked_dict_checks_the_digest_of_the_other_keys() -> None:
+    import hashlib
+
+    from torrentpy.bencoding import decode_checked_dict, encode
+
+    body = {b"a": 1, b"list": [b"x", 2], b"z": b"end"}
+    digest = hashlib.sha1(encode(body)).digest()
+    data = encode({**body, b"sha1": digest})
+    assert decode_checked_dict(data) == (body, True)
+    for flip in range(len(data)):
+        damaged = bytearray(data)
+        damaged[flip] ^= 0x01
+        try:
+            value, intact = decode_checked_dict(bytes(damaged))
+        except BencodeError:
+            continue
+        assert not intact, (flip, value)
+    assert decode_checked_dict(encode(body)) == (body, False)  # no digest at all
+    # Keys out of order (not what encode writes): checked against the canonical bencoding instead.
+    unsorted = b"d1:zi3e4:sha120:" + hashlib.sha1(encode({b"z": 3, b"a": 1})).digest() + b"1:ai1ee"
+    try:
+        value, intact = decode_checked_dict(unsorted)
+    except BencodeError:
+        return  # the decoder refuses unsorted keys: nothing non-canonical gets this far
+    assert (value, intact) == ({b"z": 3, b"a": 1}, True)

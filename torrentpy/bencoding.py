@@ -5,6 +5,7 @@ BencodeError, and finds the exact byte span of a top-level key (the info-hash is
 the `info` value as it appears in the file, canonical or not). BEP 3 allows only canonical
 decimal digits in integers and lengths ("i 1_0e", "i+3e", "03:abc" are errors)."""
 
+import hashlib
 from typing import Any
 
 import bencodepy
@@ -102,6 +103,33 @@ def decode_dict_with_spans(
     if pos + 1 != len(raw):
         raise BencodeError("invalid bencoding: data after the end of the dictionary")
     return result, spans
+
+
+def decode_checked_dict(
+    data: bytes | bytearray | memoryview,
+    key: bytes = b"sha1",
+    *,
+    max_bytes: int = MAX_INPUT_BYTES,
+    max_tokens: int = MAX_TOKENS,
+    max_depth: int = MAX_DEPTH,
+) -> tuple[dict[bytes, Any], bool]:
+    """Decode a top-level dictionary whose `key` holds the SHA-1 of the bencoding of its other keys (the
+    state and resume files); return it without `key`, and whether the digest matches.
+
+    A file written by `encode` is canonical, so the bencoding of the other keys is the file with the
+    `key` entry cut out: hashing that costs a few microseconds, where encoding the dictionary again in
+    pure Python took ~100 µs a file (seconds for 10,000 torrents at start-up). A file that is not
+    canonical is still checked against its canonical encoding."""
+    value, spans = decode_dict_with_spans(data, max_bytes=max_bytes, max_tokens=max_tokens, max_depth=max_depth)
+    digest = value.pop(key, None)
+    if not isinstance(digest, bytes):
+        return value, False
+    start, end = spans[key]
+    key_start = start - len(b"%d:%s" % (len(key), key))
+    raw = bytes(data)
+    if hashlib.sha1(raw[:key_start] + raw[end:]).digest() == digest:
+        return value, True
+    return value, hashlib.sha1(encode(value)).digest() == digest
 
 
 def encode(value: Any) -> bytes:

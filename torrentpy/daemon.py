@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from torrentpy.engine import alerts
+from torrentpy.engine.activity import RECENTLY_ACTIVE_S
 from torrentpy.engine.encryption import DEFAULT_MODE, MODES
 from torrentpy.engine.selection import SelectionError
 from torrentpy.engine.session import Session
@@ -25,12 +26,16 @@ from torrentpy.engine.torrent import Torrent
 from torrentpy.errors import StorageError, UsageError
 from torrentpy.metainfo import Magnet, Metainfo, parse_info_dict
 from torrentpy.queueing import QueueItem, QueueLimits, TorrentQueue
+from torrentpy.text import printable
 
 log = logging.getLogger("torrentpy")
 
 SESSION_FILE = "session.json"
-# How long a removed torrent's id is reported to front ends polling "recently-active".
-REMOVED_MEMORY_S = 60.0
+# The session file names every torrent in queue order (~46 bytes each): 1 MiB, the bound it had, cut
+# the file short at ~22,000 torrents and lost the settings with it. 64 MiB holds over a million.
+MAX_SESSION_FILE_BYTES = 64 << 20
+# torrent-get's `ids` for Transmission's recently active torrents: RPC 16's spelling, and 4.1's (RPC 18).
+RECENTLY_ACTIVE_IDS = ("recently-active", "recently_active")
 
 
 @dataclass
@@ -54,6 +59,9 @@ class SessionSettings:
     seed_queue_size: int = 10
     encryption: str = DEFAULT_MODE  # MSE/PE mode (engine/encryption.py), session-set's "encryption"
     queue_order: list[str] = field(default_factory=list)  # info hashes (hex), queue position 0 first
+    # What torrent-get's "recently-active" covers, removed torrents' ids included: Transmission's 60 s.
+    # Only in the session file (front ends have no setting for it); tests shorten it.
+    recently_active_s: float = RECENTLY_ACTIVE_S
     # Totals over every run of the daemon (session-stats' cumulative-stats).
     cumulative: dict[str, int] = field(default_factory=lambda: {
         "uploadedBytes": 0, "downloadedBytes": 0, "filesAdded": 0, "sessionCount": 0, "secondsActive": 0})
@@ -66,8 +74,7 @@ class Daemon:
         self.settings = settings
         self.records: dict[bytes, TorrentRecord] = {}
         self.by_id: dict[int, bytes] = {}
-        self.removed: list[tuple[int, float]] = []  # (id, when) for "recently-active"
-        self.touched: dict[bytes, float] = {}  # when a front end last changed a torrent
+        self.removed: list[tuple[int, float]] = []  # (id, session.now() when removed), oldest first
         self.started_at = time.time()
         # The X-Transmission-Session-Id a client must echo (CSRF protection); new on every start.
         self.session_id = secrets.token_urlsafe(36)
@@ -94,6 +101,9 @@ class Daemon:
             log.warning("state: encryption %r is not one of %s: using %s", settings.encryption, ", ".join(MODES),
                         DEFAULT_MODE)
             settings.encryption = DEFAULT_MODE
+        window = settings.recently_active_s
+        if isinstance(window, bool) or not isinstance(window, int | float) or not 0 < window < 86400:
+            settings.recently_active_s = RECENTLY_ACTIVE_S  # a hand-edited file: Transmission's minute
         settings.cumulative["sessionCount"] += 1
         daemon = cls(session, state, settings)
         daemon.apply_limits()
@@ -107,29 +117,35 @@ class Daemon:
                 source = parse_info_dict(record.info, trackers=record.trackers) if record.info is not None \
                     else Magnet(record.info_hash, record.name, record.trackers, record.peers)
             except Exception as exc:  # a record that passed its checksum but not the parser: report, go on
-                self.state.problems.append(f"{record.info_hash.hex()}: {exc}")
+                self._not_restored(record, exc)
                 continue
             try:
                 torrent = self.session.add(source, record.save_dir)
                 self._adopt(record, torrent)
             except Exception as exc:  # one torrent that cannot come back must not keep the others away
-                self.state.problems.append(f"{record.info_hash.hex()}: {exc}")
-                self.session.torrents.pop(record.info_hash, None)
+                self._not_restored(record, exc)
+                added = self.session.torrents.pop(record.info_hash, None)
+                if added is not None:
+                    self.session.schedule.forget(added)
                 if self.records.pop(record.info_hash, None) is not None:
                     self.by_id.pop(record.id, None)
-                if record.info_hash in self.queue.order:
-                    self.queue.order.remove(record.info_hash)
+                self.queue.remove(record.info_hash)
                 continue
         saved = {h: n for n, h in enumerate(self.settings.queue_order)}
-        self.queue.order.sort(key=lambda h: (saved.get(h.hex(), len(saved)), self.records[h].id))
+        self.queue.sort(key=lambda h: (saved.get(h.hex(), len(saved)), self.records[h].id))
         self.apply_queue()
+
+    def _not_restored(self, record: TorrentRecord, exc: Exception) -> None:
+        message = f"{record.info_hash.hex()} ({printable(record.name)}): not restored: {exc}"
+        self.state.problems.append(message)
+        log.warning("state: %s", message)
 
     def _adopt(self, record: TorrentRecord, torrent: Torrent) -> None:
         if self.by_id.get(record.id, record.info_hash) != record.info_hash or record.id <= 0:
             record.id = max(self.by_id, default=0) + 1
         self.records[record.info_hash] = record
         self.by_id[record.id] = record.info_hash
-        if record.info_hash not in self.queue.order:
+        if record.info_hash not in self.queue:
             self.queue.place(record.info_hash)
         torrent.swarm.max_peers = int(record.settings.get("peer-limit", torrent.swarm.max_peers))
         mode = record.settings.get("seedRatioMode", 0)
@@ -180,8 +196,11 @@ class Daemon:
     def _fold_counters(self, info_hash: bytes, torrent: Torrent) -> None:
         """A torrent object that is going away hands its byte counts to the record (uploadedEver …)."""
         settings = self.records[info_hash].settings
-        settings["uploadedEver"] = int(settings.get("uploadedEver", 0)) + torrent.uploaded
-        settings["downloadedEver"] = int(settings.get("downloadedEver", 0)) + torrent.downloaded
+        # Nothing moved, nothing to add: the record stays byte for byte what is on disk (not rewritten).
+        if torrent.uploaded:
+            settings["uploadedEver"] = int(settings.get("uploadedEver", 0)) + torrent.uploaded
+        if torrent.downloaded:
+            settings["downloadedEver"] = int(settings.get("downloadedEver", 0)) + torrent.downloaded
 
     def _on_alert(self, alert: alerts.Alert) -> None:
         if isinstance(alert, alerts.MetadataReceived):
@@ -210,7 +229,7 @@ class Daemon:
         "recently-active". Unknown ids are left out, as Transmission does."""
         if ids is None:
             return [self.by_id[i] for i in sorted(self.by_id)]
-        if ids == "recently-active":
+        if ids in RECENTLY_ACTIVE_IDS:
             return self.recently_active()
         items = ids if isinstance(ids, list) else [ids]
         out: list[bytes] = []
@@ -227,21 +246,21 @@ class Daemon:
                 out.append(info_hash)
         return out
 
-    def recently_active(self, window_s: float = REMOVED_MEMORY_S) -> list[bytes]:
-        now = time.time()
-        mono = self.session.now()
-        out = []
-        for info_hash, torrent in self.session.torrents.items():
-            busy = torrent.state in ("checking", "metadata") and not torrent.paused
-            moving = torrent.down.rate(mono) > 0 or torrent.up.rate(mono) > 0
-            if busy or moving or now - self.touched.get(info_hash, 0.0) < window_s:
-                out.append(info_hash)
-        return out
+    def recently_active(self) -> list[bytes]:
+        """Transmission's "recently-active": torrents that changed within the window (a front end's
+        change, an engine alert, peers or an announce), in id order; costs O(answer)."""
+        active = self.session.recently_active(self.settings.recently_active_s)
+        return sorted((h for h in active if h in self.records), key=lambda h: self.records[h].id)
 
     def recently_removed(self) -> list[int]:
-        cutoff = time.time() - REMOVED_MEMORY_S
-        self.removed = [(i, t) for i, t in self.removed if t >= cutoff]
+        cutoff = self.session.now() - self.settings.recently_active_s
+        while self.removed and self.removed[0][1] < cutoff:
+            self.removed.pop(0)
         return [i for i, _ in self.removed]
+
+    def touch(self, info_hash: bytes) -> None:
+        """A front end changed this torrent: "recently-active" reports it for the next minute."""
+        self.session.activity.touch(info_hash, self.session.now())
 
     # --- changes -----------------------------------------------------------------------------
 
@@ -265,18 +284,20 @@ class Daemon:
         torrent.seed_ratio = self._seed_ratio(0, None)
         self._adopt(record, torrent)
         self.files_added += 1
-        self.touched[source.info_hash] = time.time()
-        self._queue_changed()
+        self.touch(source.info_hash)
+        # Last in the queue, which is where a restart puts a torrent the saved order does not name (its id
+        # is the highest): the session file (every torrent's hash) need not be rewritten per add.
+        self.apply_queue()
         return record, False
 
     async def remove(self, info_hash: bytes, *, delete_data: bool) -> None:
         torrent = await self.session.remove(info_hash)
         record = self.records.pop(info_hash)
         self.by_id.pop(record.id, None)
-        self.removed.append((record.id, time.time()))
+        self.removed.append((record.id, self.session.now()))
         self.state.remove(info_hash)
         self.queue.remove(info_hash)
-        self._queue_changed()
+        self.apply_queue()  # the others keep their order: a hash the saved order names in vain is skipped
         if torrent is not None:
             self._base_totals = (self._base_totals[0] + torrent.downloaded, self._base_totals[1] + torrent.uploaded)
             if delete_data and torrent.meta is not None:
@@ -321,6 +342,8 @@ class Daemon:
         """Pause the torrents that must wait and resume those whose turn has come (every second, and
         after each change a front end makes)."""
         s = self.settings
+        if not s.download_queue_enabled and not s.seed_queue_enabled and not self.queue.waiting:
+            return  # no queue, and nobody left waiting from one: nothing to decide (not O(torrents) a second)
         limits = QueueLimits(s.download_queue_enabled, s.download_queue_size, s.seed_queue_enabled,
                              s.seed_queue_size)
         items = {}
@@ -338,7 +361,7 @@ class Daemon:
                 torrent.pause()
             elif info_hash not in waiting and torrent.paused:
                 torrent.resume()
-                self.touched[info_hash] = time.time()
+                self.touch(info_hash)
 
     async def verify(self, info_hash: bytes) -> None:
         self._fold_counters(info_hash, self.torrent(info_hash))
@@ -404,7 +427,7 @@ class Daemon:
                 _apply_torrent_limits(torrent, record.settings, s)
 
     def _changed(self, info_hash: bytes) -> None:
-        self.touched[info_hash] = time.time()
+        self.touch(info_hash)
         self.save(info_hash)
 
     def record(self, info_hash: bytes) -> TorrentRecord:
@@ -456,7 +479,10 @@ def _replay_selection(torrent: Torrent, settings: dict[str, Any]) -> None:
 def _read_json(path: str) -> dict[str, Any] | None:
     try:
         with open(path, "rb") as fh:
-            value = json.loads(fh.read(1 << 20))
+            data = fh.read(MAX_SESSION_FILE_BYTES + 1)
+        if len(data) > MAX_SESSION_FILE_BYTES:
+            raise ValueError(f"larger than {MAX_SESSION_FILE_BYTES} bytes")
+        value = json.loads(data)
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:

@@ -9,8 +9,9 @@ queue and takes no slot. Which torrents wait is decided here; the daemon pauses 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["QueueItem", "QueueLimits", "TorrentQueue"]
 
@@ -31,44 +32,75 @@ class QueueItem:
 
 class TorrentQueue:
     def __init__(self) -> None:
-        self.order: list[bytes] = []  # info hashes, queue position = index
+        self._order: list[bytes] = []  # info hashes, queue position = index
+        # Position of each torrent, rebuilt after a change that moves others: torrent-get asks every
+        # torrent's queuePosition, and a list scan each would cost O(n²) with 10,000 torrents.
+        self._positions: dict[bytes, int] = {}
         self.waiting: set[bytes] = set()
         self.forced: set[bytes] = set()  # torrent-start-now: outside the queue
 
+    @property
+    def order(self) -> list[bytes]:
+        """The queue, position 0 first (a copy would cost O(n) per read: do not change it in place)."""
+        return self._order
+
+    @order.setter
+    def order(self, order: list[bytes]) -> None:
+        self._order = order
+        self._positions = {h: i for i, h in enumerate(order)}
+
+    def __contains__(self, info_hash: object) -> bool:
+        return info_hash in self._positions
+
+    def __len__(self) -> int:
+        return len(self._order)
+
     def position(self, info_hash: bytes) -> int:
-        return self.order.index(info_hash)
+        return self._positions[info_hash]
 
     def place(self, info_hash: bytes, position: int | None = None) -> None:
         """Put a torrent in the queue: at a saved position (restore), or last (a new torrent)."""
-        if info_hash in self.order:
-            self.order.remove(info_hash)
-        self.order.insert(len(self.order) if position is None else max(0, position), info_hash)
+        if position is None and info_hash not in self._positions:
+            self._positions[info_hash] = len(self._order)  # O(1): restoring 10,000 torrents places each
+            self._order.append(info_hash)
+            return
+        order = [h for h in self._order if h != info_hash]
+        order.insert(len(order) if position is None else max(0, position), info_hash)
+        self.order = order
 
     def remove(self, info_hash: bytes) -> None:
-        if info_hash in self.order:
-            self.order.remove(info_hash)
+        if info_hash in self._positions:
+            self.order = [h for h in self._order if h != info_hash]
         self.waiting.discard(info_hash)
         self.forced.discard(info_hash)
 
+    def sort(self, key: Callable[[bytes], Any]) -> None:
+        self.order = sorted(self._order, key=key)
+
+
     def move(self, info_hashes: Iterable[bytes], where: str) -> None:
         """queue-move-top / -up / -down / -bottom, keeping the moved torrents' order among themselves."""
-        moving = [h for h in self.order if h in set(info_hashes)]
+        chosen = set(info_hashes)
+        order = list(self._order)
+        moving = [h for h in order if h in chosen]
+        moved = set(moving)
         if where == "top":
-            self.order = moving + [h for h in self.order if h not in moving]
+            order = moving + [h for h in order if h not in moved]
         elif where == "bottom":
-            self.order = [h for h in self.order if h not in moving] + moving
+            order = [h for h in order if h not in moved] + moving
         elif where == "up":
             for h in moving:
-                i = self.order.index(h)
-                if i > 0 and self.order[i - 1] not in moving:
-                    self.order[i - 1], self.order[i] = h, self.order[i - 1]
+                i = order.index(h)
+                if i > 0 and order[i - 1] not in moved:
+                    order[i - 1], order[i] = h, order[i - 1]
         elif where == "down":
             for h in reversed(moving):
-                i = self.order.index(h)
-                if i + 1 < len(self.order) and self.order[i + 1] not in moving:
-                    self.order[i + 1], self.order[i] = h, self.order[i + 1]
+                i = order.index(h)
+                if i + 1 < len(order) and order[i + 1] not in moved:
+                    order[i + 1], order[i] = h, order[i + 1]
         else:
             raise ValueError(where)
+        self.order = order
 
     def plan(self, items: Mapping[bytes, QueueItem], limits: QueueLimits) -> set[bytes]:
         """The torrents that must wait now: past the first N of their kind, in queue order."""

@@ -38,3 +38,30 @@ def test_moves_keep_the_moved_torrents_in_their_order() -> None:
     assert q.order == [D, B, C, A]
     q.remove(B)
     assert q.position(C) == 1
+
+
+def test_positions_follow_every_change() -> None:
+    q = queue_of(A, B, C)
+    assert [q.position(h) for h in (A, B, C)] == [0, 1, 2] and B in q and D not in q
+    q.place(D, 1)
+    assert q.order == [A, D, B, C] and [q.position(h) for h in q.order] == [0, 1, 2, 3]
+    q.place(A)  # already queued: moved last
+    assert q.order == [D, B, C, A] and q.position(A) == 3
+    q.sort(key=lambda h: h)
+    assert q.order == [A, B, C, D] and q.position(D) == 3
+    q.move([D], "up")
+    assert q.position(D) == 2 and q.position(C) == 3
+    q.remove(A)
+    assert A not in q and q.position(B) == 0 and len(q) == 3
+
+
+def test_placing_many_torrents_is_linear() -> None:
+    import time
+
+    hashes = [i.to_bytes(20, "big") for i in range(20_000)]
+    started = time.perf_counter()
+    q = queue_of(*hashes)
+    positions = [q.position(h) for h in hashes]
+    # A list scan per torrent (what placing and queuePosition used to cost) takes seconds at this size.
+    assert time.perf_counter() - started < 0.5
+    assert positions == list(range(20_000))

@@ -93,3 +93,35 @@ def test_remove_deletes_both_copies(tmp_path: Path) -> None:
     state.save(record(1))
     state.remove(bytes([1] * 20))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_saving_the_same_record_again_writes_nothing(tmp_path: Path) -> None:
+    state = StateDir(str(tmp_path))
+    state.save(record(1))
+    current = tmp_path / (bytes([1] * 20).hex() + SUFFIX)
+    before = os.stat(current)
+    state.save(record(1))  # the daemon saves every record on exit, changed or not
+    assert os.stat(current).st_ino == before.st_ino and not (tmp_path / (current.name + ".bak")).exists()
+    again = StateDir(str(tmp_path))
+    again.load_all()
+    again.save(record(1))  # read at start and unchanged: not written either
+    assert os.stat(current).st_ino == before.st_ino
+    again.save(record(1, name="renamed"))
+    assert os.stat(current).st_ino != before.st_ino and (tmp_path / (current.name + ".bak")).exists()
+
+
+def test_a_session_file_naming_many_torrents_is_read_back(tmp_path: Path) -> None:
+    from tests.rpc.many import write_session_settings
+    from torrentpy.daemon import Daemon
+    from torrentpy.engine.session import Session, SessionConfig
+
+    # 30,000 torrents' queue order is ~1.4 MB: past the 1 MiB the file used to be cut at, losing it all.
+    order = [i.to_bytes(20, "big").hex() for i in range(30_000)]
+    write_session_settings(tmp_path / "state", queue_order=order, download_queue_size=3, recently_active_s=5)
+    session = Session(SessionConfig(save_dir=str(tmp_path), listen_port=0, dht=False))
+    try:
+        daemon = Daemon.open(session, str(tmp_path / "state"), str(tmp_path))
+    finally:
+        session.executor.shutdown()
+    assert daemon.settings.download_queue_size == 3 and daemon.settings.queue_order == order
+    assert daemon.settings.recently_active_s == 5

@@ -14,6 +14,7 @@ from typing import Any
 
 from torrentpy import __version__
 from torrentpy.engine import alerts
+from torrentpy.engine.activity import RECENTLY_ACTIVE_S, RecentActivity
 from torrentpy.engine.encryption import DEFAULT_MODE, Encryption
 from torrentpy.engine.idle import IdleSchedule, idle_until
 from torrentpy.engine.memory import IoExecutor, failure_message
@@ -122,6 +123,8 @@ class Session:
         self.refused = 0  # connections refused on accept, for the stats and the scale tests
         # Torrents with work are ticked every second; idle ones sleep until they are due (engine/idle.py).
         self.schedule = IdleSchedule()
+        # When each torrent last changed in a way a front end shows (RPC "recently-active").
+        self.activity: RecentActivity[bytes] = RecentActivity()
 
     # --- torrents ---------------------------------------------------------------
 
@@ -148,6 +151,7 @@ class Session:
             return None
         self.encryption.remove_torrent(info_hash)
         self.schedule.forget(torrent)
+        self.activity.forget(info_hash)
         task = self._starting.pop(info_hash, None)
         if task is not None:
             task.cancel()
@@ -192,6 +196,8 @@ class Session:
             self.schedule.wake(torrent)
 
     def emit(self, alert: alerts.Alert) -> None:
+        if isinstance(alert, alerts.TorrentAlert) and alert.info_hash:
+            self.activity.touch(bytes.fromhex(alert.info_hash), self.now())  # checked, completed, failed …
         if log.isEnabledFor(logging.INFO):
             log.info("%s", alert.as_dict())
         for listener in self.listeners:
@@ -450,6 +456,13 @@ class Session:
             dht_nodes=self.dht.node_count if self.dht is not None else None,
         )
 
+    def recently_active(self, window_s: float = RECENTLY_ACTIVE_S) -> set[bytes]:
+        """Torrents that changed in the last `window_s` (peers, transfers, announces, alerts) or are
+        being checked: O(answer), not O(torrents)."""
+        active = set(self.activity.since(self.now() - window_s))
+        active.update(self._starting)
+        return active
+
     def _find(self, info_hash_hex: str) -> Torrent | None:
         try:
             return self.torrents.get(bytes.fromhex(info_hash_hex))
@@ -517,6 +530,8 @@ class Session:
                 torrent.fail(failure_message(exc, torrent.name))
             if self.torrents.get(torrent.info_hash) is not torrent:
                 continue  # removed while we ticked
+            if torrent.peers or torrent.announcing:
+                self.activity.touch(torrent.info_hash, now)  # peer counts, rates and tracker answers change
             due = idle_until(torrent, now)
             if due is not None:
                 self.schedule.sleep(torrent, due)
@@ -524,12 +539,12 @@ class Session:
     def _start_task(self, torrent: Torrent) -> None:
         task = asyncio.ensure_future(self._start(torrent))
         self._starting[torrent.info_hash] = task
-        task.add_done_callback(self._started)
+        task.add_done_callback(lambda done: self._started(torrent.info_hash, done))
 
-    def _started(self, task: asyncio.Task[None]) -> None:
-        for info_hash, running in list(self._starting.items()):
-            if running is task:
-                del self._starting[info_hash]
+    def _started(self, info_hash: bytes, task: asyncio.Task[None]) -> None:
+        # By key, not by a scan of every start under way: 10,000 torrents start at once.
+        if self._starting.get(info_hash) is task:
+            del self._starting[info_hash]
 
     async def _start(self, torrent: Torrent) -> None:
         try:

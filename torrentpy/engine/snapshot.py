@@ -34,8 +34,10 @@ __all__ = [
     "SessionSnapshot",
     "TorrentSnapshot",
     "TrackerSnapshot",
+    "peer_snapshots",
     "sum_found",
     "torrent_snapshot",
+    "tracker_snapshots",
 ]
 
 # Values of TorrentSnapshot.piece_states, one byte per piece.
@@ -221,34 +223,10 @@ def torrent_snapshot(t: SnapshotSource, now: float) -> TorrentSnapshot:
     down_rate = t.down.rate(now)
     eta = (wanted - done) / down_rate if down_rate > 0 and wanted > done else None
     state = "paused" if t.paused else t.state
-    peer_list = tuple(
-        PeerSnapshot(
-            ip=p.addr[0], port=p.addr[1], peer_id=p.conn.peer_id or b"", client=p.client,
-            incoming=p.link.incoming, am_choking=p.conn.am_choking, am_interested=p.conn.am_interested,
-            peer_choking=p.conn.peer_choking, peer_interested=p.conn.peer_interested, snubbed=p.snubbed,
-            down_rate_bps=p.down.rate(now), up_rate_bps=p.up.rate(now), downloaded=p.downloaded,
-            uploaded=p.uploaded,
-            progress=(p.bitfield.count() / len(p.bitfield)) if p.bitfield is not None and len(p.bitfield) else 0.0,
-            source=p.source,
-        )
-        for p in t.peers.values()
-    )
-    trackers: tuple[TrackerSnapshot, ...] = ()
-    swarm_seeds = swarm_leechers = None
-    if t.tiers is not None:
-        rows = []
-        for tr in t.tiers.trackers:
-            rows.append(TrackerSnapshot(
-                url=tr.url, tier=tr.tier, status=tr.status, peers_returned=tr.peers_returned,
-                seeders=tr.seeders, leechers=tr.leechers,
-                next_announce_s=(tr.next_announce_at - now) if tr.next_announce_at is not None else None,
-                message=tr.message or tr.last_error or "",
-            ))
-            if tr.seeders is not None:
-                swarm_seeds = max(swarm_seeds or 0, tr.seeders)
-            if tr.leechers is not None:
-                swarm_leechers = max(swarm_leechers or 0, tr.leechers)
-        trackers = tuple(rows)
+    peer_list = peer_snapshots(t, now)
+    trackers = tracker_snapshots(t, now)
+    swarm_seeds = max((tr.seeders for tr in trackers if tr.seeders is not None), default=None)
+    swarm_leechers = max((tr.leechers for tr in trackers if tr.leechers is not None), default=None)
     files: tuple[FileSnapshot, ...] = ()
     layout = t.disk.storage.layout if t.disk.storage is not None else None
     if meta is not None and layout is not None and have is not None:
@@ -271,6 +249,38 @@ def torrent_snapshot(t: SnapshotSource, now: float) -> TorrentSnapshot:
         availability=avail, peer_list=peer_list, trackers=trackers, files=files,
         peers_found=_found(t.swarm),
         size_when_done=wanted, sequential=t.selection.sequential,
+    )
+
+
+# The parts of a snapshot a caller may want alone: the RPC's torrent-get builds only what its fields need.
+
+
+def peer_snapshots(t: SnapshotSource, now: float) -> tuple[PeerSnapshot, ...]:
+    return tuple(
+        PeerSnapshot(
+            ip=p.addr[0], port=p.addr[1], peer_id=p.conn.peer_id or b"", client=p.client,
+            incoming=p.link.incoming, am_choking=p.conn.am_choking, am_interested=p.conn.am_interested,
+            peer_choking=p.conn.peer_choking, peer_interested=p.conn.peer_interested, snubbed=p.snubbed,
+            down_rate_bps=p.down.rate(now), up_rate_bps=p.up.rate(now), downloaded=p.downloaded,
+            uploaded=p.uploaded,
+            progress=(p.bitfield.count() / len(p.bitfield)) if p.bitfield is not None and len(p.bitfield) else 0.0,
+            source=p.source,
+        )
+        for p in t.peers.values()
+    )
+
+
+def tracker_snapshots(t: SnapshotSource, now: float) -> tuple[TrackerSnapshot, ...]:
+    if t.tiers is None:
+        return ()
+    return tuple(
+        TrackerSnapshot(
+            url=tr.url, tier=tr.tier, status=tr.status, peers_returned=tr.peers_returned,
+            seeders=tr.seeders, leechers=tr.leechers,
+            next_announce_s=(tr.next_announce_at - now) if tr.next_announce_at is not None else None,
+            message=tr.message or tr.last_error or "",
+        )
+        for tr in t.tiers.trackers
     )
 
 

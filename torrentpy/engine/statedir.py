@@ -69,13 +69,12 @@ class TorrentRecord:
         if not data:
             raise StorageError("the file is empty")
         try:
-            raw = bencoding.decode(data, max_bytes=MAX_RECORD_BYTES)
+            raw, intact = bencoding.decode_checked_dict(data, max_bytes=MAX_RECORD_BYTES)
         except BencodeError as exc:
             raise StorageError(f"not a state record ({exc})") from None
-        if not isinstance(raw, dict) or raw.get(b"version") != STATE_VERSION:
+        if raw.get(b"version") != STATE_VERSION:
             raise StorageError("not a state record of this version")
-        digest = raw.pop(b"sha1", None)
-        if digest != hashlib.sha1(bencoding.encode(raw)).digest():
+        if not intact:
             raise StorageError("its checksum does not match (a torn or damaged write)")
         try:
             settings = bencoding.decode(raw.get(b"settings", b"de"))
@@ -155,26 +154,37 @@ class StateDir:
         self.path = path
         os.makedirs(path, exist_ok=True)
         self.problems: list[str] = []  # what the last load_all had to say about damaged files
+        # SHA-1 of what each current file holds, as written or read: saving the same bytes again would
+        # cost three fsyncs for nothing, and the daemon saves every record on exit (10,000 of them).
+        self._on_disk: dict[bytes, bytes] = {}
 
     def _name(self, info_hash: bytes, suffix: str) -> str:
         return os.path.join(self.path, info_hash.hex() + suffix)
 
     def save(self, record: TorrentRecord) -> None:
-        """Write one record so that a crash at any point leaves a whole record behind."""
+        """Write one record so that a crash at any point leaves a whole record behind (unless the
+        current file already holds exactly this record)."""
+        data = record.encode()
+        digest = hashlib.sha1(data).digest()
+        if self._on_disk.get(record.info_hash) == digest:
+            return
         try:
-            write_atomically(self._name(record.info_hash, SUFFIX), record.encode())
+            write_atomically(self._name(record.info_hash, SUFFIX), data)
+            self._on_disk[record.info_hash] = digest
         except OSError as exc:
+            self._on_disk.pop(record.info_hash, None)
             raise StorageError(f"cannot save the state of {record.name} in {self.path}: "
                                f"{exc.strerror or exc}") from None
 
     def remove(self, info_hash: bytes) -> None:
+        self._on_disk.pop(info_hash, None)
         for suffix in (SUFFIX, BACKUP_SUFFIX):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._name(info_hash, suffix))
         with contextlib.suppress(OSError):
             _fsync_dir(self.path)
 
-    def _read(self, path: str) -> TorrentRecord:
+    def _read(self, path: str) -> tuple[TorrentRecord, bytes]:
         try:
             with open(path, "rb") as fh:
                 data = fh.read(MAX_RECORD_BYTES + 1)
@@ -182,37 +192,42 @@ class StateDir:
             raise StorageError(exc.strerror or str(exc)) from None
         if len(data) > MAX_RECORD_BYTES:
             raise StorageError("the file is too large to be a state record")
-        return TorrentRecord.decode(data)
+        return TorrentRecord.decode(data), data
 
     def load_all(self) -> list[TorrentRecord]:
         """Every torrent the folder knows, each from its current file or, when that is damaged, its
-        backup; each damaged file is reported in `problems` (and the log)."""
+        backup. A damaged file is one line in `problems` (and the log) naming the torrent and why; one
+        torrent that cannot come back never keeps the others away."""
         self.problems = []
-        hashes = sorted({name.split(".", 1)[0] for name in os.listdir(self.path)
+        names = set(os.listdir(self.path))
+        hashes = sorted({name.split(".", 1)[0] for name in names
                          if name.endswith((SUFFIX, BACKUP_SUFFIX)) and len(name.split(".", 1)[0]) == 40})
         records = []
         for hex_hash in hashes:
             record = None
+            damage: list[str] = []
             for suffix in (SUFFIX, BACKUP_SUFFIX):
-                path = os.path.join(self.path, hex_hash + suffix)
-                if not os.path.exists(path):
+                if hex_hash + suffix not in names:
                     continue
+                path = os.path.join(self.path, hex_hash + suffix)
                 try:
-                    record = self._read(path)
+                    record, data = self._read(path)
                 except StorageError as exc:
-                    self._problem(f"{path}: {exc}")
+                    damage.append(f"{path}: {exc}")
                     continue
                 if record.info_hash.hex() != hex_hash:
-                    self._problem(f"{path}: holds another torrent's record")
+                    damage.append(f"{path}: holds another torrent's record")
                     record = None
                     continue
-                if suffix == BACKUP_SUFFIX:
-                    self._problem(f"{path}: using the previous copy")
+                if suffix == SUFFIX:  # a backup in use is rewritten over the damaged current file
+                    self._on_disk[record.info_hash] = hashlib.sha1(data).digest()
                 break
             if record is not None:
                 records.append(record)
+                if damage:
+                    self._problem(f"{'; '.join(damage)}; using the previous copy")
             else:
-                self._problem(f"{hex_hash}: no readable state record; the torrent is not restored")
+                self._problem(f"{hex_hash}: not restored, no readable state record ({'; '.join(damage)})")
         return records
 
     def _problem(self, message: str) -> None:

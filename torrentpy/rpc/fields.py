@@ -1,4 +1,8 @@
-"""torrent-get's fields, each computed from a torrent, its daemon record and (when needed) a snapshot.
+"""torrent-get's fields, each computed from a torrent and its daemon record, building only what it needs.
+
+A front end polls every few seconds, and with 10,000 torrents a whole snapshot of each (piece map,
+availability, files, peers, trackers) per poll was most of the daemon's CPU: each field reads the
+engine's state directly, and the peer and tracker rows are built only for the fields that show them.
 
 Names and meanings follow Transmission's rpc-spec (RPC version 16, Transmission 3.00). A field torrentpy
 cannot answer truthfully is left out of the reply, which is what Transmission does with a field name it
@@ -13,14 +17,15 @@ import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from torrentpy.engine.snapshot import PeerSnapshot, peer_snapshots, tracker_snapshots
+
 if TYPE_CHECKING:
     from torrentpy.daemon import Daemon
-    from torrentpy.engine.snapshot import TorrentSnapshot
     from torrentpy.engine.statedir import TorrentRecord
     from torrentpy.engine.torrent import Torrent
 
 __all__ = ["FIELDS", "STATUS_CHECK", "STATUS_DOWNLOAD", "STATUS_DOWNLOAD_WAIT", "STATUS_SEED", "STATUS_SEED_WAIT",
-           "STATUS_STOPPED", "torrent_fields"]
+           "STATUS_STOPPED", "known_fields", "torrent_fields"]
 
 # tr_torrent_activity
 STATUS_STOPPED = 0
@@ -45,19 +50,40 @@ def _host(url: str) -> str:
 
 
 class View:
-    """One torrent as torrent-get sees it; the snapshot is built only if a field needs it."""
+    """One torrent as torrent-get sees it; peer and tracker rows are built only if a field needs them."""
 
-    def __init__(self, daemon: Daemon, torrent: Torrent, record: TorrentRecord) -> None:
+    def __init__(self, daemon: Daemon, torrent: Torrent, record: TorrentRecord, now: float) -> None:
         self.daemon = daemon
         self.t = torrent
         self.r = record
-        self._snap: TorrentSnapshot | None = None
+        self.now = now  # the session's clock, read once per request
+        self._peers: tuple[PeerSnapshot, ...] | None = None
 
     @property
-    def s(self) -> TorrentSnapshot:
-        if self._snap is None:
-            self._snap = self.t.snapshot(self.t.now)
-        return self._snap
+    def peer_list(self) -> tuple[PeerSnapshot, ...]:
+        if self._peers is None:
+            self._peers = peer_snapshots(self.t, self.now) if self.t.peers else ()
+        return self._peers
+
+    def rate_down(self) -> float:
+        return self.t.down.rate(self.now)
+
+    def rate_up(self) -> float:
+        return self.t.up.rate(self.now)
+
+    def total_size(self) -> int:
+        return self.t.meta.total_length if self.t.meta is not None else 0
+
+    def eta(self) -> int:
+        picker, rate = self.t.picker, self.rate_down()
+        left = int(picker.left_bytes()) if picker is not None else 0
+        return int(left / rate) if rate > 0 and left > 0 else ETA_NOT_AVAILABLE
+
+    def recheck_progress(self) -> float:
+        meta = self.t.meta
+        if self.t.state != "checking" or meta is None:
+            return 0.0
+        return self.t.disk.check_progress / max(1, meta.num_pieces)
 
     def status(self) -> int:
         t = self.t
@@ -121,12 +147,9 @@ class View:
         return (size - self.left_until_done()) / size if size else 0.0
 
     def pieces(self) -> str:
-        states = self.s.piece_states
-        packed = bytearray((len(states) + 7) // 8)
-        for i, st in enumerate(states):
-            if st == 1:
-                packed[i >> 3] |= 0x80 >> (i & 7)
-        return base64.b64encode(bytes(packed)).decode()
+        # The wire bitfield is Transmission's: piece 0 in the high bit of the first byte.
+        picker = self.t.picker
+        return base64.b64encode(picker.have.to_bytes()).decode() if picker is not None else ""
 
     def magnet(self) -> str:
         params = [("xt", f"urn:btih:{self.t.info_hash.hex()}"), ("dn", self.t.name)]
@@ -142,7 +165,7 @@ class View:
             "progress": p.progress, "rateToClient": int(p.down_rate_bps), "rateToPeer": int(p.up_rate_bps),
             "flagStr": ("D" if p.down_rate_bps > 0 else "") + ("U" if p.up_rate_bps > 0 else "")
             + ("I" if p.incoming else ""),
-        } for p in self.s.peer_list]
+        } for p in self.peer_list]
 
     def trackers(self) -> list[dict[str, Any]]:
         return [{"id": i, "announce": url, "scrape": "", "tier": tier}
@@ -159,7 +182,7 @@ class View:
             "nextAnnounceTime": int(now + tr.next_announce_s) if tr.next_announce_s is not None else 0,
             "isBackup": False, "announceState": 1 if tr.next_announce_s is not None else 0,
             "scrapeState": 0, "hasScraped": False, "downloadCount": -1,
-        } for i, tr in enumerate(self.s.trackers)]
+        } for i, tr in enumerate(tracker_snapshots(self.t, self.now))]
 
     def uploaded_ever(self) -> int:
         return int(self.r.settings.get("uploadedEver", 0)) + self.t.uploaded
@@ -168,7 +191,9 @@ class View:
         return int(self.r.settings.get("downloadedEver", 0)) + self.t.downloaded
 
     def ratio(self) -> float:
-        down = self.downloaded_ever() or (self.s.done if self.s.done else 0)
+        picker = self.t.picker
+        done = int(picker.wanted_bytes() - picker.left_bytes()) if picker is not None else 0
+        down = self.downloaded_ever() or done
         return self.uploaded_ever() / down if down else (-1.0 if not self.uploaded_ever() else -2.0)
 
 
@@ -186,18 +211,18 @@ FIELDS: dict[str, Callable[[View], Any]] = {
     "status": View.status,
     "error": lambda v: ERROR_LOCAL if v.t.error else ERROR_NONE,
     "errorString": lambda v: v.t.error or "",
-    "totalSize": lambda v: v.s.total_size,
+    "totalSize": View.total_size,
     "sizeWhenDone": View.size_when_done,
     "leftUntilDone": View.left_until_done,
     "desiredAvailable": View.left_until_done,
     "percentDone": View.percent_done,
     "haveValid": View.have_valid,
     "haveUnchecked": lambda v: 0,
-    "recheckProgress": lambda v: v.s.progress if v.t.state == "checking" else 0.0,
+    "recheckProgress": View.recheck_progress,
     "metadataPercentComplete": lambda v: 1.0 if v.t.meta is not None else 0.0,
-    "rateDownload": lambda v: int(v.s.down_rate_bps),
-    "rateUpload": lambda v: int(v.s.up_rate_bps),
-    "eta": lambda v: int(v.s.eta_s) if v.s.eta_s is not None else ETA_NOT_AVAILABLE,
+    "rateDownload": lambda v: int(v.rate_down()),
+    "rateUpload": lambda v: int(v.rate_up()),
+    "eta": View.eta,
     "etaIdle": lambda v: ETA_NOT_AVAILABLE,
     "uploadRatio": View.ratio,
     "uploadedEver": View.uploaded_ever,
@@ -206,18 +231,18 @@ FIELDS: dict[str, Callable[[View], Any]] = {
     "isFinished": lambda v: v.t.finished,
     "isStalled": lambda v: False,
     "isPrivate": lambda v: bool(v.t.meta is not None and v.t.meta.private),
-    "peersConnected": lambda v: v.s.peers,
-    "peersGettingFromUs": lambda v: sum(1 for p in v.s.peer_list if not p.am_choking and p.peer_interested),
-    "peersSendingToUs": lambda v: sum(1 for p in v.s.peer_list if not p.peer_choking and p.am_interested),
+    "peersConnected": lambda v: len(v.t.peers),
+    "peersGettingFromUs": lambda v: sum(1 for p in v.peer_list if not p.am_choking and p.peer_interested),
+    "peersSendingToUs": lambda v: sum(1 for p in v.peer_list if not p.peer_choking and p.am_interested),
     "webseedsSendingToUs": lambda v: 0,
-    "peersFrom": lambda v: {"fromIncoming": sum(1 for p in v.s.peer_list if p.incoming),
-                            "fromTracker": sum(1 for p in v.s.peer_list if not p.incoming),
+    "peersFrom": lambda v: {"fromIncoming": sum(1 for p in v.peer_list if p.incoming),
+                            "fromTracker": sum(1 for p in v.peer_list if not p.incoming),
                             "fromCache": 0, "fromDht": 0, "fromLpd": 0, "fromLtep": 0, "fromPex": 0},
     "peer-limit": lambda v: v.t.swarm.max_peers,
     "maxConnectedPeers": lambda v: v.t.swarm.max_peers,
     "downloadDir": lambda v: v.t.save_dir,
     "addedDate": lambda v: v.r.added_at,
-    "activityDate": lambda v: int(time.time()) if v.s.down_rate_bps or v.s.up_rate_bps else v.r.added_at,
+    "activityDate": lambda v: int(time.time()) if v.rate_down() or v.rate_up() else v.r.added_at,
     "startDate": lambda v: int(v.daemon.started_at) if not v.t.paused else 0,
     "doneDate": lambda v: 0,
     "editDate": lambda v: 0,
@@ -240,7 +265,7 @@ FIELDS: dict[str, Callable[[View], Any]] = {
     "seedRatioLimit": lambda v: float(v.r.settings.get("seedRatioLimit", v.daemon.settings.seed_ratio_limit)),
     "seedIdleMode": lambda v: int(v.r.settings.get("seedIdleMode", 0)),
     "seedIdleLimit": lambda v: int(v.r.settings.get("seedIdleLimit", v.daemon.settings.idle_seeding_limit)),
-    "secondsSeeding": lambda v: int(v.t.now - v.t.seeding_since) if v.t.seeding_since is not None else 0,
+    "secondsSeeding": lambda v: int(v.now - v.t.seeding_since) if v.t.seeding_since is not None else 0,
     "labels": lambda v: list(v.r.settings.get("labels", [])),
     "manualAnnounceTime": lambda v: -1,
     "files": lambda v: [{"name": "/".join(f.path), "length": f.length, "bytesCompleted": d}
@@ -256,6 +281,13 @@ FIELDS: dict[str, Callable[[View], Any]] = {
 }
 
 
-def torrent_fields(daemon: Daemon, torrent: Torrent, record: TorrentRecord, names: list[str]) -> dict[str, Any]:
-    view = View(daemon, torrent, record)
+def torrent_fields(daemon: Daemon, torrent: Torrent, record: TorrentRecord, names: list[str],
+                   now: float | None = None) -> dict[str, Any]:
+    """`names` should hold only known fields (see `known_fields`); an unknown one is skipped."""
+    view = View(daemon, torrent, record, torrent.now if now is None else now)
     return {name: FIELDS[name](view) for name in names if name in FIELDS}
+
+
+def known_fields(names: list[Any]) -> list[str]:
+    """The requested fields torrentpy answers, each once, in the order asked."""
+    return [n for n in dict.fromkeys(n for n in names if isinstance(n, str)) if n in FIELDS]

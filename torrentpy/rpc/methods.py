@@ -15,11 +15,12 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from torrentpy import __version__
+from torrentpy.daemon import RECENTLY_ACTIVE_IDS
 from torrentpy.engine.encryption import MODES
 from torrentpy.engine.selection import SelectionError
 from torrentpy.errors import TorrentError
 from torrentpy.metainfo import MAX_TORRENT_FILE_BYTES, Magnet, Metainfo, load, parse_magnet, parse_torrent
-from torrentpy.rpc.fields import torrent_fields
+from torrentpy.rpc.fields import known_fields, torrent_fields
 
 if TYPE_CHECKING:
     from torrentpy.daemon import Daemon
@@ -152,19 +153,26 @@ async def session_set(daemon: Daemon, args: dict[str, Any]) -> dict[str, Any]:
 
 
 async def session_stats(daemon: Daemon, args: dict[str, Any]) -> dict[str, Any]:
-    snap = daemon.session.snapshot()
+    session = daemon.session
+    now = session.now()
+    # Sums over the torrents, not a snapshot of each: front ends ask for this on every refresh.
+    down_rate = up_rate = 0.0
+    paused = 0
+    for t in session.torrents.values():
+        down_rate += t.down.rate(now)
+        up_rate += t.up.rate(now)
+        paused += t.paused or t.state in ("finished", "error")
     down, up = daemon.totals()
-    seconds = int(snap.uptime_s)
+    seconds = int(now - session.started_at)
     current = {"uploadedBytes": up, "downloadedBytes": down, "filesAdded": daemon.files_added,
                "sessionCount": 1, "secondsActive": seconds}
     base = daemon.settings.cumulative
     cumulative = {k: base.get(k, 0) + (v if k != "sessionCount" else 0) for k, v in current.items()}
     cumulative["sessionCount"] = base.get("sessionCount", 1)
-    paused = sum(1 for t in daemon.session.torrents.values() if t.paused or t.state in ("finished", "error"))
     return {
-        "activeTorrentCount": len(daemon.session.torrents) - paused, "pausedTorrentCount": paused,
-        "torrentCount": len(daemon.session.torrents), "downloadSpeed": int(snap.down_rate_bps),
-        "uploadSpeed": int(snap.up_rate_bps), "current-stats": current, "cumulative-stats": cumulative,
+        "activeTorrentCount": len(session.torrents) - paused, "pausedTorrentCount": paused,
+        "torrentCount": len(session.torrents), "downloadSpeed": int(down_rate),
+        "uploadSpeed": int(up_rate), "current-stats": current, "cumulative-stats": cumulative,
     }
 
 
@@ -252,19 +260,23 @@ async def torrent_get(daemon: Daemon, args: dict[str, Any]) -> dict[str, Any]:
     fields = args.get("fields")
     if not isinstance(fields, list) or not fields:
         raise RpcError("no fields specified")
-    names = [f for f in fields if isinstance(f, str)]
+    names = known_fields(fields)
+    now = daemon.session.now()
+    torrents = daemon.session.torrents
     rows = []
+    # Only the torrents asked for, and of each only the fields asked for: "recently-active" or a few
+    # ids cost what they return, not what the session holds.
     for info_hash in _ids(daemon, args):
-        torrent = daemon.session.torrents.get(info_hash)
+        torrent = torrents.get(info_hash)
         if torrent is not None:
-            rows.append(torrent_fields(daemon, torrent, daemon.record(info_hash), names))
+            rows.append(torrent_fields(daemon, torrent, daemon.record(info_hash), names, now))
     out: dict[str, Any]
     if args.get("format") == "table":
-        present = [n for n in names if any(n in r for r in rows)] if rows else names
-        out = {"torrents": [present, *([r.get(n) for n in present] for r in rows)]}
+        header = names if rows else [f for f in fields if isinstance(f, str)]
+        out = {"torrents": [header, *([r[n] for n in names] for r in rows)]}
     else:
         out = {"torrents": rows}
-    if args.get("ids") == "recently-active":
+    if args.get("ids") in RECENTLY_ACTIVE_IDS:
         out["removed"] = daemon.recently_removed()
     return out
 

@@ -49,13 +49,12 @@ async def run_daemon(options: DaemonOptions) -> int:
                              encryption=options.encryption)
     except (StorageError, OSError) as exc:
         raise UsageError(f"state folder {options.state_dir}: {exc}") from None
-    for problem in daemon.state.problems:
-        log.warning("state: %s", problem)
     await session.listen()
     runner = await start_rpc(daemon, options.rpc)
     port = runner.addresses[0][1] if runner.addresses else options.rpc.port
-    log.info("torrentpy daemon: RPC on http://%s:%s/transmission/rpc, peers on port %d, %d torrents",
-                options.rpc.bind, port, session.listen_port, len(session.torrents))
+    log.info("torrentpy daemon: RPC on http://%s:%s/transmission/rpc, peers on port %d, %d torrents%s",
+             options.rpc.bind, port, session.listen_port, len(session.torrents),
+             f" ({len(daemon.state.problems)} state problems: see above)" if daemon.state.problems else "")
     stop_on_signals(session)
     queue = asyncio.ensure_future(_keep_queue(daemon))
     try:

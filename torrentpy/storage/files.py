@@ -81,6 +81,8 @@ class Storage:
         self._handles: OrderedDict[int, _Handle] = OrderedDict()
         self._sized: set[int] = set()  # files already extended to their full length
         self._dirty: set[int] = set()  # files written since the last flush
+        # Writes so far: a resume save with nothing written since the last one need not record new stats.
+        self.writes = 0
         self._closed = False
 
     # --- lifecycle ----------------------------------------------------------
@@ -207,6 +209,7 @@ class Storage:
                 raise describe_os_error("write", self.relpath(seg.file_index), exc) from None
             with self._lock:
                 self._dirty.add(seg.file_index)
+                self.writes += 1
 
     def write_piece_sync(self, index: int, data: BufferLike) -> None:
         size = memoryview(data).nbytes

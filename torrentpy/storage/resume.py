@@ -39,6 +39,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -119,7 +120,9 @@ def release_resume_reserve(meta: Metainfo, root: str | os.PathLike[str]) -> bool
 
 
 def _write_atomically(folder: str, final: str, data: bytes) -> None:
-    tmp = f"{final}.{os.getpid()}.tmp"
+    # One temporary name per thread: a save in the thread pool and one on the loop (at exit) may overlap,
+    # and two writers of one temporary file could rename a mix of both into place.
+    tmp = f"{final}.{os.getpid()}-{threading.get_ident()}.tmp"
     try:
         os.makedirs(folder, exist_ok=True)
         if os.path.islink(folder):
@@ -229,13 +232,11 @@ def _read_record(meta: Metainfo, root: str) -> tuple[Bitfield, list[list[int]], 
     if len(data) > limit:
         return None
     try:
-        record = bencoding.decode(data, max_bytes=limit, max_tokens=4 * len(meta.files) + 64, max_depth=4)
-        if not isinstance(record, dict):
-            return None
-        checksum = record.pop(b"sha1", None)
-        if checksum != hashlib.sha1(bencoding.encode(record)).digest():
-            return None
+        record, intact = bencoding.decode_checked_dict(data, max_bytes=limit, max_tokens=4 * len(meta.files) + 64,
+                                                       max_depth=4)
     except BencodeError:
+        return None
+    if not intact:
         return None
     if (
         _int(record.get(b"version")) != RESUME_VERSION
