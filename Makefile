@@ -52,7 +52,9 @@ test: system-deps $(STAMP) lint
 	@$(VENV)/bin/pytest -q -ra -n $(TEST_WORKERS) tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
+# py-spy (profiles; see bench/README.md) is a dependency of the benchmarks only.
 bench: system-deps $(STAMP)
+	@test -x $(VENV)/bin/py-spy || $(PIP) install -q 'py-spy>=0.3' >>$(LOG) 2>&1 || { tail -n 25 $(LOG); exit 1; }
 	$(VENV)/bin/pytest -q bench --benchmark-columns=min,mean,median,ops -p no:randomly -s
 
 # Every fuzz target for FUZZ_SECONDS each (new inputs in .fuzz/corpus/, crashes in .fuzz/crashes/, the

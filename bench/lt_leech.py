@@ -17,11 +17,14 @@ import libtorrent as lt
 def main() -> int:
     torrent, save_dir = sys.argv[1], sys.argv[2]
     peer = sys.argv[3] if len(sys.argv) > 3 else None
-    # Loopback only, nothing else changed from libtorrent's defaults.
+    # Loopback only and TCP only; nothing else changed from libtorrent's defaults.
     session = lt.session({
         "listen_interfaces": "127.0.0.1:0",
         "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
         "dht_bootstrap_nodes": "", "enable_ip_notifier": False,
+        # TCP only, as every other peer here: libtorrent otherwise tries uTP first and waits 3 s for a seeder
+        # that does not speak it (the bench's libtorrent seeder has uTP off, torrentpy has none).
+        "enable_outgoing_utp": False, "enable_incoming_utp": False,
         "alert_mask": int(lt.alert_category.status | lt.alert_category.error),
     })
     params = lt.add_torrent_params()
