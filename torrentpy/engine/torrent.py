@@ -202,6 +202,8 @@ class Torrent(SelectionControls):
         # Saved now, before any data can fill the disk, with room set aside for the saves to come; off the
         # loop, as thousands of torrents may start at once (a change made meanwhile marks it dirty again).
         self.resume_dirty = False
+        if self.picker.done():  # a seed serves at once: a peer dialling during the save was refused as checking
+            self.state, self.seeding_since = TorrentState.SEEDING, self.now
         await self.disk.save_async(self.picker.have.copy(), self.name, self.selection)
         if self.picker.done():
             self._on_download_complete(announce=False)
