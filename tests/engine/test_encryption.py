@@ -24,16 +24,6 @@ SIZE = 10 * PIECE_LENGTH + 777
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def net() -> Network:
-    return Network()
-
-
-@pytest.fixture
 def payload(tmp_path: Path) -> tuple[Metainfo, bytes]:
     return make_payload(tmp_path / "seed", SIZE, piece_length=PIECE_LENGTH)
 

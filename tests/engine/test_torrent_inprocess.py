@@ -27,16 +27,6 @@ SIZE = 12 * PIECE_LENGTH + 5000
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def net() -> Network:
-    return Network()
-
-
-@pytest.fixture
 def payload(tmp_path: Path) -> tuple[Metainfo, bytes]:
     return make_payload(tmp_path / "seed", SIZE, piece_length=PIECE_LENGTH)
 
