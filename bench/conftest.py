@@ -8,9 +8,19 @@ ours takes to run, inverted into a speed ratio ("2.10× hashlib" means twice as 
 
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import Any
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Benchmarks run torrentpy with its default options, and the DHT is on by default: its bootstrap would
+    # look up and contact public routers. Loopback only: no bootstrap nodes, and a DHT state file of the
+    # run's own rather than the user's.
+    os.environ["TORRENTPY_DHT_BOOTSTRAP"] = ""
+    os.environ["TORRENTPY_DHT_STATE"] = os.path.join(tempfile.mkdtemp(prefix="bench-dht-"), "dht.dat")
 
 
 def tag(benchmark: Any, label: str, side: str, *, baseline: str = "baseline", nbytes: int = 0) -> None:

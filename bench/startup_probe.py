@@ -179,8 +179,11 @@ def measure(client: str, via_tracker: bool, work: Path) -> float:
             else:
                 argv = [sys.executable, "-c", LT_CLIENT, str(torrent), save_dir, "127.0.0.1", str(seeder.port),
                         "tracker" if via_tracker else "-", "5"]
+            # The DHT stays on (a user's default) but has no bootstrap nodes and keeps its state in `work`:
+            # the probe never contacts anything beyond loopback nor touches the user's DHT state.
+            env = {**os.environ, "TORRENTPY_DHT_BOOTSTRAP": "", "TORRENTPY_DHT_STATE": str(work / "dht.dat")}
             start = time.monotonic()
-            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
             try:
                 return seeder.wait() - start
             finally:
