@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from torrentpy.queueing import QueueItem, QueueLimits, TorrentQueue
 
 A, B, C, D = b"a" * 20, b"b" * 20, b"c" * 20, b"d" * 20
@@ -65,3 +67,36 @@ def test_placing_many_torrents_is_linear() -> None:
     # A list scan per torrent (what placing and queuePosition used to cost) takes seconds at this size.
     assert time.perf_counter() - started < 0.5
     assert positions == list(range(20_000))
+
+
+def test_a_failing_queue_pass_is_logged_and_the_next_one_still_runs(monkeypatch: pytest.MonkeyPatch,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """The daemon's queue task outlives a pass that raises: before, the first exception ended it for good."""
+    import asyncio
+
+    from torrentpy.rpc import run
+
+    monkeypatch.setattr(run, "QUEUE_INTERVAL_S", 0.001)
+
+    class Daemon:
+        calls = 0
+
+        def apply_queue(self) -> None:
+            self.calls += 1
+            if self.calls == 1:
+                raise RuntimeError("one bad pass")
+
+    daemon = Daemon()
+
+    async def main() -> None:
+        task = asyncio.ensure_future(run._keep_queue(daemon))  # type: ignore[arg-type]
+        for _ in range(500):
+            await asyncio.sleep(0.002)
+            if daemon.calls >= 3:
+                break
+        assert not task.done()
+        task.cancel()
+
+    asyncio.run(main())
+    assert daemon.calls >= 3
+    assert "queue pass failed" in caplog.text

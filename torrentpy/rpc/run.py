@@ -14,6 +14,7 @@ from torrentpy.errors import StorageError, UsageError
 from torrentpy.rpc.server import RpcOptions, is_loopback, start_rpc
 
 log = logging.getLogger("torrentpy")
+QUEUE_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -68,6 +69,11 @@ async def run_daemon(options: DaemonOptions) -> int:
 
 async def _keep_queue(daemon: Daemon) -> None:
     # A download that completes frees its slot (and takes a seed slot): the queue hears within a second.
+    # A bug in one pass must not end queueing for the daemon's life (an unobserved task fails silently):
+    # it is logged, and the next second tries again.
     while True:
-        await asyncio.sleep(1.0)
-        daemon.apply_queue()
+        await asyncio.sleep(QUEUE_INTERVAL_S)
+        try:
+            daemon.apply_queue()
+        except Exception:
+            log.exception("queue pass failed")
