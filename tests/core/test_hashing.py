@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import hashlib
 import mmap
 import os
@@ -9,11 +10,12 @@ import random
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from torrentpy._core import hash_pieces, sha1, verify_many, verify_piece, verify_pieces
+from torrentpy._core import SpanCheck, hash_pieces, sha1, verify_many, verify_piece, verify_pieces
 from torrentpy._core.hashing import DIGEST_SIZE
 
 PIECE = 16 * 1024
@@ -254,3 +256,61 @@ def test_gil_probe_detects_a_call_that_holds_the_gil() -> None:
     """The probe above can fail: bytes.count on a big buffer is C work that keeps the GIL."""
     big = bytes(64 << 20)
     assert not _python_ran_during(lambda: big.count(b"\x01"), attempts=2)
+
+
+# --- SpanCheck: pieces made of spans of several buffers and zeros ----------------------------
+
+
+def span_tables(pieces: list[list[tuple[int, int, int]]]) -> tuple[array.array, array.array, array.array, array.array]:
+    starts, bufs, offsets, lengths = array.array("q", [0]), array.array("i"), array.array("q"), array.array("q")
+    for spans in pieces:
+        for b, off, length in spans:
+            bufs.append(b)
+            offsets.append(off)
+            lengths.append(length)
+        starts.append(len(bufs))
+    return starts, bufs, offsets, lengths
+
+
+def span_bytes(buffers: list[bytes], spans: list[tuple[int, int, int]]) -> bytes:
+    return b"".join(buffers[b][off : off + n] if b >= 0 else bytes(n) for b, off, n in spans)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_span_check_matches_hashlib_across_buffers_and_padding(tmp_path: Path, threads: int) -> None:
+    rng = random.Random(threads)
+    data = [rng.randbytes(200_000), rng.randbytes(70_001)]
+    (tmp_path / "f").write_bytes(data[1])
+    pieces = [[(0, 0, 65536)], [(0, 65536, 134464), (-1, 0, 100_000), (1, 0, 5)], [(1, 5, 69_996)], [],
+              [(1, 4097, 1)], [(0, 7, 0)]]
+    wrong = {2, 4}
+    expected = b"".join(bytes(20) if i in wrong else hashlib.sha1(span_bytes(data, p)).digest()
+                        for i, p in enumerate(pieces))
+    with open(tmp_path / "f", "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        check = SpanCheck([data[0], mapped], *span_tables(pieces), expected, advise=True)
+        assert check.run(threads, 2) == [i not in wrong for i in range(len(pieces))]
+        assert check.done == len(pieces)
+        check.release()
+    assert data[0] == random.Random(threads).randbytes(200_000)  # advice never touched the bytes object
+
+
+def test_span_check_refuses_spans_outside_their_buffer() -> None:
+    with pytest.raises(ValueError):
+        SpanCheck([b"abc"], *span_tables([[(0, 1, 3)]]), bytes(20))
+    with pytest.raises(ValueError):
+        SpanCheck([b"abc"], *span_tables([[(1, 0, 1)]]), bytes(20))
+    with pytest.raises(ValueError):
+        SpanCheck([b"abc"], *span_tables([[(0, 0, 1)]]), bytes(40))
+
+
+def test_span_check_cancelled_hashes_nothing() -> None:
+    data = b"x" * 1000
+    check = SpanCheck([data], *span_tables([[(0, 0, 500)], [(0, 500, 500)]]),
+                      hashlib.sha1(data[:500]).digest() * 2)
+    check.cancel()
+    assert check.cancelled
+    assert check.run() == [False, False]
+    assert check.done == 0
+    check.release()
+    with pytest.raises(RuntimeError):
+        check.run()

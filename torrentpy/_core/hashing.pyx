@@ -23,6 +23,8 @@ cdef extern from "openssl/evp.h" nogil:
 cdef extern from "omp.h" nogil:
     int omp_get_max_threads()
 
+import mmap
+
 DIGEST_SIZE = 20
 
 # Fetched once: an implicit fetch per call (EVP_sha1()) takes a lock inside
@@ -205,3 +207,208 @@ def verify_many(object buffers not None, const unsigned char[::1] expected not N
         PyMem_Free(sizes)
         PyMem_Free(ptrs)
     return _results(matches)
+
+
+cdef extern from "sys/mman.h" nogil:
+    int madvise(void* addr, size_t length, int advice)
+    int MADV_WILLNEED
+    int MADV_DONTNEED
+
+cdef extern from "unistd.h" nogil:
+    long sysconf(int name)
+    int _SC_PAGESIZE
+
+cdef extern from *:
+    """
+    static inline void tp_add_ll(long long* p, long long v) { __atomic_add_fetch(p, v, __ATOMIC_RELAXED); }
+    static inline long long tp_load_ll(long long* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+    static inline int tp_load_int(int* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+    static inline void tp_store_int(int* p, int v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+    """
+    void tp_add_ll(long long* p, long long v) noexcept nogil
+    long long tp_load_ll(long long* p) noexcept nogil
+    int tp_load_int(int* p) noexcept nogil
+    void tp_store_int(int* p, int v) noexcept nogil
+
+# Padding spans hash as zeros from here, in slices of this size.
+cdef unsigned char _ZEROS[65536]
+
+
+cdef class SpanCheck:
+    """Check pieces made of spans of mapped files (or zeros) in one parallel pass, GIL released.
+
+    A piece is spans[piece_starts[i]:piece_starts[i + 1]]; a span is (buffer index, offset, length),
+    buffer index -1 meaning that many zero bytes (padding). All threads pull the next piece from one
+    counter until none is left, so there is no wait between batches for the slowest thread: on a shared
+    machine a thread that loses its core for a while no longer stalls the other. `run` blocks (call it
+    from a worker thread); `done` and `cancel` are for another thread meanwhile.
+
+    While hashing piece i it asks the kernel to read ahead the spans of piece i + `ahead`, and once a
+    piece is hashed its pages are unmapped again (MADV_DONTNEED; the data stays in the page cache), so
+    the process's resident memory does not grow with the size of the files checked."""
+
+    cdef list _views
+    cdef const unsigned char** _bases
+    cdef unsigned char* _advisable
+    cdef const long long[::1] _starts
+    cdef const int[::1] _bufs
+    cdef const long long[::1] _offsets
+    cdef const long long[::1] _lengths
+    cdef const unsigned char[::1] _expected
+    cdef bytearray _matches
+    cdef Py_ssize_t _count
+    cdef long long _done
+    cdef int _cancelled
+    cdef int _running
+
+    def __cinit__(self) -> None:
+        self._bases = NULL
+        self._advisable = NULL
+
+    def __init__(self, buffers not None, piece_starts not None, span_buffers not None, span_offsets not None,
+                 span_lengths not None, expected not None, bint advise=False) -> None:
+        cdef const unsigned char[::1] view
+        cdef Py_ssize_t i, nbuf, nspans
+        cdef long long off, length
+        cdef int b
+        cdef list sizes = []
+        buffers = list(buffers)
+        self._views = []
+        for buf in buffers:
+            view = buf
+            self._views.append(view)
+            sizes.append(view.shape[0])
+        nbuf = len(self._views)
+        self._starts = piece_starts
+        self._bufs = span_buffers
+        self._offsets = span_offsets
+        self._lengths = span_lengths
+        self._expected = expected
+        self._count = self._starts.shape[0] - 1
+        nspans = self._bufs.shape[0]
+        if self._count < 0 or self._expected.shape[0] != self._count * 20:
+            raise ValueError("need piece_starts of pieces + 1 entries and one 20-byte digest per piece")
+        if self._offsets.shape[0] != nspans or self._lengths.shape[0] != nspans:
+            raise ValueError("span arrays differ in length")
+        if self._starts[0] != 0 or self._starts[self._count] != nspans:
+            raise ValueError("piece_starts must run from 0 to the number of spans")
+        for i in range(self._count):
+            if self._starts[i + 1] < self._starts[i]:
+                raise ValueError("piece_starts must not decrease")
+        self._bases = <const unsigned char**> PyMem_Malloc((nbuf + 1) * sizeof(void*))
+        self._advisable = <unsigned char*> PyMem_Malloc(nbuf + 1)
+        if self._bases == NULL or self._advisable == NULL:
+            raise MemoryError()
+        for i in range(nbuf):
+            view = self._views[i]
+            self._bases[i] = &view[0] if view.shape[0] else <const unsigned char*> b""
+            # Never on other memory: MADV_DONTNEED on anonymous or private memory throws its contents away.
+            self._advisable[i] = advise and isinstance(buffers[i], mmap.mmap)
+        for i in range(nspans):  # every span inside its buffer: run() then reads only valid memory
+            b, off, length = self._bufs[i], self._offsets[i], self._lengths[i]
+            if off < 0 or length < 0 or b < -1 or b >= nbuf:
+                raise ValueError(f"span {i} is invalid")
+            if b >= 0 and off + length > sizes[b]:
+                raise ValueError(f"span {i} lies outside its buffer")
+        self._matches = bytearray(self._count)
+
+    def __dealloc__(self) -> None:
+        PyMem_Free(self._bases)
+        PyMem_Free(self._advisable)
+
+    @property
+    def done(self) -> int:
+        """Pieces hashed so far (safe to read while `run` works in another thread)."""
+        return tp_load_ll(&self._done)
+
+    def cancel(self) -> None:
+        """Make `run` stop after the pieces its threads are hashing now."""
+        tp_store_int(&self._cancelled, 1)
+
+    @property
+    def cancelled(self) -> bool:
+        return tp_load_int(&self._cancelled) != 0
+
+    def release(self) -> None:
+        """Drop the buffer views so the maps they came from can be closed."""
+        if self._running:
+            raise RuntimeError("release() while run() is hashing")
+        self._views = []
+        PyMem_Free(self._bases)
+        self._bases = NULL
+        PyMem_Free(self._advisable)
+        self._advisable = NULL
+
+    def run(self, int threads=0, Py_ssize_t ahead=0) -> list[bool]:
+        """Hash every piece; one bool per piece (False also for pieces skipped after `cancel`)."""
+        if self._bases == NULL:
+            raise RuntimeError("run() after release()")
+        if self._running:
+            raise RuntimeError("run() is already hashing")
+        cdef unsigned char[::1] ok = self._matches
+        cdef Py_ssize_t i
+        cdef int nthreads = _threads(threads)
+        self._running = 1
+        try:
+            if self._count:
+                with nogil:
+                    for i in prange(self._count, num_threads=nthreads, schedule="dynamic"):
+                        if tp_load_int(&self._cancelled):
+                            ok[i] = 0
+                        else:
+                            if ahead > 0 and i + ahead < self._count:
+                                self._advise(i + ahead, MADV_WILLNEED)
+                            ok[i] = self._check_piece(i)
+                            self._advise(i, MADV_DONTNEED)
+                            tp_add_ll(&self._done, 1)
+        finally:
+            self._running = 0
+        return _results(self._matches)
+
+    cdef unsigned char _check_piece(self, Py_ssize_t piece) noexcept nogil:
+        cdef EVP_MD_CTX* ctx = EVP_MD_CTX_new()
+        cdef unsigned char digest[20]
+        cdef unsigned int size = 0
+        cdef int good = 1
+        cdef Py_ssize_t s
+        cdef long long left, step
+        cdef int b
+        if ctx == NULL:
+            return CHECK_NO_MEMORY
+        good = EVP_DigestInit_ex2(ctx, _SHA1, NULL)
+        s = self._starts[piece]
+        while good == 1 and s < self._starts[piece + 1]:
+            b = self._bufs[s]
+            if b >= 0:
+                good = EVP_DigestUpdate(ctx, self._bases[b] + self._offsets[s], <size_t> self._lengths[s])
+            else:
+                left = self._lengths[s]
+                while good == 1 and left > 0:
+                    step = left if left < 65536 else 65536
+                    good = EVP_DigestUpdate(ctx, _ZEROS, <size_t> step)
+                    left -= step
+            s += 1
+        if good == 1:
+            good = EVP_DigestFinal_ex(ctx, digest, &size)
+        EVP_MD_CTX_free(ctx)
+        if good != 1:
+            return CHECK_FAILED
+        return memcmp(digest, &self._expected[piece * 20], 20) == 0
+
+    cdef void _advise(self, Py_ssize_t piece, int advice) noexcept nogil:
+        """Advice for the whole pages under the piece's spans (advice only: errors are ignored)."""
+        cdef Py_ssize_t s
+        cdef size_t page = <size_t> sysconf(_SC_PAGESIZE)
+        cdef size_t start, end
+        cdef int b
+        for s in range(self._starts[piece], self._starts[piece + 1]):
+            b = self._bufs[s]
+            if b < 0 or self._lengths[s] == 0 or not self._advisable[b]:
+                continue
+            # Outward to whole pages: a page shared with a neighbouring piece that another thread is
+            # hashing is only unmapped from this process, and faults back in from the page cache.
+            start = <size_t> (self._bases[b] + self._offsets[s])
+            end = start + <size_t> self._lengths[s]
+            start -= start % page
+            end += (page - end % page) % page
+            madvise(<void*> start, end - start, advice)

@@ -1,11 +1,13 @@
 """Hash-check pieces on disk with the compiled core.
 
-Pieces are checked in batches of about BATCH_BYTES, each in one call to the core, which releases the
-GIL and hashes on all cores. A batch whose pieces lie one after another in one file is hashed straight
-from a read-only map of that file (`verify_pieces`): no copy, and the kernel is asked to read the next
-batch ahead (MADV_WILLNEED) while this one is hashed. Other batches (pieces across file boundaries,
-padding) are read by a reader thread into reused buffers while the previous batch is hashed
-(`verify_many`). Pieces whose files are missing or too short fail without being read.
+Pieces are hashed straight from read-only maps of their files (no copy), in one parallel pass per group
+of files (`SpanCheck`): every core pulls the next piece from a shared counter, so a thread that loses
+its core for a moment does not hold the others up at the end of a batch; the kernel is asked to read
+ahead of the pass, and pages already hashed are unmapped again, so resident memory stays small however
+big the files are. A piece may span files and padding: it is hashed span by span. The calling thread
+meanwhile reports progress and passes on cancellation. Pieces of files that cannot be mapped are read
+into reused buffers by a reader thread while the previous batch is hashed (`verify_many`). Pieces whose
+files are missing or too short fail without being read.
 
 A file truncated by another program while it is being checked through a map raises SIGBUS, as it
 would in any mmap-based client (libtorrent 2 checks the same way); files are only checked before
@@ -14,9 +16,9 @@ this process writes to them.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import concurrent.futures
-import contextlib
 import mmap
 import os
 import threading
@@ -24,17 +26,23 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from torrentpy._core import Bitfield, verify_many, verify_pieces
+from torrentpy._core import Bitfield, SpanCheck, verify_many
 from torrentpy.metainfo import Metainfo
 from torrentpy.storage.files import Storage
 
-# Bytes read per verify_many call: enough pieces that one call keeps the cores busy and the per-call
-# overhead vanishes. Two batches are alive at once (one being read, one hashed) and their buffers
-# are fresh memory each check, whose first-touch page faults cost a fixed ~5-20 ms per 16 MiB on a
-# VM; 16 MiB keeps that small without starving the threads.
+# Pieces of files that cannot be mapped: bytes read per verify_many call. Enough pieces that one call
+# keeps the cores busy; two batches are alive at once (one being read, one hashed).
 BATCH_BYTES = 16 * 1024 * 1024
 # With big pieces a batch still gets one piece per core, up to this many bytes (bounds memory at 2x).
 MAX_BATCH_BYTES = 256 * 1024 * 1024
+# A parallel pass holds a map (and its descriptor) of each file it touches: at most this many, so a
+# torrent of many small files does not run out of descriptors. Also bounds a pass's tables.
+MAX_PASS_FILES = 64
+MAX_PASS_PIECES = 1 << 16
+# Bytes the kernel is asked to read ahead of the pieces being hashed (matters when not cached).
+READ_AHEAD_BYTES = 32 * 1024 * 1024
+# Seconds between progress reports (and cancellation checks) during a pass.
+POLL_SECONDS = 0.05
 
 
 def present_pieces(storage: Storage, pieces: Iterable[int] | None = None) -> list[int]:
@@ -72,63 +80,134 @@ def _read_batch(storage: Storage, batch: list[int], pool: list[bytearray]) -> li
     return out
 
 
-class _Run(NamedTuple):
-    """Consecutive pieces lying in one file: hashed from the file's map."""
+def _passes(storage: Storage, pieces: list[int]) -> list[list[int]]:
+    """`pieces` cut into runs that touch at most MAX_PASS_FILES files and MAX_PASS_PIECES pieces."""
+    out: list[list[int]] = []
+    current: list[int] = []
+    files: set[int] = set()
+    for p in pieces:
+        touched = {seg.file_index for seg in storage.layout.segments(p) if not seg.padding}
+        if current and (len(files | touched) > MAX_PASS_FILES or len(current) == MAX_PASS_PIECES):
+            out.append(current)
+            current, files = [], set()
+        current.append(p)
+        files |= touched
+    if current:
+        out.append(current)
+    return out
 
-    file_index: int
-    offset: int
-    length: int
+
+class _Progress:
+    """Calls `progress` with the running total, only when it moved on."""
+
+    def __init__(self, progress: Callable[[int], None] | None) -> None:
+        self.progress = progress
+        self.reported = -1
+
+    def __call__(self, n: int) -> None:
+        if self.progress is not None and n != self.reported:
+            self.reported = n
+            self.progress(n)
 
 
-def _single_file_run(storage: Storage, batch: list[int]) -> _Run | None:
-    if not batch or batch[-1] - batch[0] != len(batch) - 1:
-        return None
-    first = storage.layout.segments(batch[0])
-    last = storage.layout.segments(batch[-1]) if len(batch) > 1 else first
-    if len(first) != 1 or len(last) != 1 or first[0].padding or first[0].file_index != last[0].file_index:
-        return None  # one file at both ends and consecutive pieces: every piece between is in it too
-    return _Run(first[0].file_index, first[0].file_offset, last[0].file_offset + last[0].length - first[0].file_offset)
-
-
-class _Maps:
-    """Read-only maps of the files being checked, opened on first use and closed together."""
-
-    def __init__(self, storage: Storage) -> None:
-        self.storage = storage
-        self.maps: dict[int, mmap.mmap | None] = {}
-
-    def get(self, file_index: int) -> mmap.mmap | None:
-        if file_index not in self.maps:
-            mapped = self.storage.map_file(file_index)
-            if mapped is not None:
-                with contextlib.suppress(OSError, AttributeError):  # advice only
-                    mapped.madvise(mmap.MADV_SEQUENTIAL)
-            self.maps[file_index] = mapped
-        return self.maps[file_index]
-
-    def prefetch(self, run: _Run) -> None:
-        mapped = self.get(run.file_index)
-        if mapped is None:
-            return
-        start = run.offset - run.offset % mmap.PAGESIZE
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            mapped.madvise(mmap.MADV_WILLNEED, start, min(run.offset + run.length, len(mapped)) - start)
-
-    def close(self) -> None:
-        for mapped in self.maps.values():
+def _mapped_pass(storage: Storage, meta: Metainfo, pieces: list[int], have: Bitfield, report: _Progress,
+                 handled: int, threads: int, cancel: threading.Event | None,
+                 worker: concurrent.futures.ThreadPoolExecutor) -> list[int]:
+    """Hash `pieces` from maps of their files; returns those that could not be mapped (to be read)."""
+    maps: dict[int, mmap.mmap | None] = {}
+    unmapped: list[int] = []
+    try:
+        slots: dict[int, int] = {}
+        buffers: list[mmap.mmap] = []
+        starts = array.array("q", [0])
+        bufs = array.array("i")
+        offsets = array.array("q")
+        lengths = array.array("q")
+        expected = bytearray()
+        hashed: list[int] = []
+        for p in pieces:
+            segments = storage.layout.segments(p)
+            spans: list[tuple[int, int, int]] = []
+            for seg in segments:
+                if seg.padding:
+                    spans.append((-1, 0, seg.length))
+                    continue
+                if seg.file_index not in maps:
+                    maps[seg.file_index] = storage.map_file(seg.file_index)
+                mapped = maps[seg.file_index]
+                if mapped is None or len(mapped) < seg.file_offset + seg.length:
+                    break  # cannot be mapped (or shrank since it was measured): read it instead
+                if seg.file_index not in slots:
+                    slots[seg.file_index] = len(buffers)
+                    buffers.append(mapped)
+                spans.append((slots[seg.file_index], seg.file_offset, seg.length))
+            else:
+                for b, off, length in spans:
+                    bufs.append(b)
+                    offsets.append(off)
+                    lengths.append(length)
+                starts.append(len(bufs))
+                expected += meta.piece_hash(p)
+                hashed.append(p)
+                continue
+            unmapped.append(p)
+        if not hashed:
+            return unmapped
+        check = SpanCheck(buffers, starts, bufs, offsets, lengths, expected, advise=True)
+        ahead = max(2 * (threads or os.cpu_count() or 1), READ_AHEAD_BYTES // meta.piece_length)
+        job = worker.submit(check.run, threads, ahead)
+        try:
+            while True:
+                try:
+                    results = job.result(timeout=POLL_SECONDS)
+                    break
+                except concurrent.futures.TimeoutError:
+                    if cancel is not None and cancel.is_set():
+                        check.cancel()
+                    report(handled + check.done)
+        finally:
+            if not job.done():  # an exception here (a progress callback's, an interrupt): stop the pass
+                check.cancel()
+                concurrent.futures.wait([job])
+            check.release()
+        if cancel is not None and cancel.is_set():
+            raise CheckCancelled("piece check cancelled")
+        for p, good in zip(hashed, results, strict=True):
+            if good:
+                have.set(p)
+        report(handled + len(hashed))
+        return unmapped
+    finally:
+        for mapped in maps.values():
             if mapped is not None:
                 mapped.close()
-        self.maps.clear()
 
 
-def _verify_mapped(maps: _Maps, run: _Run, batch: list[int], meta: Metainfo, threads: int) -> list[bool] | None:
-    """The batch's results hashed from the map, or None when the file cannot be mapped."""
-    mapped = maps.get(run.file_index)
-    if mapped is None or len(mapped) < run.offset + run.length:
-        return None
-    expected = b"".join(meta.piece_hash(p) for p in batch)
-    with memoryview(mapped) as whole, whole[run.offset : run.offset + run.length] as view:
-        return verify_pieces(view, meta.piece_length, expected, threads)
+def _read_pieces(storage: Storage, meta: Metainfo, pieces: list[int], have: Bitfield, report: _Progress,
+                 handled: int, threads: int, cancel: threading.Event | None,
+                 reader: concurrent.futures.ThreadPoolExecutor) -> None:
+    """Hash `pieces` by reading them, the next batch read while this one is hashed."""
+    cores = threads if threads > 0 else os.cpu_count() or 1
+    pl = meta.piece_length
+    per_batch = max(1, min(max(BATCH_BYTES // pl, cores), MAX_BATCH_BYTES // pl))
+    batches = [pieces[i : i + per_batch] for i in range(0, len(pieces), per_batch)]
+    pools: tuple[list[bytearray], list[bytearray]] = ([], [])
+    pending = reader.submit(_read_batch, storage, batches[0], pools[0]) if batches else None
+    for k in range(len(batches)):
+        assert pending is not None
+        read = pending.result()
+        if cancel is not None and cancel.is_set():
+            raise CheckCancelled("piece check cancelled")
+        if k + 1 < len(batches):
+            pending = reader.submit(_read_batch, storage, batches[k + 1], pools[(k + 1) % 2])
+        if read:
+            expected = b"".join(meta.piece_hash(p) for p, _ in read)
+            results = verify_many([view for _, view in read], expected, threads)
+            for (p, _), good in zip(read, results, strict=True):
+                if good:
+                    have.set(p)
+        handled += len(batches[k])
+        report(handled)
 
 
 def check_pieces(
@@ -142,12 +221,12 @@ def check_pieces(
 ) -> Bitfield:
     """Hash-check `pieces` (all by default) and return the bitfield of those that are good.
 
-    `cancel`, when set by another thread, stops the check after the current batch
-    (CheckCancelled): a stop request must not wait for a whole torrent to be hashed.
+    `cancel`, when set by another thread, stops the check within about POLL_SECONDS or after the
+    current batch (CheckCancelled): a stop request must not wait for a whole torrent to be hashed.
 
-    `progress(n)` is called with the cumulative number of pieces handled so far (good or not),
-    suitable for `rich.progress.Progress.update(task, completed=n)`. `threads=0` lets the core pick
-    (all cores).
+    `progress(n)` is called with the cumulative number of pieces handled so far (good or not; pieces
+    whose files are missing or short count at once), suitable for
+    `rich.progress.Progress.update(task, completed=n)`. `threads=0` lets the core pick (all cores).
     """
     if storage.meta.info_hash != meta.info_hash:
         raise ValueError("storage belongs to another torrent")
@@ -157,66 +236,21 @@ def check_pieces(
         if not 0 <= p < num:
             raise IndexError(f"piece {p} out of range (torrent has {num})")
     have = Bitfield(num)
-    readable = set(present_pieces(storage, order))
-
-    # Batches cover consecutive runs of `order`, so progress advances in piece order; pieces that
-    # cannot be good count as handled without being read.
-    cores = threads if threads > 0 else os.cpu_count() or 1
-    pl = meta.piece_length
-    per_batch = max(1, min(max(BATCH_BYTES // pl, cores), MAX_BATCH_BYTES // pl))
-    batches: list[tuple[list[int], int]] = []  # (pieces to read, pieces handled once done)
-    current: list[int] = []
-    for position, p in enumerate(order, 1):
-        if p in readable:
-            current.append(p)
-        if len(current) == per_batch:
-            batches.append((current, position))
-            current = []
-    if current or not batches or batches[-1][1] != len(order):
-        batches.append((current, len(order)))
-
-    pools: tuple[list[bytearray], list[bytearray]] = ([], [])
-    runs = [_single_file_run(storage, batch) for batch, _ in batches]
-    maps = _Maps(storage)
-
-    def start(k: int) -> concurrent.futures.Future[list[tuple[int, memoryview]]] | None:
-        """Begin fetching batch k: kernel read-ahead for a mapped run, the reader thread otherwise."""
-        run = runs[k]
-        if run is not None and maps.get(run.file_index) is not None:
-            maps.prefetch(run)
-            return None
-        return reader.submit(_read_batch, storage, batches[k][0], pools[k % 2])
-
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="torrentpy-check") as reader:
-        try:
-            pending = start(0)
-            for k, (batch, handled) in enumerate(batches):
-                fetching = pending
-                read = fetching.result() if fetching is not None else []
-                if cancel is not None and cancel.is_set():
-                    raise CheckCancelled("piece check cancelled")
-                if k + 1 < len(batches):
-                    pending = start(k + 1)
-                if fetching is None:
-                    run = runs[k]
-                    assert run is not None
-                    results = _verify_mapped(maps, run, batch, meta, threads)
-                    if results is None:  # the map went away under us: read the batch the ordinary way
-                        read = _read_batch(storage, batch, pools[k % 2])
-                    else:
-                        for p, good in zip(batch, results, strict=True):
-                            if good:
-                                have.set(p)
-                if read:
-                    expected = b"".join(meta.piece_hash(p) for p, _ in read)
-                    results = verify_many([view for _, view in read], expected, threads)
-                    for (p, _), good in zip(read, results, strict=True):
-                        if good:
-                            have.set(p)
-                if progress is not None:
-                    progress(handled)
-        finally:
-            maps.close()
+    readable = present_pieces(storage, order)
+    report = _Progress(progress)
+    handled = len(order) - len(readable)
+    if handled:
+        report(handled)
+    to_read: list[int] = []
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="torrentpy-check") as worker:
+        for group in _passes(storage, readable):
+            if cancel is not None and cancel.is_set():
+                raise CheckCancelled("piece check cancelled")
+            unmapped = _mapped_pass(storage, meta, group, have, report, handled, threads, cancel, worker)
+            handled += len(group) - len(unmapped)
+            to_read += unmapped
+        _read_pieces(storage, meta, to_read, have, report, handled, threads, cancel, worker)
+    report(len(order))
     return have
 
 
