@@ -94,9 +94,9 @@ def test_padding_files_hash_as_zeros(root: Path) -> None:
         assert check_pieces(st, b.meta).all()
 
 
-@pytest.mark.parametrize("batch_bytes", [1, 16384 * 3, 1 << 30])
-def test_batch_size_does_not_change_the_answer(
-    root: Path, monkeypatch: pytest.MonkeyPatch, batch_bytes: int
+@pytest.mark.parametrize(("pass_files", "pass_pieces"), [(1, 1 << 16), (2, 3), (64, 1 << 16)])
+def test_pass_size_does_not_change_the_answer(
+    root: Path, monkeypatch: pytest.MonkeyPatch, pass_files: int, pass_pieces: int
 ) -> None:
     b = build([(f"f{i}", random.Random(i).randrange(0, 60000)) for i in range(20)], 16384)
     b.write_files(root)
@@ -104,16 +104,17 @@ def test_batch_size_does_not_change_the_answer(
     for f in rng.sample([f for f in b.meta.files if f.length], 6):
         corrupt(root.joinpath(*f.path), rng.randrange(f.length))
     (root.joinpath(*b.meta.files[4].path)).unlink(missing_ok=True)
-    monkeypatch.setattr(checker, "BATCH_BYTES", batch_bytes)
+    monkeypatch.setattr(checker, "MAX_PASS_FILES", pass_files)
+    monkeypatch.setattr(checker, "MAX_PASS_PIECES", pass_pieces)
     seen: list[int] = []
     with Storage(b.meta, root) as st:
         have = check_pieces(st, b.meta, progress=seen.append, threads=2)
+        assert st.open_fd_count <= max(st.max_open_files, pass_files)
     assert [have[p] for p in range(b.meta.num_pieces)] == expected_by_hashlib(b, root)
     assert seen == sorted(seen) and seen[-1] == b.meta.num_pieces
 
 
-@pytest.mark.parametrize("mappable", [True, False])
-def test_pieces_hash_from_maps_or_by_reading(root: Path, monkeypatch: pytest.MonkeyPatch, mappable: bool) -> None:
+def test_pieces_across_files_and_padding(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     b = build([("big.bin", 16384 * 40 + 123), (".pad/x", 16384 - 123, "p"), ("tail.bin", 5000),
                ("c.bin", 30000), ("d.bin", 9000)], 16384)
     b.write_files(root)
@@ -121,60 +122,31 @@ def test_pieces_hash_from_maps_or_by_reading(root: Path, monkeypatch: pytest.Mon
     for offset in (0, 16384 * 7 + 5, 16384 * 40 + 100):  # first piece, a middle one, the one with padding
         corrupt(big, offset)
     corrupt(root.joinpath(*b.meta.files[4].path), 8999)  # the last piece, which spans c.bin and d.bin
-    read: list[int] = []
-    real_read_batch = checker._read_batch
-
-    def counting(storage: Storage, batch: list[int], pool: list[bytearray]) -> list[tuple[int, memoryview]]:
-        read.extend(batch)
-        return real_read_batch(storage, batch, pool)
-
-    monkeypatch.setattr(checker, "_read_batch", counting)
-    monkeypatch.setattr(checker, "BATCH_BYTES", 16384 * 8)
     monkeypatch.setattr(checker, "MAX_PASS_FILES", 2)  # several passes, one piece opening two files
-    if not mappable:
-        monkeypatch.setattr(Storage, "map_file", lambda self, index: None)
     seen: list[int] = []
     with Storage(b.meta, root) as st:
         have = check_pieces(st, b.meta, threads=2, progress=seen.append)
     assert [have[p] for p in range(b.meta.num_pieces)] == expected_by_hashlib(b, root)
     last = b.meta.num_pieces - 1
     assert not have[0] and not have[7] and not have[40] and not have[last] and have[1] and have[41]
-    assert read == ([] if mappable else list(range(b.meta.num_pieces)))
     assert seen == sorted(seen) and seen[-1] == b.meta.num_pieces
 
 
-def rss_file_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssFile:"):
-            return int(line.split()[1])
-    raise AssertionError("no RssFile in /proc/self/status")
-
-
-def test_hashed_pages_do_not_stay_resident(root: Path) -> None:
-    """Pages are unmapped once hashed: checking 64 MiB through a map does not add 64 MiB to RSS."""
-    b = build([("big.bin", 64 << 20)], 1 << 20)
+def test_a_file_that_cannot_be_opened_fails_its_pieces(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    b = build(LAYOUT, 16384)
     b.write_files(root)
-    before = rss_file_kib()
-    peak: list[int] = []
+    real_acquire = Storage._acquire
+
+    def refuse_b(self: Storage, index: int, *, write: bool) -> object:
+        if index == 2:
+            raise PermissionError(13, "denied")
+        return real_acquire(self, index, write=write)
+
+    monkeypatch.setattr(Storage, "_acquire", refuse_b)
     with Storage(b.meta, root) as st:
-        # The last report comes before the pass closes its maps.
-        assert check_pieces(st, b.meta, progress=lambda n: peak.append(rss_file_kib())).all()
-    assert max(peak) - before < 16 << 10
-
-
-def test_cancel_stops_a_pass(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    b = build([("big.bin", 64 << 20)], 16384)
-    b.write_files(root)
-    cancel = threading.Event()
-
-    def progress(n: int) -> None:
-        cancel.set()
-
-    monkeypatch.setattr(checker, "POLL_SECONDS", 0.0)
-    seen: list[int] = []
-    with Storage(b.meta, root) as st, pytest.raises(checker.CheckCancelled):
-        check_pieces(st, b.meta, threads=1, progress=lambda n: (seen.append(n), progress(n)), cancel=cancel)
-    assert seen and max(seen) < b.meta.num_pieces
+        have = check_pieces(st, b.meta)
+        assert st.open_fd_count <= st.max_open_files
+    assert have.missing() == [3]  # the one piece holding sub/b.bin
 
 
 def test_subset_of_pieces(root: Path) -> None:

@@ -1,17 +1,11 @@
 """Hash-check pieces on disk with the compiled core.
 
-Pieces are hashed straight from read-only maps of their files (no copy), in one parallel pass per group
-of files (`SpanCheck`): every core pulls the next piece from a shared counter, so a thread that loses
-its core for a moment does not hold the others up at the end of a batch; the kernel is asked to read
-ahead of the pass, and pages already hashed are unmapped again, so resident memory stays small however
-big the files are. A piece may span files and padding: it is hashed span by span. The calling thread
-meanwhile reports progress and passes on cancellation. Pieces of files that cannot be mapped are read
-into reused buffers by a reader thread while the previous batch is hashed (`verify_many`). Pieces whose
-files are missing or too short fail without being read.
-
-A file truncated by another program while it is being checked through a map raises SIGBUS, as it
-would in any mmap-based client (libtorrent 2 checks the same way); files are only checked before
-this process writes to them.
+Pieces are checked in one parallel pass per group of files (`SpanCheck`), with the GIL released: every
+core pulls the next piece from a shared counter, reads it with pread through a small buffer of its own
+and hashes it, so a thread that loses its core for a moment does not hold the others up at the end of
+a batch, and memory stays a few buffers however big the files are. A piece may span files and padding.
+The calling thread meanwhile reports progress and passes on cancellation. Pieces whose files are
+missing or too short fail without being read.
 """
 
 from __future__ import annotations
@@ -19,24 +13,18 @@ from __future__ import annotations
 import array
 import asyncio
 import concurrent.futures
-import mmap
 import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from torrentpy._core import Bitfield, SpanCheck, verify_many
+from torrentpy._core import Bitfield, SpanCheck
 from torrentpy.metainfo import Metainfo
 from torrentpy.storage.files import Storage
 
-# Pieces of files that cannot be mapped: bytes read per verify_many call. Enough pieces that one call
-# keeps the cores busy; two batches are alive at once (one being read, one hashed).
-BATCH_BYTES = 16 * 1024 * 1024
-# With big pieces a batch still gets one piece per core, up to this many bytes (bounds memory at 2x).
-MAX_BATCH_BYTES = 256 * 1024 * 1024
-# A parallel pass holds a map (and its descriptor) of each file it touches: at most this many, so a
-# torrent of many small files does not run out of descriptors. Also bounds a pass's tables.
+# A pass holds a descriptor of each file it touches: at most this many, so a torrent of many small
+# files does not run the process out of descriptors. Also bounds a pass's tables.
 MAX_PASS_FILES = 64
 MAX_PASS_PIECES = 1 << 16
 # Bytes the kernel is asked to read ahead of the pieces being hashed (matters when not cached).
@@ -67,33 +55,21 @@ def present_pieces(storage: Storage, pieces: Iterable[int] | None = None) -> lis
     return out
 
 
-def _read_batch(storage: Storage, batch: list[int], pool: list[bytearray]) -> list[tuple[int, memoryview]]:
-    """Read `batch` into the pool's buffers; returns the pieces that were read completely."""
-    meta = storage.meta
-    out = []
-    for slot, piece in enumerate(batch):
-        if slot == len(pool):
-            pool.append(bytearray(meta.piece_length))
-        view = memoryview(pool[slot])[: meta.piece_size(piece)]
-        if storage.read_piece_into(piece, view):
-            out.append((piece, view))
-    return out
-
-
-def _passes(storage: Storage, pieces: list[int]) -> list[list[int]]:
-    """`pieces` cut into runs that touch at most MAX_PASS_FILES files and MAX_PASS_PIECES pieces."""
-    out: list[list[int]] = []
+def _passes(storage: Storage, pieces: list[int]) -> list[tuple[list[int], set[int]]]:
+    """`pieces` cut into runs that touch at most MAX_PASS_FILES files and MAX_PASS_PIECES pieces,
+    each with the files it touches."""
+    out: list[tuple[list[int], set[int]]] = []
     current: list[int] = []
     files: set[int] = set()
     for p in pieces:
         touched = {seg.file_index for seg in storage.layout.segments(p) if not seg.padding}
         if current and (len(files | touched) > MAX_PASS_FILES or len(current) == MAX_PASS_PIECES):
-            out.append(current)
+            out.append((current, files))
             current, files = [], set()
         current.append(p)
         files |= touched
     if current:
-        out.append(current)
+        out.append((current, files))
     return out
 
 
@@ -110,104 +86,50 @@ class _Progress:
             self.progress(n)
 
 
-def _mapped_pass(storage: Storage, meta: Metainfo, pieces: list[int], have: Bitfield, report: _Progress,
-                 handled: int, threads: int, cancel: threading.Event | None,
-                 worker: concurrent.futures.ThreadPoolExecutor) -> list[int]:
-    """Hash `pieces` from maps of their files; returns those that could not be mapped (to be read)."""
-    maps: dict[int, mmap.mmap | None] = {}
-    unmapped: list[int] = []
-    try:
-        slots: dict[int, int] = {}
-        buffers: list[mmap.mmap] = []
-        starts = array.array("q", [0])
-        bufs = array.array("i")
-        offsets = array.array("q")
-        lengths = array.array("q")
-        expected = bytearray()
-        hashed: list[int] = []
-        for p in pieces:
-            segments = storage.layout.segments(p)
-            spans: list[tuple[int, int, int]] = []
-            for seg in segments:
-                if seg.padding:
-                    spans.append((-1, 0, seg.length))
-                    continue
-                if seg.file_index not in maps:
-                    maps[seg.file_index] = storage.map_file(seg.file_index)
-                mapped = maps[seg.file_index]
-                if mapped is None or len(mapped) < seg.file_offset + seg.length:
-                    break  # cannot be mapped (or shrank since it was measured): read it instead
-                if seg.file_index not in slots:
-                    slots[seg.file_index] = len(buffers)
-                    buffers.append(mapped)
-                spans.append((slots[seg.file_index], seg.file_offset, seg.length))
+def _check_pass(
+    storage: Storage, meta: Metainfo, pieces: list[int], fds: dict[int, int]
+) -> tuple[SpanCheck, list[int]]:
+    """The SpanCheck for those of `pieces` whose files are open, and those pieces."""
+    slots: dict[int, int] = {}
+    starts = array.array("q", [0])
+    which = array.array("i")
+    offsets = array.array("q")
+    lengths = array.array("q")
+    expected = bytearray()
+    checked: list[int] = []
+    for p in pieces:
+        segments = storage.layout.segments(p)
+        if any(not seg.padding and seg.file_index not in fds for seg in segments):
+            continue  # a file could not be opened: the piece fails
+        for seg in segments:
+            if seg.padding:
+                which.append(-1)
             else:
-                for b, off, length in spans:
-                    bufs.append(b)
-                    offsets.append(off)
-                    lengths.append(length)
-                starts.append(len(bufs))
-                expected += meta.piece_hash(p)
-                hashed.append(p)
-                continue
-            unmapped.append(p)
-        if not hashed:
-            return unmapped
-        check = SpanCheck(buffers, starts, bufs, offsets, lengths, expected, advise=True)
-        ahead = max(2 * (threads or os.cpu_count() or 1), READ_AHEAD_BYTES // meta.piece_length)
-        job = worker.submit(check.run, threads, ahead)
-        try:
-            while True:
-                try:
-                    results = job.result(timeout=POLL_SECONDS)
-                    break
-                except concurrent.futures.TimeoutError:
-                    if cancel is not None and cancel.is_set():
-                        check.cancel()
-                    report(handled + check.done)
-        finally:
-            if not job.done():  # an exception here (a progress callback's, an interrupt): stop the pass
-                check.cancel()
-                concurrent.futures.wait([job])
-            check.release()
-        if cancel is not None and cancel.is_set():
-            raise CheckCancelled("piece check cancelled")
-        for p, good in zip(hashed, results, strict=True):
-            if good:
-                have.set(p)
-        report(handled + len(hashed))
-        return unmapped
+                which.append(slots.setdefault(seg.file_index, len(slots)))
+            offsets.append(seg.file_offset)
+            lengths.append(seg.length)
+        starts.append(len(which))
+        expected += meta.piece_hash(p)
+        checked.append(p)
+    return SpanCheck([fds[i] for i in slots], starts, which, offsets, lengths, expected), checked
+
+
+def _run_pass(check: SpanCheck, report: _Progress, handled: int, threads: int, ahead: int,
+              cancel: threading.Event | None, worker: concurrent.futures.ThreadPoolExecutor) -> list[bool]:
+    """Run the pass on the worker thread; this one reports progress and passes on cancellation."""
+    job = worker.submit(check.run, threads, ahead)
+    try:
+        while True:
+            try:
+                return job.result(timeout=POLL_SECONDS)
+            except concurrent.futures.TimeoutError:
+                if cancel is not None and cancel.is_set():
+                    check.cancel()
+                report(handled + check.done)
     finally:
-        for mapped in maps.values():
-            if mapped is not None:
-                mapped.close()
-
-
-def _read_pieces(storage: Storage, meta: Metainfo, pieces: list[int], have: Bitfield, report: _Progress,
-                 handled: int, threads: int, cancel: threading.Event | None,
-                 reader: concurrent.futures.ThreadPoolExecutor) -> None:
-    """Hash `pieces` by reading them, the next batch read while this one is hashed."""
-    cores = threads if threads > 0 else os.cpu_count() or 1
-    pl = meta.piece_length
-    per_batch = max(1, min(max(BATCH_BYTES // pl, cores), MAX_BATCH_BYTES // pl))
-    batches = [pieces[i : i + per_batch] for i in range(0, len(pieces), per_batch)]
-    pools: tuple[list[bytearray], list[bytearray]] = ([], [])
-    pending = reader.submit(_read_batch, storage, batches[0], pools[0]) if batches else None
-    for k in range(len(batches)):
-        assert pending is not None
-        read = pending.result()
-        if cancel is not None and cancel.is_set():
-            raise CheckCancelled("piece check cancelled")
-        if k + 1 < len(batches):
-            pending = reader.submit(_read_batch, storage, batches[k + 1], pools[(k + 1) % 2])
-        if read:
-            expected = b"".join(meta.piece_hash(p) for p, _ in read)
-            results = verify_many([view for _, view in read], expected, threads)
-            for (p, _), good in zip(read, results, strict=True):
-                if good:
-                    have.set(p)
-        handled += len(batches[k])
-        report(handled)
+        if not job.done():  # an exception here (a progress callback's, an interrupt): stop the pass
+            check.cancel()
+            concurrent.futures.wait([job])
 
 
 def check_pieces(
@@ -221,8 +143,8 @@ def check_pieces(
 ) -> Bitfield:
     """Hash-check `pieces` (all by default) and return the bitfield of those that are good.
 
-    `cancel`, when set by another thread, stops the check within about POLL_SECONDS or after the
-    current batch (CheckCancelled): a stop request must not wait for a whole torrent to be hashed.
+    `cancel`, when set by another thread, stops the check within about POLL_SECONDS
+    (CheckCancelled): a stop request must not wait for a whole torrent to be hashed.
 
     `progress(n)` is called with the cumulative number of pieces handled so far (good or not; pieces
     whose files are missing or short count at once), suitable for
@@ -241,15 +163,21 @@ def check_pieces(
     handled = len(order) - len(readable)
     if handled:
         report(handled)
-    to_read: list[int] = []
+    ahead = max(2 * (threads or os.cpu_count() or 1), READ_AHEAD_BYTES // meta.piece_length)
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="torrentpy-check") as worker:
-        for group in _passes(storage, readable):
+        for group, files in _passes(storage, readable):
             if cancel is not None and cancel.is_set():
                 raise CheckCancelled("piece check cancelled")
-            unmapped = _mapped_pass(storage, meta, group, have, report, handled, threads, cancel, worker)
-            handled += len(group) - len(unmapped)
-            to_read += unmapped
-        _read_pieces(storage, meta, to_read, have, report, handled, threads, cancel, worker)
+            with storage.reading(sorted(files)) as fds:
+                check, checked = _check_pass(storage, meta, group, fds)
+                results = _run_pass(check, report, handled, threads, ahead, cancel, worker)
+            if cancel is not None and cancel.is_set():
+                raise CheckCancelled("piece check cancelled")
+            for p, good in zip(checked, results, strict=True):
+                if good:
+                    have.set(p)
+            handled += len(group)
+            report(handled)
     report(len(order))
     return have
 
