@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from torrentpy._core import SpanCheck, hash_pieces, sha1, verify_many, verify_piece, verify_pieces
-from torrentpy._core.hashing import DIGEST_SIZE
+from torrentpy._core.hashing import DIGEST_SIZE, MULTIBUFFER
 
 PIECE = 16 * 1024
 
@@ -332,3 +332,60 @@ def test_span_check_cancelled_reads_nothing(tmp_path: Path) -> None:
         assert check.done == 0
     finally:
         os.close(fd)
+
+
+def test_multibuffer_is_used_where_the_cpu_has_avx512() -> None:
+    flags = next((line.split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("flags")), []) if Path("/proc/cpuinfo").exists() else []
+    if "avx512f" in flags and "avx512bw" in flags:
+        assert MULTIBUFFER
+
+
+# Lengths around the 64-byte block, the 55/56-byte tail boundary and the 64 KiB lane chunk.
+@pytest.mark.parametrize("length", [1, 55, 56, 64, 1000, 1015, 1016, 65536, 65536 + 56, 200_001])
+@pytest.mark.parametrize("multibuffer", [True, False])
+def test_span_check_groups_of_equal_pieces_match_hashlib(tmp_path: Path, length: int, multibuffer: bool) -> None:
+    """40 pieces of one length (two groups of 16 and a rest), spanning two files and padding, some
+    wrong, some past the end of their file: every answer as hashlib's, with and without 16 lanes."""
+    rng = random.Random(length)
+    count = 40
+    total = count * length
+    cut = rng.randrange(total)  # file 0 ends here, then padding, then file 1
+    pad = rng.randrange(0, 3 * length)
+    data = [rng.randbytes(cut), rng.randbytes(max(0, total - cut - pad))]
+    short = total - cut - pad < 0
+    (tmp_path / "0").write_bytes(data[0])
+    (tmp_path / "1").write_bytes(data[1][: len(data[1]) - 100] if length > 200 else data[1])
+    layout = [(0, 0, cut), (-1, 0, pad), (1, 0, max(0, total - cut - pad))]
+    pieces: list[list[tuple[int, int, int]]] = []
+    for p in range(count):
+        lo, hi, pos, spans = p * length, (p + 1) * length, 0, []
+        for f, _, n in layout:
+            a, b = max(lo, pos), min(hi, pos + n)
+            if a < b:
+                spans.append((f, a - pos, b - a))
+            pos += n
+        if sum(n for _, _, n in spans) < length:
+            spans.append((-1, 0, length - sum(n for _, _, n in spans)))  # past the padding when it is long
+        pieces.append(spans)
+    on_disk = [(tmp_path / str(i)).read_bytes() for i in range(2)]
+    wrong = set(rng.sample(range(count), 5))
+    expected = b"".join(bytes(20) if i in wrong else hashlib.sha1(span_bytes(data, p)).digest()
+                        for i, p in enumerate(pieces))
+
+    def readable(spans: list[tuple[int, int, int]]) -> bool:
+        return all(f < 0 or off + n <= len(on_disk[f]) for f, off, n in spans)
+
+    oracle = [i not in wrong and readable(p)
+              and hashlib.sha1(span_bytes(on_disk, p)).digest() == expected[20 * i : 20 * i + 20]
+              for i, p in enumerate(pieces)]
+    assert any(oracle) or short
+    fds = [os.open(tmp_path / str(i), os.O_RDONLY) for i in range(2)]
+    try:
+        for threads in (1, 2):
+            check = SpanCheck(fds, *span_tables(pieces), expected)
+            assert check.run(threads, 3, multibuffer) == oracle
+            assert check.done == count
+    finally:
+        for fd in fds:
+            os.close(fd)

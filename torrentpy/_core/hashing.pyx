@@ -233,9 +233,30 @@ cdef extern from *:
 cdef enum:
     CHUNK = 256 * 1024
 
-# _read_piece's answers besides CHECK_NO_MEMORY / CHECK_FAILED: the piece could not be read whole.
+# _check_piece's answer besides CHECK_NO_MEMORY / CHECK_FAILED: the piece could not be read whole.
 cdef enum:
     CHECK_SHORT = 4
+
+cdef extern from "sha1x16.h" nogil:
+    ctypedef struct tp_spans:
+        const int* fds
+        const int* which
+        const long long* offsets
+        const long long* lengths
+        const long long* starts
+    int tp_mb_available()
+    void tp_mb_check(const tp_spans* sp, long long first, long long length, const unsigned char* expected,
+                     unsigned char* buf, unsigned char* ok)
+    enum:
+        TP_MB_LANES
+        TP_MB_BUFFER
+        TP_CHECK_SHORT
+
+if TP_CHECK_SHORT != CHECK_SHORT or TP_MB_BUFFER < CHUNK:
+    raise ImportError("sha1x16.h and hashing.pyx disagree")
+
+# True when this CPU hashes 16 pieces at once (AVX-512F and AVX-512BW): see sha1x16.h.
+MULTIBUFFER = bool(tp_mb_available())
 
 
 cdef class SpanCheck:
@@ -246,7 +267,8 @@ cdef class SpanCheck:
     next piece from one counter until none is left: there is no wait between batches for the slowest
     thread, so on a shared machine a thread that loses its core for a while does not stall the other.
     Each thread reads through its own small buffer with pread (a piece that cannot be read whole, say a
-    file truncated meanwhile, simply fails), and asks the kernel to read ahead `ahead` pieces.
+    file truncated meanwhile, simply fails), and asks the kernel to read ahead `ahead` pieces. Where the
+    CPU allows (MULTIBUFFER), runs of 16 pieces of one length are hashed together (sha1x16.h).
     `run` blocks (call it from a worker thread); `done` and `cancel` are for other threads meanwhile.
     The descriptors must stay open until `run` returns."""
 
@@ -315,34 +337,82 @@ cdef class SpanCheck:
     def cancelled(self) -> bool:
         return tp_load_int(&self._cancelled) != 0
 
-    def run(self, int threads=0, Py_ssize_t ahead=0) -> list[bool]:
-        """Check every piece; one bool per piece (False also for pieces skipped after `cancel`)."""
+    def run(self, int threads=0, Py_ssize_t ahead=0, bint multibuffer=True) -> list[bool]:
+        """Check every piece; one bool per piece (False also for pieces skipped after `cancel`).
+        `multibuffer=False` hashes every piece with OpenSSL (for tests and comparisons)."""
         if self._running:
             raise RuntimeError("run() is already checking")
         cdef unsigned char[::1] ok = self._matches
-        cdef Py_ssize_t i
+        cdef Py_ssize_t i, u, k, size, nunits = 0
+        cdef long long first
         cdef unsigned char* buf
         cdef int nthreads = _threads(threads)
-        cdef int no_buffer = 0
+        cdef tp_spans sp
+        cdef long long* lengths = NULL
+        cdef long long* units = NULL
+        cdef bint grouped = multibuffer and MULTIBUFFER
         if self._count == 0:
             return []
+        lengths = <long long*> PyMem_Malloc(self._count * sizeof(long long))
+        units = <long long*> PyMem_Malloc((self._count + 1) * sizeof(long long))
+        if lengths == NULL or units == NULL:
+            PyMem_Free(lengths)
+            PyMem_Free(units)
+            raise MemoryError()
+        # Units of work: 16 pieces of one length hashed together, or one piece.
+        for i in range(self._count):
+            lengths[i] = 0
+            for k in range(self._starts[i], self._starts[i + 1]):
+                lengths[i] += self._lengths[k]
+        i = 0
+        while i < self._count:
+            units[nunits] = i
+            nunits += 1
+            size = 1
+            if grouped and i + TP_MB_LANES <= self._count and lengths[i] > 0:
+                size = TP_MB_LANES
+                for k in range(i + 1, i + TP_MB_LANES):
+                    if lengths[k] != lengths[i]:
+                        size = 1
+                        break
+            i += size
+        units[nunits] = self._count
+        if self._which.shape[0]:
+            sp.which = &self._which[0]
+            sp.offsets = &self._offsets[0]
+            sp.lengths = &self._lengths[0]
+        sp.fds = self._fds
+        sp.starts = &self._starts[0]
         self._running = 1
         try:
+            with nogil:  # the pieces before the first read-ahead inside the loop reaches
+                for k in range(min(ahead, self._count)):
+                    self._read_ahead(k)
             with nogil, parallel(num_threads=nthreads):
-                buf = <unsigned char*> malloc(CHUNK)
-                for i in prange(self._count, schedule="dynamic"):
+                buf = <unsigned char*> malloc(TP_MB_BUFFER)
+                for u in prange(nunits, schedule="dynamic"):
+                    first = units[u]
+                    size = units[u + 1] - first
                     if buf == NULL:
-                        ok[i] = CHECK_NO_MEMORY
+                        for k in range(first, first + size):
+                            ok[k] = CHECK_NO_MEMORY
                     elif tp_load_int(&self._cancelled):
-                        ok[i] = 0
+                        for k in range(first, first + size):
+                            ok[k] = 0
                     else:
-                        if ahead > 0 and i + ahead < self._count:
-                            self._read_ahead(i + ahead)
-                        ok[i] = self._check_piece(i, buf)
-                        tp_add_ll(&self._done, 1)
+                        if ahead > 0:
+                            for k in range(first + ahead, min(first + ahead + size, self._count)):
+                                self._read_ahead(k)
+                        if size == TP_MB_LANES:
+                            tp_mb_check(&sp, first, lengths[first], &self._expected[0], buf, &ok[first])
+                        else:
+                            ok[first] = self._check_piece(first, buf)
+                        tp_add_ll(&self._done, size)
                 free(buf)
         finally:
             self._running = 0
+            PyMem_Free(lengths)
+            PyMem_Free(units)
         for i in range(self._count):
             if ok[i] == CHECK_SHORT:
                 ok[i] = 0
