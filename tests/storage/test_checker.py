@@ -270,3 +270,37 @@ def test_storage_of_another_torrent_is_refused(root: Path) -> None:
     a, b = build(LAYOUT, 16384), build(LAYOUT, 16384, seed=2)
     with Storage(a.meta, root) as st, pytest.raises(ValueError):
         check_pieces(st, b.meta)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_plan_tables_match_the_layout(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """The bulk-built tables say exactly what Layout.segments says, piece by piece, in every pass."""
+    rng = random.Random(seed)
+    files = []
+    for i in range(rng.randrange(1, 12)):
+        if rng.random() < 0.2:
+            files.append((f".pad/{i}", rng.randrange(1, 40000), "p"))
+        else:
+            files.append((f"f{i}", rng.choice([0, rng.randrange(1, 100), rng.randrange(1, 200000)])))
+    if all(len(f) == 3 or f[1] == 0 for f in files):
+        files.append(("last", 12345))
+    b = build(files, rng.choice([16384, 32768]))
+    meta = b.meta
+    monkeypatch.setattr(checker, "MAX_PASS_FILES", rng.randrange(1, 4))
+    monkeypatch.setattr(checker, "MAX_PASS_PIECES", rng.randrange(1, 20))
+    pieces = sorted(rng.sample(range(meta.num_pieces), rng.randrange(1, meta.num_pieces + 1)))
+    passes = checker._plan(meta, pieces)
+    assert [p for plan in passes for p in plan.pieces] == pieces
+    layout = Storage(meta, "/nonexistent-torrentpy-root").layout
+    for plan in passes:
+        assert len(plan.pieces) <= checker.MAX_PASS_PIECES
+        # a piece across more files than the limit still makes a pass of its own
+        assert len(plan.files) <= checker.MAX_PASS_FILES or len(plan.pieces) == 1
+        assert len(set(plan.files)) == len(plan.files)
+        assert plan.expected == b"".join(meta.piece_hash(p) for p in plan.pieces)
+        assert len(plan.starts) == len(plan.pieces) + 1
+        for n, p in enumerate(plan.pieces):
+            spans = [(plan.files[plan.which[s]] if plan.which[s] >= 0 else -1, plan.offsets[s], plan.lengths[s])
+                     for s in range(plan.starts[n], plan.starts[n + 1])]
+            want = [(-1 if seg.padding else seg.file_index, seg.file_offset, seg.length) for seg in layout.segments(p)]
+            assert spans == want

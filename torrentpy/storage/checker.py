@@ -37,40 +37,107 @@ POLL_SECONDS = 0.05
 def present_pieces(storage: Storage, pieces: Iterable[int] | None = None) -> list[int]:
     """Pieces whose every (non-padding) byte lies inside a file that exists and is long enough."""
     meta = storage.meta
-    layout = storage.layout
-    sizes: list[int | None] = []
+    pl = meta.piece_length
+    unreadable: set[int] = set()
     for i, f in enumerate(meta.files):
-        if f.padding:
-            sizes.append(f.length)
+        if f.padding or f.length == 0:
             continue
         st = storage.stat_file(i)
-        sizes.append(st.st_size if st is not None else None)
-    out = []
-    for p in range(meta.num_pieces) if pieces is None else pieces:
-        for seg in layout.segments(p):
-            size = sizes[seg.file_index]
-            if size is None or size < seg.file_offset + seg.length:
-                break
-        else:
-            out.append(p)
-    return out
+        size = st.st_size if st is not None else 0
+        if size < f.length:  # the pieces holding bytes [size, length) of the file cannot be good
+            unreadable.update(range((f.offset + size) // pl, (f.offset + f.length - 1) // pl + 1))
+    return [p for p in (range(meta.num_pieces) if pieces is None else pieces) if p not in unreadable]
 
 
-def _passes(storage: Storage, pieces: list[int]) -> list[tuple[list[int], set[int]]]:
-    """`pieces` cut into runs that touch at most MAX_PASS_FILES files and MAX_PASS_PIECES pieces,
-    each with the files it touches."""
-    out: list[tuple[list[int], set[int]]] = []
+class _Pass(NamedTuple):
+    """Pieces checked in one SpanCheck, with its tables; `files[k]` is span file slot k."""
+
+    pieces: list[int]
+    files: list[int]
+    starts: array.array[int]
+    which: array.array[int]
+    offsets: array.array[int]
+    lengths: array.array[int]
+    expected: bytes
+
+
+def _tables() -> tuple[array.array[int], array.array[int], array.array[int], array.array[int]]:
+    """Empty (piece starts, span files, span offsets, span lengths)."""
+    return array.array("q", [0]), array.array("i"), array.array("q"), array.array("q")
+
+
+def _plan(meta: Metainfo, pieces: list[int]) -> list[_Pass]:
+    """`pieces` (ascending) as passes touching at most MAX_PASS_FILES files and MAX_PASS_PIECES pieces.
+
+    With 16 KiB pieces a 1 GiB torrent has 65,536 of them and the tables are built in Python, so runs
+    of pieces inside one file are added in bulk, and no per-piece objects are made (Layout.segments
+    per piece made this 0.3 s of a 0.5 s check)."""
+    pl, total, hashes, num = meta.piece_length, meta.total_length, meta.pieces, meta.num_pieces
+    files = [(f.offset, f.offset + f.length, i, f.padding) for i, f in enumerate(meta.files) if f.length]
+    out: list[_Pass] = []
+    slots: dict[int, int] = {}
     current: list[int] = []
-    files: set[int] = set()
-    for p in pieces:
-        touched = {seg.file_index for seg in storage.layout.segments(p) if not seg.padding}
-        if current and (len(files | touched) > MAX_PASS_FILES or len(current) == MAX_PASS_PIECES):
-            out.append((current, files))
-            current, files = [], set()
+    starts, which, offsets, lengths = _tables()
+    digests: list[bytes] = []
+
+    def room(new_files: int) -> None:
+        """Start a new pass if this one cannot take another piece with `new_files` files not in it yet."""
+        nonlocal slots, current, digests, starts, which, offsets, lengths
+        if current and (len(slots) + new_files > MAX_PASS_FILES or len(current) >= MAX_PASS_PIECES):
+            out.append(_Pass(current, list(slots), starts, which, offsets, lengths, b"".join(digests)))
+            slots, current, digests = {}, [], []
+            starts, which, offsets, lengths = _tables()
+
+    k = 0
+    i = 0
+    while i < len(pieces):
+        p = pieces[i]
+        start = p * pl
+        while files[k][1] <= start:
+            k += 1
+        lo, hi, index, padding = files[k]
+        # Pieces p, p+1, ... that are in `pieces` and lie wholly in this (real) file: in bulk.
+        last = num if hi == total else hi // pl  # pieces below `last` end inside the file
+        run = 0
+        if not padding:
+            limit = min(last - p, len(pieces) - i)
+            while run < limit and pieces[i + run] == p + run:
+                run += 1
+        if run:
+            room(0 if index in slots else 1)
+            run = min(run, MAX_PASS_PIECES - len(current))
+            slot = slots.setdefault(index, len(slots))
+            starts.extend(range(len(which) + 1, len(which) + run + 1))  # one span per piece
+            which.extend(array.array("i", [slot]) * run)
+            offsets.extend(range(start - lo, start - lo + run * pl, pl))
+            lengths.extend(array.array("q", [pl]) * run)
+            if p + run == num:
+                lengths[-1] = total - (num - 1) * pl
+            digests.append(hashes[p * 20 : (p + run) * 20])
+            current.extend(range(p, p + run))
+            i += run
+            continue
+        # A piece across files or padding: span by span.
+        end = min(start + pl, total)
+        spans = []
+        j, pos = k, start
+        while pos < end:
+            lo, hi, index, padding = files[j]
+            stop = min(end, hi)
+            spans.append((-1 if padding else index, pos - lo, stop - pos))
+            pos = stop
+            j += 1
+        room(len({index for index, _, _ in spans if index >= 0 and index not in slots}))
+        for index, offset, length in spans:
+            which.append(slots.setdefault(index, len(slots)) if index >= 0 else -1)
+            offsets.append(offset)
+            lengths.append(length)
+        starts.append(len(which))
+        digests.append(hashes[p * 20 : p * 20 + 20])
         current.append(p)
-        files |= touched
+        i += 1
     if current:
-        out.append((current, files))
+        out.append(_Pass(current, list(slots), starts, which, offsets, lengths, b"".join(digests)))
     return out
 
 
@@ -85,34 +152,6 @@ class _Progress:
         if self.progress is not None and n != self.reported:
             self.reported = n
             self.progress(n)
-
-
-def _check_pass(
-    storage: Storage, meta: Metainfo, pieces: list[int], fds: dict[int, int]
-) -> tuple[SpanCheck, list[int]]:
-    """The SpanCheck for those of `pieces` whose files are open, and those pieces."""
-    slots: dict[int, int] = {}
-    starts = array.array("q", [0])
-    which = array.array("i")
-    offsets = array.array("q")
-    lengths = array.array("q")
-    expected = bytearray()
-    checked: list[int] = []
-    for p in pieces:
-        segments = storage.layout.segments(p)
-        if any(not seg.padding and seg.file_index not in fds for seg in segments):
-            continue  # a file could not be opened: the piece fails
-        for seg in segments:
-            if seg.padding:
-                which.append(-1)
-            else:
-                which.append(slots.setdefault(seg.file_index, len(slots)))
-            offsets.append(seg.file_offset)
-            lengths.append(seg.length)
-        starts.append(len(which))
-        expected += meta.piece_hash(p)
-        checked.append(p)
-    return SpanCheck([fds[i] for i in slots], starts, which, offsets, lengths, expected), checked
 
 
 def _run_pass(check: SpanCheck, report: _Progress, handled: int, threads: int, ahead: int,
@@ -131,6 +170,25 @@ def _run_pass(check: SpanCheck, report: _Progress, handled: int, threads: int, a
         if not job.done():  # an exception here (a progress callback's, an interrupt): stop the pass
             check.cancel()
             concurrent.futures.wait([job])
+
+
+def _check_pass(storage: Storage, meta: Metainfo, plan: _Pass, have: Bitfield, report: _Progress, handled: int,
+                threads: int, ahead: int, cancel: threading.Event | None,
+                worker: concurrent.futures.ThreadPoolExecutor) -> None:
+    with storage.reading(plan.files) as fds:
+        if len(fds) < len(plan.files):  # some files cannot be opened: their pieces fail, check the rest
+            closed = set(plan.files) - set(fds)
+            rest = [p for p in plan.pieces
+                    if not any(seg.file_index in closed for seg in storage.layout.segments(p) if not seg.padding)]
+            plan = _plan(meta, rest)[0] if rest else _Pass([], [], *_tables(), b"")
+        check = SpanCheck([fds[i] for i in plan.files], plan.starts, plan.which, plan.offsets, plan.lengths,
+                          plan.expected)
+        results = _run_pass(check, report, handled, threads, ahead, cancel, worker)
+    if cancel is not None and cancel.is_set():
+        raise CheckCancelled("piece check cancelled")
+    for p, good in zip(plan.pieces, results, strict=True):
+        if good:
+            have.set(p)
 
 
 def check_pieces(
@@ -166,18 +224,11 @@ def check_pieces(
         report(handled)
     ahead = max(32 * (threads or os.cpu_count() or 1), READ_AHEAD_BYTES // meta.piece_length)
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="torrentpy-check") as worker:
-        for group, files in _passes(storage, readable):
+        for plan in _plan(meta, readable):
             if cancel is not None and cancel.is_set():
                 raise CheckCancelled("piece check cancelled")
-            with storage.reading(sorted(files)) as fds:
-                check, checked = _check_pass(storage, meta, group, fds)
-                results = _run_pass(check, report, handled, threads, ahead, cancel, worker)
-            if cancel is not None and cancel.is_set():
-                raise CheckCancelled("piece check cancelled")
-            for p, good in zip(checked, results, strict=True):
-                if good:
-                    have.set(p)
-            handled += len(group)
+            _check_pass(storage, meta, plan, have, report, handled, threads, ahead, cancel, worker)
+            handled += len(plan.pieces)
             report(handled)
     report(len(order))
     return have
