@@ -10,7 +10,6 @@ extensions = [
     Extension(
         "torrentpy._core.hashing",
         ["torrentpy/_core/hashing.pyx"],
-        depends=["torrentpy/_core/sha1x16.h"],
         libraries=["crypto"],
         # OpenMP spreads one batch of pieces over every core in a single call.
         extra_compile_args=[*COMPILE_ARGS, "-fopenmp"],

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from torrentpy._core import MULTIBUFFER, SpanCheck, hash_pieces, verify_many
+from torrentpy._core import SpanCheck, hash_pieces, verify_many
 
 TOTAL = 64 * 1024 * 1024
 PIECE = 256 * 1024
@@ -96,30 +96,24 @@ def payload_file(payload: bytes, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return path
 
 
-@pytest.mark.parametrize("multibuffer", [True, False], ids=["16-lane" if MULTIBUFFER else "no-avx512", "openssl"])
-def test_span_check_all_cores(benchmark: Any, compare: Any, payload_file: Path, expected: bytes,
-                              multibuffer: bool) -> None:
-    """What the checker does: pread from the file and hash on every core (16 pieces at once with AVX-512)."""
-    label = "16-lane AVX-512" if multibuffer and MULTIBUFFER else "OpenSSL"
-    compare(benchmark, f"file check {CORES} cores, {label}", "ours", nbytes=TOTAL)
+def test_span_check_all_cores(benchmark: Any, compare: Any, payload_file: Path, expected: bytes) -> None:
+    """What the checker does: pread from the file and hash on every core."""
+    compare(benchmark, f"file check {CORES} cores", "ours", nbytes=TOTAL)
     count = TOTAL // PIECE
     fd = os.open(payload_file, os.O_RDONLY)
     try:
         def run() -> list[bool]:
             check = SpanCheck([fd], array.array("q", range(count + 1)), array.array("i", [0] * count),
                               array.array("q", range(0, TOTAL, PIECE)), array.array("q", [PIECE] * count), expected)
-            return check.run(0, 0, multibuffer)
+            return check.run(0, 0)
 
         assert _run(benchmark, run) == [True] * count
     finally:
         os.close(fd)
 
 
-@pytest.mark.parametrize("multibuffer", [True, False], ids=["16-lane" if MULTIBUFFER else "no-avx512", "openssl"])
-def test_hashlib_file_check_all_cores(benchmark: Any, compare: Any, payload_file: Path, expected: bytes,
-                                      multibuffer: bool) -> None:
-    label = "16-lane AVX-512" if multibuffer and MULTIBUFFER else "OpenSSL"
-    compare(benchmark, f"file check {CORES} cores, {label}", "baseline", baseline="hashlib + pread in a thread pool",
+def test_hashlib_file_check_all_cores(benchmark: Any, compare: Any, payload_file: Path, expected: bytes) -> None:
+    compare(benchmark, f"file check {CORES} cores", "baseline", baseline="hashlib + pread in a thread pool",
             nbytes=TOTAL)
     digests = [expected[i : i + 20] for i in range(0, len(expected), 20)]
     fd = os.open(payload_file, os.O_RDONLY)

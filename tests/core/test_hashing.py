@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from torrentpy._core import SpanCheck, hash_pieces, sha1, verify_many, verify_piece, verify_pieces
-from torrentpy._core.hashing import DIGEST_SIZE, MULTIBUFFER
+from torrentpy._core.hashing import DIGEST_SIZE
 
 PIECE = 16 * 1024
 
@@ -334,19 +334,11 @@ def test_span_check_cancelled_reads_nothing(tmp_path: Path) -> None:
         os.close(fd)
 
 
-def test_multibuffer_is_used_where_the_cpu_has_avx512() -> None:
-    flags = next((line.split() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("flags")), []) if Path("/proc/cpuinfo").exists() else []
-    if "avx512f" in flags and "avx512bw" in flags:
-        assert MULTIBUFFER
-
-
-# Lengths around the 64-byte block, the 55/56-byte tail boundary and the 64 KiB lane chunk.
-@pytest.mark.parametrize("length", [1, 55, 56, 64, 1000, 1015, 1016, 65536, 65536 + 56, 200_001])
-@pytest.mark.parametrize("multibuffer", [True, False])
-def test_span_check_groups_of_equal_pieces_match_hashlib(tmp_path: Path, length: int, multibuffer: bool) -> None:
-    """40 pieces of one length (two groups of 16 and a rest), spanning two files and padding, some
-    wrong, some past the end of their file: every answer as hashlib's, with and without 16 lanes."""
+# Lengths around the 64-byte block, the 55/56-byte tail boundary and the 256 KiB read chunk.
+@pytest.mark.parametrize("length", [1, 55, 56, 64, 1000, 65536 + 56, 262_144, 262_145, 600_001])
+def test_span_check_matches_hashlib(tmp_path: Path, length: int) -> None:
+    """40 pieces of one length spanning two files and padding, some wrong, some past the end of their
+    file: every answer as hashlib's, on one thread and on two."""
     rng = random.Random(length)
     count = 40
     total = count * length
@@ -384,7 +376,7 @@ def test_span_check_groups_of_equal_pieces_match_hashlib(tmp_path: Path, length:
     try:
         for threads in (1, 2):
             check = SpanCheck(fds, *span_tables(pieces), expected)
-            assert check.run(threads, 3, multibuffer) == oracle
+            assert check.run(threads, 3) == oracle
             assert check.done == count
     finally:
         for fd in fds:

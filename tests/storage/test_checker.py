@@ -96,7 +96,7 @@ def test_padding_files_hash_as_zeros(root: Path) -> None:
 
 @pytest.mark.parametrize(("pass_files", "pass_pieces"), [(1, 1 << 16), (2, 3), (64, 1 << 16)])
 def test_pass_size_does_not_change_the_answer(
-    root: Path, monkeypatch: pytest.MonkeyPatch, pass_files: int, pass_pieces: int, multibuffer: bool
+    root: Path, monkeypatch: pytest.MonkeyPatch, pass_files: int, pass_pieces: int
 ) -> None:
     b = build([(f"f{i}", random.Random(i).randrange(0, 60000)) for i in range(20)], 16384)
     b.write_files(root)
@@ -114,7 +114,7 @@ def test_pass_size_does_not_change_the_answer(
     assert seen == sorted(seen) and seen[-1] == b.meta.num_pieces
 
 
-def test_pieces_across_files_and_padding(root: Path, monkeypatch: pytest.MonkeyPatch, multibuffer: bool) -> None:
+def test_pieces_across_files_and_padding(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     b = build([("big.bin", 16384 * 40 + 123), (".pad/x", 16384 - 123, "p"), ("tail.bin", 5000),
                ("c.bin", 30000), ("d.bin", 9000)], 16384)
     b.write_files(root)
@@ -223,14 +223,8 @@ def libtorrent_torrent(data_root: Path, name: str, piece_length: int, *, hybrid:
     return lt.bencode(ct.generate())
 
 
-@pytest.fixture(params=[True, False], ids=["16-lane", "openssl"])
-def multibuffer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
-    monkeypatch.setattr(checker, "MULTIBUFFER", request.param)
-    return bool(request.param)
-
-
 @pytest.mark.parametrize("hybrid", [False, True], ids=["v1", "hybrid-with-padding"])
-def test_agrees_with_libtorrent(tmp_path: Path, hybrid: bool, multibuffer: bool) -> None:
+def test_agrees_with_libtorrent(tmp_path: Path, hybrid: bool) -> None:
     data = tmp_path / "data"
     torrent = libtorrent_torrent(data, "t", 16384, hybrid=hybrid)
     meta = parse_torrent(torrent)

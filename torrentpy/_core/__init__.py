@@ -14,7 +14,6 @@ try:
     from torrentpy._core.bitfield import Availability, Bitfield
     from torrentpy._core.filelist import plain_files
     from torrentpy._core.hashing import (
-        MULTIBUFFER,
         SpanCheck,
         hash_pieces,
         sha1,
@@ -30,5 +29,5 @@ except ImportError as exc:  # pragma: no cover - exercised only on a broken inst
         "(needs a C compiler, Cython and OpenSSL headers: apt-get install gcc libssl-dev)."
     ) from exc
 
-__all__ = ["MULTIBUFFER", "RC4", "Availability", "Bitfield", "Decoder", "Malformed", "SpanCheck", "hash_pieces",
+__all__ = ["RC4", "Availability", "Bitfield", "Decoder", "Malformed", "SpanCheck", "hash_pieces",
            "plain_files", "sha1", "verify_many", "verify_piece", "verify_pieces"]

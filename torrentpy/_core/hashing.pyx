@@ -237,28 +237,6 @@ cdef enum:
 cdef enum:
     CHECK_SHORT = 4
 
-cdef extern from "sha1x16.h" nogil:
-    ctypedef struct tp_spans:
-        const int* fds
-        const int* which
-        const long long* offsets
-        const long long* lengths
-        const long long* starts
-    int tp_mb_available()
-    void tp_mb_check(const tp_spans* sp, long long first, long long length, const unsigned char* expected,
-                     unsigned char* buf, unsigned char* ok)
-    enum:
-        TP_MB_LANES
-        TP_MB_BUFFER
-        TP_CHECK_SHORT
-
-if TP_CHECK_SHORT != CHECK_SHORT or TP_MB_BUFFER < CHUNK:
-    raise ImportError("sha1x16.h and hashing.pyx disagree")
-
-# True when this CPU hashes 16 pieces at once (AVX-512F and AVX-512BW): see sha1x16.h.
-MULTIBUFFER = bool(tp_mb_available())
-
-
 cdef class SpanCheck:
     """Check pieces read from open files in one parallel pass, GIL released.
 
@@ -267,8 +245,8 @@ cdef class SpanCheck:
     next piece from one counter until none is left: there is no wait between batches for the slowest
     thread, so on a shared machine a thread that loses its core for a while does not stall the other.
     Each thread reads through its own small buffer with pread (a piece that cannot be read whole, say a
-    file truncated meanwhile, simply fails), and asks the kernel to read ahead `ahead` pieces. Where the
-    CPU allows (MULTIBUFFER), runs of 16 pieces of one length are hashed together (sha1x16.h).
+    file truncated meanwhile, simply fails), and asks the kernel to read ahead `ahead` pieces. SHA-1 is
+    OpenSSL's (SHA-NI where the CPU has it).
     `run` blocks (call it from a worker thread); `done` and `cancel` are for other threads meanwhile.
     The descriptors must stay open until `run` returns."""
 
@@ -337,102 +315,40 @@ cdef class SpanCheck:
     def cancelled(self) -> bool:
         return tp_load_int(&self._cancelled) != 0
 
-    def run(self, int threads=0, Py_ssize_t ahead=0, bint multibuffer=True) -> list[bool]:
-        """Check every piece; one bool per piece (False also for pieces skipped after `cancel`).
-        `multibuffer=False` hashes every piece with OpenSSL (for tests and comparisons)."""
+    def run(self, int threads=0, Py_ssize_t ahead=0) -> list[bool]:
+        """Check every piece; one bool per piece (False also for pieces skipped after `cancel`)."""
         if self._running:
             raise RuntimeError("run() is already checking")
         cdef unsigned char[::1] ok = self._matches
-        cdef Py_ssize_t i, u, k, size, allowed, nunits = 0
-        cdef long long first
+        cdef Py_ssize_t i, k
         cdef unsigned char* buf
         cdef int nthreads = _threads(threads)
-        cdef tp_spans sp
-        sp.which = NULL
-        sp.offsets = NULL
-        sp.lengths = NULL
-        cdef long long* lengths = NULL
-        cdef long long* units = NULL
-        cdef bint grouped = multibuffer and MULTIBUFFER
         if self._count == 0:
             return []
-        lengths = <long long*> PyMem_Malloc(self._count * sizeof(long long))
-        units = <long long*> PyMem_Malloc((self._count + 1) * sizeof(long long))
-        if lengths == NULL or units == NULL:
-            PyMem_Free(lengths)
-            PyMem_Free(units)
-            raise MemoryError()
-        # Units of work: 16 pieces of one length hashed together, or one piece.
-        for i in range(self._count):
-            lengths[i] = 0
-            for k in range(self._starts[i], self._starts[i + 1]):
-                lengths[i] += self._lengths[k]
-        # Few groups that do not share out evenly (3 groups of 16 MiB pieces on 2 cores: one core idle a
-        # third of the time): the odd ones go piece by piece, which the cores share out finely.
-        allowed = self._units(lengths, units, grouped, self._count)[1]
-        if allowed < 8 * nthreads:
-            allowed -= allowed % nthreads
-        nunits = self._units(lengths, units, grouped, allowed)[0]
-        units[nunits] = self._count
-        if self._which.shape[0]:
-            sp.which = &self._which[0]
-            sp.offsets = &self._offsets[0]
-            sp.lengths = &self._lengths[0]
-        sp.fds = self._fds
-        sp.starts = &self._starts[0]
         self._running = 1
         try:
             with nogil:  # the pieces before the first read-ahead inside the loop reaches
                 for k in range(min(ahead, self._count)):
                     self._read_ahead(k)
             with nogil, parallel(num_threads=nthreads):
-                buf = <unsigned char*> malloc(TP_MB_BUFFER)
-                for u in prange(nunits, schedule="dynamic"):
-                    first = units[u]
-                    size = units[u + 1] - first
+                buf = <unsigned char*> malloc(CHUNK)
+                for i in prange(self._count, schedule="dynamic"):
                     if buf == NULL:
-                        for k in range(first, first + size):
-                            ok[k] = CHECK_NO_MEMORY
+                        ok[i] = CHECK_NO_MEMORY
                     elif tp_load_int(&self._cancelled):
-                        for k in range(first, first + size):
-                            ok[k] = 0
+                        ok[i] = 0
                     else:
-                        if ahead > 0:
-                            for k in range(first + ahead, min(first + ahead + size, self._count)):
-                                self._read_ahead(k)
-                        if size == TP_MB_LANES:
-                            tp_mb_check(&sp, first, lengths[first], &self._expected[0], buf, &ok[first])
-                        else:
-                            ok[first] = self._check_piece(first, buf)
-                        tp_add_ll(&self._done, size)
+                        if ahead > 0 and i + ahead < self._count:
+                            self._read_ahead(i + ahead)
+                        ok[i] = self._check_piece(i, buf)
+                        tp_add_ll(&self._done, 1)
                 free(buf)
         finally:
             self._running = 0
-            PyMem_Free(lengths)
-            PyMem_Free(units)
         for i in range(self._count):
             if ok[i] == CHECK_SHORT:
                 ok[i] = 0
         return _results(self._matches)
-
-    cdef (Py_ssize_t, Py_ssize_t) _units(self, const long long* lengths, long long* units, bint grouped,
-                                         Py_ssize_t max_groups) noexcept:
-        """Fill `units` with the first piece of each unit (at most `max_groups` groups of 16);
-        returns (units, groups)."""
-        cdef Py_ssize_t i = 0, k, size, nunits = 0, groups = 0
-        while i < self._count:
-            units[nunits] = i
-            nunits += 1
-            size = 1
-            if grouped and groups < max_groups and i + TP_MB_LANES <= self._count and lengths[i] > 0:
-                size = TP_MB_LANES
-                for k in range(i + 1, i + TP_MB_LANES):
-                    if lengths[k] != lengths[i]:
-                        size = 1
-                        break
-            groups += size == TP_MB_LANES
-            i += size
-        return nunits, groups
 
     cdef unsigned char _check_piece(self, Py_ssize_t piece, unsigned char* buf) noexcept nogil:
         cdef EVP_MD_CTX* ctx = EVP_MD_CTX_new()

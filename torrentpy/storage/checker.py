@@ -28,12 +28,10 @@ from torrentpy.storage.files import Storage
 MAX_PASS_FILES = 64
 MAX_PASS_PIECES = 1 << 16
 # Bytes the kernel is asked to read ahead of the pieces being hashed (matters when not cached); at
-# least two groups of 16 pieces per core, as each core hashes 16 pieces at once where it can.
+# enough to keep both cores' pieces in flight while the disk catches up.
 READ_AHEAD_BYTES = 64 * 1024 * 1024
 # Seconds between progress reports (and cancellation checks) during a pass.
 POLL_SECONDS = 0.05
-# Hash 16 pieces at once where the CPU can (MULTIBUFFER); False: OpenSSL for every piece (tests).
-MULTIBUFFER = True
 
 
 def present_pieces(storage: Storage, pieces: Iterable[int] | None = None) -> list[int]:
@@ -159,7 +157,7 @@ class _Progress:
 def _run_pass(check: SpanCheck, report: _Progress, handled: int, threads: int, ahead: int,
               cancel: threading.Event | None, worker: concurrent.futures.ThreadPoolExecutor) -> list[bool]:
     """Run the pass on the worker thread; this one reports progress and passes on cancellation."""
-    job = worker.submit(check.run, threads, ahead, MULTIBUFFER)
+    job = worker.submit(check.run, threads, ahead)
     try:
         while True:
             try:
