@@ -5,14 +5,16 @@ hashlib in a ThreadPoolExecutor with one worker per core."""
 
 from __future__ import annotations
 
+import array
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from torrentpy._core import hash_pieces, verify_many
+from torrentpy._core import SpanCheck, hash_pieces, verify_many
 
 TOTAL = 64 * 1024 * 1024
 PIECE = 256 * 1024
@@ -67,7 +69,7 @@ def test_hashlib_all_cores(benchmark: Any, compare: Any, payload: bytes, expecte
 
 
 def test_verify_many_all_cores(benchmark: Any, compare: Any, payload: bytes, expected: bytes) -> None:
-    """What the checker does: separate piece buffers, one call."""
+    """Pieces already in memory (what the checker did before SpanCheck): separate piece buffers, one call."""
     compare(benchmark, f"verify {CORES} cores (separate buffers)", "ours", nbytes=TOTAL)
     view = memoryview(payload)
     buffers = [view[i : i + PIECE] for i in range(0, TOTAL, PIECE)]
@@ -85,3 +87,44 @@ def test_hashlib_verify_all_cores(benchmark: Any, compare: Any, payload: bytes, 
             return list(pool.map(lambda b, d: hashlib.sha1(b).digest() == d, buffers, digests))
 
         assert _run(benchmark, pooled) == [True] * len(buffers)
+
+
+@pytest.fixture(scope="module")
+def payload_file(payload: bytes, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("span") / "payload.bin"
+    path.write_bytes(payload)  # in the page cache from here on, like a file just downloaded
+    return path
+
+
+def test_span_check_all_cores(benchmark: Any, compare: Any, payload_file: Path, expected: bytes) -> None:
+    """What the checker does: pread from the file and hash on every core."""
+    compare(benchmark, f"file check {CORES} cores", "ours", nbytes=TOTAL)
+    count = TOTAL // PIECE
+    fd = os.open(payload_file, os.O_RDONLY)
+    try:
+        def run() -> list[bool]:
+            check = SpanCheck([fd], array.array("q", range(count + 1)), array.array("i", [0] * count),
+                              array.array("q", range(0, TOTAL, PIECE)), array.array("q", [PIECE] * count), expected)
+            return check.run(0, 0)
+
+        assert _run(benchmark, run) == [True] * count
+    finally:
+        os.close(fd)
+
+
+def test_hashlib_file_check_all_cores(benchmark: Any, compare: Any, payload_file: Path, expected: bytes) -> None:
+    compare(benchmark, f"file check {CORES} cores", "baseline", baseline="hashlib + pread in a thread pool",
+            nbytes=TOTAL)
+    digests = [expected[i : i + 20] for i in range(0, len(expected), 20)]
+    fd = os.open(payload_file, os.O_RDONLY)
+    try:
+        with ThreadPoolExecutor(CORES) as pool:
+            def one(i: int) -> bool:
+                return hashlib.sha1(os.pread(fd, PIECE, i * PIECE)).digest() == digests[i]
+
+            def pooled() -> list[bool]:
+                return list(pool.map(one, range(len(digests))))
+
+            assert _run(benchmark, pooled) == [True] * len(digests)
+    finally:
+        os.close(fd)

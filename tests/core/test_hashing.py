@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import hashlib
 import mmap
 import os
@@ -9,11 +10,12 @@ import random
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from torrentpy._core import hash_pieces, sha1, verify_many, verify_piece, verify_pieces
+from torrentpy._core import SpanCheck, hash_pieces, sha1, verify_many, verify_piece, verify_pieces
 from torrentpy._core.hashing import DIGEST_SIZE
 
 PIECE = 16 * 1024
@@ -254,3 +256,128 @@ def test_gil_probe_detects_a_call_that_holds_the_gil() -> None:
     """The probe above can fail: bytes.count on a big buffer is C work that keeps the GIL."""
     big = bytes(64 << 20)
     assert not _python_ran_during(lambda: big.count(b"\x01"), attempts=2)
+
+
+# --- SpanCheck: pieces made of spans of several buffers and zeros ----------------------------
+
+
+def span_tables(pieces: list[list[tuple[int, int, int]]]) -> tuple[array.array, array.array, array.array, array.array]:
+    starts, bufs, offsets, lengths = array.array("q", [0]), array.array("i"), array.array("q"), array.array("q")
+    for spans in pieces:
+        for b, off, length in spans:
+            bufs.append(b)
+            offsets.append(off)
+            lengths.append(length)
+        starts.append(len(bufs))
+    return starts, bufs, offsets, lengths
+
+
+def span_bytes(data: list[bytes], spans: list[tuple[int, int, int]]) -> bytes:
+    return b"".join(data[f][off : off + n] if f >= 0 else bytes(n) for f, off, n in spans)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_span_check_matches_hashlib_across_files_and_padding(tmp_path: Path, threads: int) -> None:
+    rng = random.Random(threads)
+    data = [rng.randbytes(700_000), rng.randbytes(70_001)]
+    for i, content in enumerate(data):
+        (tmp_path / str(i)).write_bytes(content)
+    pieces = [[(0, 0, 65536)], [(0, 65536, 600_000), (-1, 0, 300_000), (1, 0, 5)], [(1, 5, 69_996)], [],
+              [(1, 4097, 1)], [(0, 7, 0)], [(-1, 0, 10)], [(0, 699_990, 10), (-1, 0, 600_000)]]
+    wrong = {2, 4}
+    expected = b"".join(bytes(20) if i in wrong else hashlib.sha1(span_bytes(data, p)).digest()
+                        for i, p in enumerate(pieces))
+    fds = [os.open(tmp_path / str(i), os.O_RDONLY) for i in range(2)]
+    try:
+        check = SpanCheck(fds, *span_tables(pieces), expected)
+        assert check.run(threads, 2) == [i not in wrong for i in range(len(pieces))]
+        assert check.done == len(pieces)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def test_span_check_fails_a_piece_beyond_the_end_of_its_file(tmp_path: Path) -> None:
+    """A file truncated after it was measured: the piece fails, nothing crashes."""
+    (tmp_path / "f").write_bytes(b"a" * 1000)
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    try:
+        want = hashlib.sha1(b"a" * 500).digest()
+        check = SpanCheck([fd], *span_tables([[(0, 0, 500)], [(0, 600, 500)], [(0, 5000, 500)]]), want * 3)
+        assert check.run(2) == [True, False, False]
+    finally:
+        os.close(fd)
+
+
+def test_span_check_refuses_bad_tables() -> None:
+    with pytest.raises(ValueError):
+        SpanCheck([0], *span_tables([[(1, 0, 1)]]), bytes(20))
+    with pytest.raises(ValueError):
+        SpanCheck([0], *span_tables([[(0, -1, 1)]]), bytes(20))
+    with pytest.raises(ValueError):
+        SpanCheck([0], *span_tables([[(0, 0, 1)]]), bytes(40))
+    with pytest.raises(ValueError):
+        SpanCheck([-1], *span_tables([[(0, 0, 1)]]), bytes(20))
+
+
+def test_span_check_cancelled_reads_nothing(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"x" * 1000)
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    try:
+        check = SpanCheck([fd], *span_tables([[(0, 0, 500)], [(0, 500, 500)]]),
+                          hashlib.sha1(b"x" * 500).digest() * 2)
+        check.cancel()
+        assert check.cancelled
+        assert check.run() == [False, False]
+        assert check.done == 0
+    finally:
+        os.close(fd)
+
+
+# Lengths around the 64-byte block, the 55/56-byte tail boundary and the 256 KiB read chunk.
+@pytest.mark.parametrize("length", [1, 55, 56, 64, 1000, 65536 + 56, 262_144, 262_145, 600_001])
+def test_span_check_matches_hashlib(tmp_path: Path, length: int) -> None:
+    """40 pieces of one length spanning two files and padding, some wrong, some past the end of their
+    file: every answer as hashlib's, on one thread and on two."""
+    rng = random.Random(length)
+    count = 40
+    total = count * length
+    cut = rng.randrange(total)  # file 0 ends here, then padding, then file 1
+    pad = rng.randrange(0, 3 * length)
+    data = [rng.randbytes(cut), rng.randbytes(max(0, total - cut - pad))]
+    short = total - cut - pad < 0
+    (tmp_path / "0").write_bytes(data[0])
+    (tmp_path / "1").write_bytes(data[1][: len(data[1]) - 100] if length > 200 else data[1])
+    layout = [(0, 0, cut), (-1, 0, pad), (1, 0, max(0, total - cut - pad))]
+    pieces: list[list[tuple[int, int, int]]] = []
+    for p in range(count):
+        lo, hi, pos, spans = p * length, (p + 1) * length, 0, []
+        for f, _, n in layout:
+            a, b = max(lo, pos), min(hi, pos + n)
+            if a < b:
+                spans.append((f, a - pos, b - a))
+            pos += n
+        if sum(n for _, _, n in spans) < length:
+            spans.append((-1, 0, length - sum(n for _, _, n in spans)))  # past the padding when it is long
+        pieces.append(spans)
+    on_disk = [(tmp_path / str(i)).read_bytes() for i in range(2)]
+    wrong = set(rng.sample(range(count), 5))
+    expected = b"".join(bytes(20) if i in wrong else hashlib.sha1(span_bytes(data, p)).digest()
+                        for i, p in enumerate(pieces))
+
+    def readable(spans: list[tuple[int, int, int]]) -> bool:
+        return all(f < 0 or off + n <= len(on_disk[f]) for f, off, n in spans)
+
+    oracle = [i not in wrong and readable(p)
+              and hashlib.sha1(span_bytes(on_disk, p)).digest() == expected[20 * i : 20 * i + 20]
+              for i, p in enumerate(pieces)]
+    assert any(oracle) or short
+    fds = [os.open(tmp_path / str(i), os.O_RDONLY) for i in range(2)]
+    try:
+        for threads in (1, 2):
+            check = SpanCheck(fds, *span_tables(pieces), expected)
+            assert check.run(threads, 3) == oracle
+            assert check.done == count
+    finally:
+        for fd in fds:
+            os.close(fd)

@@ -94,9 +94,9 @@ def test_padding_files_hash_as_zeros(root: Path) -> None:
         assert check_pieces(st, b.meta).all()
 
 
-@pytest.mark.parametrize("batch_bytes", [1, 16384 * 3, 1 << 30])
-def test_batch_size_does_not_change_the_answer(
-    root: Path, monkeypatch: pytest.MonkeyPatch, batch_bytes: int
+@pytest.mark.parametrize(("pass_files", "pass_pieces"), [(1, 1 << 16), (2, 3), (64, 1 << 16)])
+def test_pass_size_does_not_change_the_answer(
+    root: Path, monkeypatch: pytest.MonkeyPatch, pass_files: int, pass_pieces: int
 ) -> None:
     b = build([(f"f{i}", random.Random(i).randrange(0, 60000)) for i in range(20)], 16384)
     b.write_files(root)
@@ -104,39 +104,49 @@ def test_batch_size_does_not_change_the_answer(
     for f in rng.sample([f for f in b.meta.files if f.length], 6):
         corrupt(root.joinpath(*f.path), rng.randrange(f.length))
     (root.joinpath(*b.meta.files[4].path)).unlink(missing_ok=True)
-    monkeypatch.setattr(checker, "BATCH_BYTES", batch_bytes)
+    monkeypatch.setattr(checker, "MAX_PASS_FILES", pass_files)
+    monkeypatch.setattr(checker, "MAX_PASS_PIECES", pass_pieces)
     seen: list[int] = []
     with Storage(b.meta, root) as st:
         have = check_pieces(st, b.meta, progress=seen.append, threads=2)
+        assert st.open_fd_count <= max(st.max_open_files, pass_files)
     assert [have[p] for p in range(b.meta.num_pieces)] == expected_by_hashlib(b, root)
     assert seen == sorted(seen) and seen[-1] == b.meta.num_pieces
 
 
-@pytest.mark.parametrize("mappable", [True, False])
-def test_single_file_batches_hash_from_a_map_or_by_reading(
-    root: Path, monkeypatch: pytest.MonkeyPatch, mappable: bool
-) -> None:
-    b = build([("big.bin", 16384 * 40 + 123), ("tail.bin", 5000)], 16384)
+def test_pieces_across_files_and_padding(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    b = build([("big.bin", 16384 * 40 + 123), (".pad/x", 16384 - 123, "p"), ("tail.bin", 5000),
+               ("c.bin", 30000), ("d.bin", 9000)], 16384)
     b.write_files(root)
     big = root.joinpath(*b.meta.files[0].path)
-    for offset in (0, 16384 * 7 + 5, 16384 * 40 + 100):  # first piece, a middle one, the one across files
+    for offset in (0, 16384 * 7 + 5, 16384 * 40 + 100):  # first piece, a middle one, the one with padding
         corrupt(big, offset)
-    mapped: list[int] = []
-    real_verify_pieces = checker.verify_pieces
-
-    def counting(data: memoryview, piece_length: int, expected: bytes, threads: int = 0) -> list[bool]:
-        mapped.append(len(expected) // 20)
-        return real_verify_pieces(data, piece_length, expected, threads)
-
-    monkeypatch.setattr(checker, "verify_pieces", counting)
-    monkeypatch.setattr(checker, "BATCH_BYTES", 16384 * 8)
-    if not mappable:
-        monkeypatch.setattr(Storage, "map_file", lambda self, index: None)
+    corrupt(root.joinpath(*b.meta.files[4].path), 8999)  # the last piece, which spans c.bin and d.bin
+    monkeypatch.setattr(checker, "MAX_PASS_FILES", 2)  # several passes, one piece opening two files
+    seen: list[int] = []
     with Storage(b.meta, root) as st:
-        have = check_pieces(st, b.meta, threads=2)
+        have = check_pieces(st, b.meta, threads=2, progress=seen.append)
     assert [have[p] for p in range(b.meta.num_pieces)] == expected_by_hashlib(b, root)
-    assert not have[0] and not have[7] and not have[40] and have[1]
-    assert (sum(mapped) == 40) if mappable else not mapped
+    last = b.meta.num_pieces - 1
+    assert not have[0] and not have[7] and not have[40] and not have[last] and have[1] and have[41]
+    assert seen == sorted(seen) and seen[-1] == b.meta.num_pieces
+
+
+def test_a_file_that_cannot_be_opened_fails_its_pieces(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    b = build(LAYOUT, 16384)
+    b.write_files(root)
+    real_acquire = Storage._acquire
+
+    def refuse_b(self: Storage, index: int, *, write: bool) -> object:
+        if index == 2:
+            raise PermissionError(13, "denied")
+        return real_acquire(self, index, write=write)
+
+    monkeypatch.setattr(Storage, "_acquire", refuse_b)
+    with Storage(b.meta, root) as st:
+        have = check_pieces(st, b.meta)
+        assert st.open_fd_count <= st.max_open_files
+    assert have.missing() == [3]  # the one piece holding sub/b.bin
 
 
 def test_subset_of_pieces(root: Path) -> None:
@@ -198,7 +208,8 @@ def libtorrent_check(torrent: bytes, save_path: Path) -> list[bool]:
 
 def libtorrent_torrent(data_root: Path, name: str, piece_length: int, *, hybrid: bool) -> bytes:
     rng = random.Random(11)
-    sizes = {"a.bin": 70000, "empty": 0, "sub/b.bin": 123457, "c": 5, "sub/d/e": 40000}
+    # big.bin: enough pieces of one length for groups of 16 hashed at once
+    sizes = {"a.bin": 70000, "empty": 0, "sub/b.bin": 123457, "c": 5, "sub/d/e": 40000, "f/big.bin": 600_000}
     for rel, size in sizes.items():
         path = data_root / name / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -260,3 +271,37 @@ def test_storage_of_another_torrent_is_refused(root: Path) -> None:
     a, b = build(LAYOUT, 16384), build(LAYOUT, 16384, seed=2)
     with Storage(a.meta, root) as st, pytest.raises(ValueError):
         check_pieces(st, b.meta)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_plan_tables_match_the_layout(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """The bulk-built tables say exactly what Layout.segments says, piece by piece, in every pass."""
+    rng = random.Random(seed)
+    files = []
+    for i in range(rng.randrange(1, 12)):
+        if rng.random() < 0.2:
+            files.append((f".pad/{i}", rng.randrange(1, 40000), "p"))
+        else:
+            files.append((f"f{i}", rng.choice([0, rng.randrange(1, 100), rng.randrange(1, 200000)])))
+    if all(len(f) == 3 or f[1] == 0 for f in files):
+        files.append(("last", 12345))
+    b = build(files, rng.choice([16384, 32768]))
+    meta = b.meta
+    monkeypatch.setattr(checker, "MAX_PASS_FILES", rng.randrange(1, 4))
+    monkeypatch.setattr(checker, "MAX_PASS_PIECES", rng.randrange(1, 20))
+    pieces = sorted(rng.sample(range(meta.num_pieces), rng.randrange(1, meta.num_pieces + 1)))
+    passes = checker._plan(meta, pieces)
+    assert [p for plan in passes for p in plan.pieces] == pieces
+    layout = Storage(meta, "/nonexistent-torrentpy-root").layout
+    for plan in passes:
+        assert len(plan.pieces) <= checker.MAX_PASS_PIECES
+        # a piece across more files than the limit still makes a pass of its own
+        assert len(plan.files) <= checker.MAX_PASS_FILES or len(plan.pieces) == 1
+        assert len(set(plan.files)) == len(plan.files)
+        assert plan.expected == b"".join(meta.piece_hash(p) for p in plan.pieces)
+        assert len(plan.starts) == len(plan.pieces) + 1
+        for n, p in enumerate(plan.pieces):
+            spans = [(plan.files[plan.which[s]] if plan.which[s] >= 0 else -1, plan.offsets[s], plan.lengths[s])
+                     for s in range(plan.starts[n], plan.starts[n + 1])]
+            want = [(-1 if seg.padding else seg.file_index, seg.file_offset, seg.length) for seg in layout.segments(p)]
+            assert spans == want

@@ -13,7 +13,14 @@ try:
     from torrentpy._core.bdecode import Decoder, Malformed
     from torrentpy._core.bitfield import Availability, Bitfield
     from torrentpy._core.filelist import plain_files
-    from torrentpy._core.hashing import hash_pieces, sha1, verify_many, verify_piece, verify_pieces
+    from torrentpy._core.hashing import (
+        SpanCheck,
+        hash_pieces,
+        sha1,
+        verify_many,
+        verify_piece,
+        verify_pieces,
+    )
     from torrentpy._core.rc4 import RC4
 except ImportError as exc:  # pragma: no cover - exercised only on a broken install
     raise ImportError(
@@ -22,5 +29,5 @@ except ImportError as exc:  # pragma: no cover - exercised only on a broken inst
         "(needs a C compiler, Cython and OpenSSL headers: apt-get install gcc libssl-dev)."
     ) from exc
 
-__all__ = ["RC4", "Availability", "Bitfield", "Decoder", "Malformed", "hash_pieces", "plain_files", "sha1",
-           "verify_many", "verify_piece", "verify_pieces"]
+__all__ = ["RC4", "Availability", "Bitfield", "Decoder", "Malformed", "SpanCheck", "hash_pieces",
+           "plain_files", "sha1", "verify_many", "verify_piece", "verify_pieces"]

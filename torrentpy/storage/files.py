@@ -13,12 +13,12 @@ naming the folder and the room the torrent needs. Nothing already written is del
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import mmap
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Iterator
 from types import TracebackType
 
 from torrentpy.errors import StorageError
@@ -302,24 +302,26 @@ class Storage:
         """
         return self._read_segments(self.layout.segments(index), out, 0, strict=False, fail_fast=True)
 
-    def map_file(self, file_index: int) -> mmap.mmap | None:
-        """The whole file mapped read-only, or None if it is missing, empty or cannot be mapped.
+    @contextlib.contextmanager
+    def reading(self, file_indices: Iterable[int]) -> Iterator[dict[int, int]]:
+        """Descriptors (from the cache) for reading the given files, kept open until the block ends.
 
-        For the checker: hashing straight from the page cache skips a copy of every byte. The map holds
-        its own descriptor, so it outlives the cache's; the caller closes it.
+        For the checker, whose compiled core reads them with the GIL released. Files that cannot be
+        opened (missing, no permission, padding) are left out.
         """
-        if self.meta.files[file_index].padding:
-            return None
+        handles: dict[int, _Handle] = {}
         try:
-            handle = self._acquire(file_index, write=False)
-        except OSError:
-            return None
-        try:
-            return mmap.mmap(handle.fd, 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):  # empty file, or a file system that cannot map
-            return None
+            for index in file_indices:
+                if index in handles or self.meta.files[index].padding:
+                    continue
+                try:
+                    handles[index] = self._acquire(index, write=False)
+                except OSError:
+                    continue
+            yield {index: handle.fd for index, handle in handles.items()}
         finally:
-            self._release(handle)
+            for handle in handles.values():
+                self._release(handle)
 
     def stat_file(self, file_index: int) -> os.stat_result | None:
         """The file's stat on disk, or None if missing (padding files are never on disk)."""
