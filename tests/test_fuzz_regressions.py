@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from torrentpy.cli import _peer_arg
 from torrentpy.errors import UsageError
 from torrentpy.metainfo import parse_magnet
+from torrentpy.options import peer_arg as _peer_arg
 
 HASH = "0102030405060708090a0b0c0d0e0f1011121314"
 

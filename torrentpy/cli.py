@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import gc
 import os
 import sys
 import time
@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from torrentpy import __version__
 from torrentpy.engine import alerts
 from torrentpy.errors import TorrentError, UsageError, out_of_memory_message
-from torrentpy.metainfo import Magnet, Metainfo, load, parse_file_ranges
+from torrentpy.metainfo import Magnet, Metainfo, load
+from torrentpy.options import COMMANDS, rate_arg
 from torrentpy.storage.placement import misplaced_hint
 from torrentpy.text import printable
-from torrentpy.units import format_size, parse_rate, parse_size
+from torrentpy.units import format_size, parse_size
 
 # rich (≈ 60 ms of imports) is loaded by the commands that draw with it, not by `add --no-tui` on its
 # way to the first request.
@@ -75,6 +76,8 @@ def _print_files(console: Console, meta: Metainfo, everything: bool) -> None:
 def cmd_info(args: argparse.Namespace) -> int:
     meta = load(args.source)
     if args.json:
+        import json
+
         print(json.dumps(meta.to_dict(), ensure_ascii=False))
         return EXIT_OK
     from rich.console import Console
@@ -208,6 +211,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     report = _with_progress("verifying", work)
     incomplete = [f for f in report.files if not f[3]]
     if args.json:
+        import json
+
         print(json.dumps({
             "name": meta.name,
             "info_hash": meta.info_hash_hex,
@@ -241,21 +246,6 @@ def _show_alert(alert: alerts.Alert) -> None:
               + (f": {printable(str(detail))}" if detail else ""), file=sys.stderr, flush=True)
 
 
-def _rate_arg(text: str) -> int:
-    try:
-        return parse_rate(text)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def _only_arg(text: str) -> list[int]:
-    """--only 1,3-5: file numbers from 1, in the torrent's order (`info --json`, the files panel)."""
-    try:
-        return parse_file_ranges(text, base=1)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _check_only(args: argparse.Namespace, sources: list[Metainfo | Magnet]) -> None:
     """--only names files of one torrent; a magnet's are checked once its metadata arrives."""
     if args.only is None:
@@ -271,23 +261,6 @@ def _check_only(args: argparse.Namespace, sources: list[Metainfo | Magnet]) -> N
         if bad:
             raise UsageError(f"--only: there is no file {bad[0]}: {printable(source.name)} has {count} "
                              f"file{'s' if count != 1 else ''}")
-
-
-def _peer_arg(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
-        raise UsageError(f"invalid peer {text!r}: use IP:PORT")
-    return host.strip("[]"), int(port)
-
-
-def _dht_node_arg(text: str) -> str:
-    from torrentpy.net.dht import parse_host_port
-
-    try:
-        parse_host_port(text)
-    except ValueError:
-        raise UsageError(f"invalid DHT node {text!r}: use HOST:PORT") from None
-    return text
 
 
 def _session_config(args: argparse.Namespace) -> Any:
@@ -307,8 +280,8 @@ def _session_config(args: argparse.Namespace) -> Any:
         listen_port=args.listen_port,
         bind=args.bind,
         max_peers=args.max_peers,
-        max_download_rate_bps=_rate_arg(args.max_download_rate) if args.max_download_rate else 0,
-        max_upload_rate_bps=_rate_arg(args.max_upload_rate) if args.max_upload_rate else 0,
+        max_download_rate_bps=rate_arg(args.max_download_rate) if args.max_download_rate else 0,
+        max_upload_rate_bps=rate_arg(args.max_upload_rate) if args.max_upload_rate else 0,
         seed_ratio=ratio,
         seed_time_s=seed_time,
         unchoke_slots=args.unchoke_slots,
@@ -344,8 +317,10 @@ async def _run_session(args: argparse.Namespace, sources: list[Metainfo | Magnet
 
 
 async def _show_session(args: argparse.Namespace, session: Any, sources: list[Metainfo | Magnet]) -> int:
+    from torrentpy.net.loop import end_gc_pause
     from torrentpy.tui.run import choose_ui, run_session
 
+    session.after_start.append(end_gc_pause)
     for source in sources:
         torrent = session.add(source)
         torrent.add_candidates(args.peer)
@@ -472,7 +447,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         size = parse_size(args.size)
     except ValueError:
         raise UsageError(f"invalid --size {args.size!r}: use bytes or e.g. 32M, 1G") from None
-    rate = _rate_arg(args.rate) if args.rate else 0
+    rate = rate_arg(args.rate) if args.rate else 0
     return run_demo(DemoOptions(size_bytes=size, peers=args.peers, keep=args.keep, tui=not args.no_tui,
                                 download_rate_bps=rate, dht=args.dht))
 
@@ -514,137 +489,40 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 # --- parser -----------------------------------------------------------------
 
 
-class _SeedRatio(argparse.Action):
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
-        try:
-            namespace.seed_ratio = float(values)
-        except ValueError:
-            raise UsageError(f"invalid --seed-ratio {values!r}: use a number such as 1.0") from None
-        namespace.seed_ratio_given = True
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with just the command `only` given its options (the others listed by name)."""
     parser = _Parser(prog="torrentpy", description="A fast BitTorrent client.")
     parser.add_argument("--version", action="version", version=f"torrentpy {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    p = sub.add_parser("info", help="show what a .torrent file or magnet link holds")
-    p.add_argument("source", help=".torrent file or magnet URI")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--files", action="store_true", help="list every file (default: a summary of large torrents)")
-    p.set_defaults(func=cmd_info)
-
-    p = sub.add_parser("create", help="make a .torrent from a file or folder")
-    p.add_argument("path")
-    p.add_argument("-t", "--tracker", action="append", default=[], metavar="URL",
-                   help="tracker URL; repeat for more tiers (BEP 12)")
-    p.add_argument("-w", "--webseed", action="append", default=[], metavar="URL", help="web seed URL (BEP 19)")
-    p.add_argument("--piece-size", default="auto", help="auto, or bytes such as 262144, 256K, 1M")
-    p.add_argument("--private", action="store_true", help="set the private flag (BEP 27)")
-    p.add_argument("--comment")
-    p.add_argument("-o", "--output", metavar="OUT.torrent")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite OUT.torrent")
-    p.set_defaults(func=cmd_create)
-
-    p = sub.add_parser("verify", help="hash-check downloaded data against a .torrent")
-    p.add_argument("torrent")
-    p.add_argument("dir")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_verify)
-
-    p = sub.add_parser("add", help="download (and seed) torrents")
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help=".torrent file or magnet URI")
-    p.add_argument("-o", "--output-dir", default=".", metavar="DIR", help="where files go (default: here)")
-    p.add_argument("--listen-port", type=int, metavar="N", help="default 6881, or the next free port")
-    p.add_argument("--bind", default="0.0.0.0", metavar="ADDR", help="address to listen on")
-    p.add_argument("--seed-ratio", action=_SeedRatio, default=1.0, metavar="R",
-                   help="stop seeding after uploading R × the size (default 1.0; 0 = exit when done)")
-    p.add_argument("--seed-time", type=float, metavar="MINUTES", help="seed for this long after completing")
-    p.add_argument("--seed-forever", action="store_true", help="seed until stopped")
-    p.add_argument("--max-peers", type=int, default=50, metavar="N", help="connections per torrent")
-    p.add_argument("--max-download-rate", metavar="RATE", help="e.g. 500K, 2M, 1.5MiB (per second)")
-    p.add_argument("--max-upload-rate", metavar="RATE", help="e.g. 500K, 2M, 1.5MiB (per second)")
-    p.add_argument("--unchoke-slots", type=int, default=4, metavar="N", help="peers uploaded to at once")
-    p.add_argument("--peer", action="append", type=_peer_arg, default=[], metavar="IP:PORT",
-                   help="also connect to this peer")
-    # Mainline DHT (BEP 5)
-    p.add_argument("--no-dht", action="store_true", help="do not use the DHT (never used for private torrents)")
-    _encryption_option(p, default="tolerated")
-    p.add_argument("--dht-bootstrap", action="append", type=_dht_node_arg, metavar="HOST:PORT",
-                   help="bootstrap the DHT from this node instead of the well-known routers (repeatable)")
-    p.add_argument("--dht-state", metavar="FILE",
-                   help="DHT node id and routing table (default $XDG_STATE_HOME/torrentpy/dht.dat)")
-    p.add_argument("--no-tui", action="store_true", help="plain progress lines instead of the dashboard")
-    p.add_argument("--json", action="store_true", help="JSON lines: events and periodic stats")
-    p.add_argument("--log-file", metavar="FILE", help="write a debug log (connections, bans, errors) here")
-    p.add_argument("--interval", type=float, default=5.0, help=argparse.SUPPRESS)
-    # Peer exchange (BEP 11): seconds between our PEX messages to a peer. The spec's minute by default;
-    # shorter only for tests among torrentpy peers (libtorrent drops a peer sending it more often).
-    p.add_argument("--pex-interval", type=float, default=60.0, help=argparse.SUPPRESS)
-    p.add_argument("--only", type=_only_arg, metavar="FILES",
-                   help="download only these files, e.g. 1,3-5 (numbered from 1 in the torrent's order)")
-    p.add_argument("--sequential", action="store_true",
-                   help="download pieces in order, to play media while it downloads")
-    p.set_defaults(func=cmd_add, seed_ratio_given=False)
-
-    p = sub.add_parser("tracker", help="run a small HTTP + UDP tracker")
-    p.add_argument("--http-port", type=int, default=6969, metavar="N")
-    p.add_argument("--udp-port", type=int, default=6969, metavar="N")
-    p.add_argument("--bind", default="0.0.0.0", metavar="ADDR")
-    p.set_defaults(func=cmd_tracker)
-
-    p = sub.add_parser("demo", help="download a generated payload from local seeders, with the dashboard")
-    p.add_argument("--size", default="256M", metavar="SIZE", help="payload size, e.g. 32M, 1G (default 256M)")
-    p.add_argument("--peers", type=int, default=3, metavar="N", help="seeding processes (default 3)")
-    p.add_argument("--keep", action="store_true", help="keep the temporary folder (payload, torrent, logs)")
-    p.add_argument("--rate", metavar="RATE", help="limit the download, e.g. 8M, to watch it (default: none)")
-    p.add_argument("--no-tui", action="store_true", help="plain progress lines instead of the dashboard")
-    p.add_argument("--dht", action="store_true",
-                   help="no tracker: peers meet over the demo's own DHT on 127.0.0.1 (never the public one)")
-    p.set_defaults(func=cmd_demo)
-
-    p = sub.add_parser("daemon", help="run in the background, driven over Transmission's RPC (transmission-remote …)")
-    p.add_argument("--download-dir", default=".", metavar="DIR", help="where new torrents' files go (default: here)")
-    p.add_argument("--state-dir", default=os.path.join(os.path.expanduser("~"), ".local", "state", "torrentpy"),
-                   metavar="DIR", help="where the list of torrents and settings is kept")
-    p.add_argument("--rpc-bind", default="127.0.0.1", metavar="ADDR",
-                   help="address of the RPC (default 127.0.0.1; any other needs --rpc-password)")
-    p.add_argument("--rpc-port", type=int, default=9091, metavar="N", help="RPC port (default 9091)")
-    p.add_argument("--rpc-username", metavar="U", help="HTTP basic auth user")
-    p.add_argument("--rpc-password", metavar="P", help="HTTP basic auth password")
-    p.add_argument("--rpc-host", action="append", default=[], metavar="NAME",
-                   help="also accept this Host header name (default: IP addresses and localhost only)")
-    p.add_argument("--listen-port", type=int, metavar="N", help="peer port: default 6881, or the next free port")
-    p.add_argument("--bind", default="0.0.0.0", metavar="ADDR", help="address to listen for peers on")
-    p.add_argument("--log-file", metavar="FILE", help="log here instead of to stderr")
-    p.add_argument("--no-dht", action="store_true", help="do not use the DHT (never used for private torrents)")
-    _encryption_option(p, default=None)
-    p.set_defaults(func=cmd_daemon)
-
-    p = sub.add_parser("dashboard", help="the live dashboard of a running daemon (torrentpy's or Transmission's)")
-    p.add_argument("--rpc", default="http://127.0.0.1:9091/transmission/rpc", metavar="URL",
-                   help="the daemon's RPC (default http://127.0.0.1:9091/transmission/rpc; user:pass@ allowed)")
-    p.add_argument("--rpc-username", metavar="U", help="HTTP basic auth user")
-    p.add_argument("--rpc-password", metavar="P", help="HTTP basic auth password")
-    p.set_defaults(func=cmd_dashboard)
+    for name, help_text, add_args in COMMANDS:
+        p = sub.add_parser(name, help=help_text)
+        if only is None or name == only:
+            add_args(p)
+            p.set_defaults(func=_command(name))
     return parser
 
 
-def _encryption_option(p: argparse.ArgumentParser, *, default: str | None) -> None:
-    saved = " (default: as last set, else tolerated)" if default is None else " (default tolerated)"
-    p.add_argument("--encryption", choices=("tolerated", "preferred", "required"), default=default,
-                   help="peer encryption (MSE/PE): tolerated dials in plaintext and accepts both; preferred "
-                        "dials encrypted first; required refuses plaintext peers" + saved)
+def _command(name: str) -> Callable[[argparse.Namespace], int]:
+    # Looked up when the parser is built, so a test's monkeypatched cmd_* is the one that runs.
+    return {"info": cmd_info, "create": cmd_create, "verify": cmd_verify, "add": cmd_add, "tracker": cmd_tracker,
+            "demo": cmd_demo, "daemon": cmd_daemon, "dashboard": cmd_dashboard}[name]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    args_in = sys.argv[1:] if argv is None else list(argv)
+    command = args_in[0] if args_in and any(args_in[0] == c[0] for c in COMMANDS) else None
+    # No collections while the start-up's imports and objects are made (about 45 of them, ~8 ms, in
+    # `add`'s way to its first request): `add` lets the collector run again once its first requests are out
+    # (net.loop.end_gc_pause), every other command at once.
+    gc.disable()
+    parser = build_parser(command)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(args_in)
         if not getattr(args, "func", None):
             parser.print_help()
             return EXIT_USAGE
+        if args.func is not cmd_add:
+            gc.enable()
         return int(args.func(args))
     except UsageError as exc:
         print(f"torrentpy: error: {exc}", file=sys.stderr)
@@ -665,3 +543,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"torrentpy: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        gc.enable()

@@ -111,6 +111,7 @@ class FakeTorrent:
         self.down = RateMeter()
         self.downloaded = 0
         self.resume_dirty = False
+        self.start_save: asyncio.Task[Any] | None = None
         self.now = 0.0
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.bans: list[tuple[str, str]] = []
@@ -179,6 +180,25 @@ async def test_blocks_are_requested_received_verified_and_written() -> None:
     assert not [m for m in link.sent if m[0] == "have"] and sorted(a.pending_haves) == list(range(PIECES))
     t.downloader.check_requests(t.now)
     assert sorted(m[1] for m in link.sent if m[0] == "have") == list(range(PIECES)) and not a.pending_haves
+
+
+async def test_no_piece_is_written_before_the_start_save_is_done() -> None:
+    # The resume file and its reserve are saved while the torrent dials (engine/torrent.py): data
+    # written before them could fill the disk the resume save needs.
+    t = FakeTorrent()
+    saved = asyncio.Event()
+    t.start_save = asyncio.ensure_future(saved.wait())
+    a = t.connect("A")
+    t.downloader.fill_requests(a, 0.0)
+    link: FakeLink = a.link  # type: ignore[assignment]
+    index = link.requests()[0][0]
+    assert t.downloader.on_piece(a, ev.Piece(index, 0, payload(index)[:BS]), t.now)
+    assert t.downloader.on_piece(a, ev.Piece(index, BS, payload(index)[BS:]), t.now)
+    await asyncio.sleep(0.05)
+    assert t.storage.written == {}
+    saved.set()
+    await asyncio.gather(*t.tasks)
+    assert t.storage.written == {index: payload(index)}
 
 
 async def test_a_peer_that_lacks_pieces_gets_each_have_at_once() -> None:

@@ -85,12 +85,22 @@ class TorrentDisk:
     def _on_progress(self, pieces_done: int) -> None:
         self.check_progress = pieces_done
 
-    async def reserve(self) -> None:
-        """Set room aside for the resume saves to come, before any data can fill the disk."""
+    async def first_save(self, have: Bitfield, name: str, selection: FileSelection) -> None:
+        """A downloading torrent's save at start and its reserve (`reserve`), in one trip to the pool."""
         assert self.meta is not None
+        meta = self.meta
         self._reserved = True
-        await asyncio.get_running_loop().run_in_executor(
-            self.host.executor, reserve_resume_space, self.meta, self.save_dir)
+        self.saving = True
+
+        def work() -> None:
+            self.save(have, name, selection)
+            if self._reserved:  # else the torrent completed meanwhile and gave the reserve back (release)
+                reserve_resume_space(meta, self.save_dir)
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.host.executor, work)
+        finally:
+            self.saving = False
 
     def release(self) -> None:
         """A seed writes no more data: give the reserve back. In the thread pool: most seeds have none

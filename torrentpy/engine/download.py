@@ -53,6 +53,8 @@ class DownloadOwner(Protocol):
     @property
     def storage(self) -> Storage | None: ...
     @property
+    def start_save(self) -> asyncio.Task[Any] | None: ...
+    @property
     def peers(self) -> dict[Addr, Peer]: ...
     @property
     def paused(self) -> bool: ...
@@ -333,6 +335,10 @@ class Downloader:
         self.hashing.add(index)
         loop = asyncio.get_running_loop()
         try:
+            if t.start_save is not None and not t.start_save.done():
+                # The resume file and its reserve come before any data (engine/disk.py); asyncio.wait neither
+                # raises its error (the torrent's task handler reports it) nor cancels it with this task.
+                await asyncio.wait([t.start_save])
             ok = await loop.run_in_executor(t.host.executor, _hash_then_write, storage, index, buf,
                                             meta.piece_hash(index))
         except StorageError as exc:

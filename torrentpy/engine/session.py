@@ -64,6 +64,12 @@ def connection_cap(requested: int) -> int:
     return max(8, min(requested, soft - max(FD_RESERVE, soft // 4)))
 # On exit, how long we wait for connections to flush what we wrote and close (see PeerLink.close_gracefully).
 CLOSE_WAIT_S = 3.0
+# What can wait (the DHT: its imports, sockets, state file and bootstrap, ~20 ms of the loop; the
+# after_start callbacks) runs once the torrents' starts are done and their first dials and requests have
+# had STARTUP_AFTER_S to go out, and never later than STARTUP_LATEST_S after run(): a torrent checking a
+# large download must not keep the DHT off for minutes.
+STARTUP_AFTER_S = 0.1
+STARTUP_LATEST_S = 1.0
 
 
 @dataclass
@@ -114,6 +120,11 @@ class Session:
         self._http: Any = None
         self._reading_paused = False
         self.dht: Any = None  # net.dht.DhtService once started (public torrents, config.dht)
+        # The DHT will start (it starts after the first requests): handshakes say so from the first dial.
+        self._dht_planned = False
+        self._after_start_task: asyncio.Task[None] | None = None
+        # Called once the start-up is over (see STARTUP_AFTER_S): the CLI ends its pause of the collector.
+        self.after_start: list[Callable[[], None]] = []
         self.running = False  # run() has started: a torrent added from now on is started at once
         self._starting: dict[bytes, asyncio.Task[None]] = {}
         # Accepted, not yet connected (a server makes its protocols before their connection_made):
@@ -249,7 +260,7 @@ class Session:
             initiator=initiator,
             metadata_size=len(meta.info_bytes) if meta else None,
         )
-        if self.dht is not None:
+        if self.dht is not None or self._dht_planned:
             conn.our_reserved = make_reserved(dht=True)  # BEP 5: we answer DHT queries
         return conn
 
@@ -377,8 +388,36 @@ class Session:
     def _uses_dht(torrent: Torrent) -> bool:
         return torrent.meta is None or not torrent.meta.private  # a magnet's privacy is checked on each find
 
+    def _wants_dht(self) -> bool:
+        return self.config.dht and any(self._uses_dht(t) for t in self.torrents.values())
+
+    async def _after_start(self) -> None:
+        """Once the torrents have started and dialled (see STARTUP_AFTER_S): the after_start callbacks,
+        then the DHT, which tracks the torrents that started meanwhile and sends PORT to the peers that
+        connected meanwhile."""
+        starting = list(self._starting.values())
+        if starting:
+            await asyncio.wait(starting, timeout=STARTUP_LATEST_S)
+        await asyncio.sleep(STARTUP_AFTER_S)
+        for callback in self.after_start:
+            callback()
+        if not self._dht_planned:
+            return
+        await self._start_dht()
+        self._dht_planned = False
+        if self.dht is None:
+            return
+        for torrent in list(self.torrents.values()):
+            if torrent.started:
+                self._track_dht(torrent)
+                if self._uses_dht(torrent):
+                    for peer in list(torrent.peers.values()):
+                        reserved = peer.conn.peer_reserved
+                        if not peer.link.closed and reserved is not None and reserved_supports_dht(reserved):
+                            peer.link.write(peer.conn.send_port(self.dht.port))
+
     async def _start_dht(self) -> None:
-        if not self.config.dht or not any(self._uses_dht(t) for t in self.torrents.values()):
+        if not self._wants_dht():
             return
         from pathlib import Path
 
@@ -390,6 +429,9 @@ class Session:
                          tcp6=self.config.bind == "" or ":" in self.config.bind)  # TCP listens on IPv6 too
         try:
             await dht.start()
+        except asyncio.CancelledError:
+            dht.abort()
+            raise
         except OSError as exc:
             log.warning("DHT not started: %s", exc)
             return
@@ -501,12 +543,14 @@ class Session:
         if self._server is None:
             await self.listen()
         self.emit(alerts.Listening(self.listen_port))
-        await self._start_dht()
         # Started as tasks, not awaited: checking a large download takes a while, and a stop
         # request (Ctrl-C, q) must be heard meanwhile.
         self.running = True
         for torrent in self.torrents.values():
             self._start_task(torrent)
+        # The torrents first: their first dials never wait for the DHT's start.
+        self._dht_planned = self._wants_dht()
+        self._after_start_task = asyncio.ensure_future(self._after_start())
         try:
             while not self.stop_event.is_set():
                 self._tick(time.monotonic())
@@ -519,6 +563,9 @@ class Session:
             starting = list(self._starting.values())
             for task in starting:
                 task.cancel()
+            if self._after_start_task is not None:
+                starting.append(self._after_start_task)
+                self._after_start_task.cancel()
             await asyncio.gather(*starting, return_exceptions=True)
             await self.close()
 

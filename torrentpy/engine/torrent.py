@@ -88,6 +88,7 @@ class Torrent(SelectionControls):
         self.picker: PiecePicker | None = None
         self.resume_dirty = False
         self.announcing = 0  # announces in flight
+        self.start_save: asyncio.Task[Any] | None = None  # the first resume save and reserve, under way
         self._tasks: set[asyncio.Task[Any]] = set()
         self.disk = TorrentDisk(host, save_dir)
         self.banlist = BanList(block_size=BLOCK_SIZE)
@@ -204,12 +205,13 @@ class Torrent(SelectionControls):
         self.resume_dirty = False
         if self.picker.done():  # a seed serves at once: a peer dialling during the save was refused as checking
             self.state, self.seeding_since = TorrentState.SEEDING, self.now
-        await self.disk.save_async(self.picker.have.copy(), self.name, self.selection)
-        if self.picker.done():
+            await self.disk.save_async(self.picker.have.copy(), self.name, self.selection)
             self._on_download_complete(announce=False)
         else:
-            await self.disk.reserve()
+            # In the thread pool while the torrent announces and dials: the first request need not wait
+            # for two fsyncs. Piece writes wait for it (Downloader.finish_piece), so it still comes first.
             self.state = TorrentState.DOWNLOADING
+            self.start_save = self._spawn(self.disk.first_save(self.picker.have.copy(), self.name, self.selection))
 
     async def stop(self) -> None:
         for peer in list(self.peers.values()):

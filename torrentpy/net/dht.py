@@ -272,6 +272,14 @@ class DhtService:
         """Nodes in both routing tables (IPv4 and IPv6)."""
         return sum(len(sock.node.table) for sock in self._sockets)
 
+    def abort(self) -> None:
+        """A start cut short (the session stopped meanwhile): close what it opened, save nothing."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+        for sock in self._sockets:
+            if sock.transport is not None:
+                sock.transport.close()
+
     async def close(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()

@@ -23,10 +23,22 @@ GC_THRESHOLDS = (20_000, 20, 20)
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
-    """Run `main` to completion on a fresh uvloop event loop."""
+    """Run `main` to completion on a fresh uvloop event loop. A collector paused for the start-up
+    (`torrentpy add`, see cli.main) stays paused until `end_gc_pause`."""
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
     return uvloop.run(_handled(main))
+
+
+def end_gc_pause() -> None:
+    """The start-up is over (the first requests are out): the cycles the imports left are collected now,
+    off the path to the first request, and the survivors frozen again; then the collector runs as usual."""
+    if gc.isenabled():
+        return
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    gc.enable()
 
 
 async def _handled(main: Coroutine[Any, Any, T]) -> T:
