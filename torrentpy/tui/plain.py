@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
-import json
 import math
 import sys
 import time
@@ -179,6 +178,8 @@ class JsonReporter:
         self.interval_s = interval_s
 
     def write(self, record: Mapping[str, Any]) -> None:
+        import json  # here: --no-tui's progress lines, on the way to the first request, need no JSON
+
         # ensure_ascii: control characters and odd code points in names arrive \u-escaped, never raw.
         line = json.dumps(record, ensure_ascii=True, allow_nan=False, separators=(",", ":"), default=_default)
         self.file.write(line + "\n")
