@@ -490,13 +490,14 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The whole parser, or with just the command `only` given its options (the others listed by name)."""
+    """The whole parser, or one with just the command `only`: a name that is no command (a typo, -h) gets the
+    whole parser, whose error or help lists them all."""
     parser = _Parser(prog="torrentpy", description="A fast BitTorrent client.")
     parser.add_argument("--version", action="version", version=f"torrentpy {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, help_text, add_args in COMMANDS:
-        p = sub.add_parser(name, help=help_text)
         if only is None or name == only:
+            p = sub.add_parser(name, help=help_text)
             add_args(p)
             p.set_defaults(func=_command(name))
     return parser
