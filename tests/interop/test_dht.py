@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.interop.peers.base import free_port
+from tests.interop.peers.base import free_port, wait_for
 from tests.interop.peers.payload import MiB, make_payload, make_torrent_libtorrent
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
@@ -123,6 +123,10 @@ def test_libtorrent_finds_a_torrentpy_seeder_on_the_dht(tmp_path: Path, torrentp
         # Default options but the bootstrap node: the DHT is on, and the torrent has no tracker at all.
         seeder = torrentpy_peer(torrent, payload.save_dir, True,
                                 extra_args=["--dht-bootstrap", f"127.0.0.2:{port}"])
+        # The seeder's DHT starts once its torrent has started (a moment after it listens): libtorrent is to
+        # find it there, so it looks only once the seeder is on the DHT (else the seeder finds libtorrent).
+        wait_for(lambda: (seeder.stats() or {}).get("dht_nodes") or 0, COMPLETE_TIMEOUT_S,
+                 message="the torrentpy seeder to join the DHT")
         leech_status, leech_log = tmp_path / "leech.json", tmp_path / "lt-leech.log"
         out = tmp_path / "down"
         out.mkdir()

@@ -495,7 +495,8 @@ class Session:
             listen_port=self.listen_port,
             uptime_s=now - self.started_at,
             peers_found=sum_found(t.peers_found for t in torrents),
-            dht_nodes=self.dht.node_count if self.dht is not None else None,
+            # 0 while the DHT is about to start (see _after_start): None means it is off.
+            dht_nodes=self.dht.node_count if self.dht is not None else (0 if self._dht_planned else None),
         )
 
     def recently_active(self, window_s: float = RECENTLY_ACTIVE_S) -> set[bytes]:
