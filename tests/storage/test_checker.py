@@ -305,3 +305,34 @@ def test_plan_tables_match_the_layout(monkeypatch: pytest.MonkeyPatch, seed: int
                      for s in range(plan.starts[n], plan.starts[n + 1])]
             want = [(-1 if seg.padding else seg.file_index, seg.file_offset, seg.length) for seg in layout.segments(p)]
             assert spans == want
+
+
+LOW_LIMIT_CHECK = """
+import resource, sys
+from pathlib import Path
+from tests.storage.builders import build
+from torrentpy.storage.checker import check_pieces
+from torrentpy.storage.files import Storage
+root = Path(sys.argv[1])
+b = build([(f"f{i:03}", 3000 + i) for i in range(120)], 16384)
+b.write_files(root)
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[2]), hard))
+with Storage(b.meta, root) as st:
+    have = check_pieces(st, b.meta, threads=2)
+print(have.count(), b.meta.num_pieces)
+"""
+
+
+@pytest.mark.parametrize("limit", [24, 40])
+def test_a_low_descriptor_limit_checks_every_piece(tmp_path: Path, limit: int) -> None:
+    """Under `ulimit -n` below a pass's 64 files, the files a pass cannot open are checked in smaller
+    passes: good pieces were failed for want of a descriptor (and a resumed download lost them)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", LOW_LIMIT_CHECK, str(tmp_path), str(limit)], capture_output=True,
+                         text=True, timeout=60, cwd=Path(__file__).parents[2])
+    assert out.returncode == 0, out.stderr
+    good, total = map(int, out.stdout.split())
+    assert good == total

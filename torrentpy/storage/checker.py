@@ -66,13 +66,15 @@ def _tables() -> tuple[array.array[int], array.array[int], array.array[int], arr
     return array.array("q", [0]), array.array("i"), array.array("q"), array.array("q")
 
 
-def _plan(meta: Metainfo, pieces: list[int]) -> list[_Pass]:
-    """`pieces` (ascending) as passes touching at most MAX_PASS_FILES files and MAX_PASS_PIECES pieces.
+def _plan(meta: Metainfo, pieces: list[int], max_files: int | None = None) -> list[_Pass]:
+    """`pieces` (ascending) as passes touching at most `max_files` (default MAX_PASS_FILES) files and
+    MAX_PASS_PIECES pieces.
 
     With 16 KiB pieces a 1 GiB torrent has 65,536 of them and the tables are built in Python, so runs
     of pieces inside one file are added in bulk, and no per-piece objects are made (Layout.segments
     per piece made this 0.3 s of a 0.5 s check)."""
     pl, total, hashes, num = meta.piece_length, meta.total_length, meta.pieces, meta.num_pieces
+    max_files = MAX_PASS_FILES if max_files is None else max(1, max_files)
     files = [(f.offset, f.offset + f.length, i, f.padding) for i, f in enumerate(meta.files) if f.length]
     out: list[_Pass] = []
     slots: dict[int, int] = {}
@@ -83,7 +85,7 @@ def _plan(meta: Metainfo, pieces: list[int]) -> list[_Pass]:
     def room(new_files: int) -> None:
         """Start a new pass if this one cannot take another piece with `new_files` files not in it yet."""
         nonlocal slots, current, digests, starts, which, offsets, lengths
-        if current and (len(slots) + new_files > MAX_PASS_FILES or len(current) >= MAX_PASS_PIECES):
+        if current and (len(slots) + new_files > max_files or len(current) >= MAX_PASS_PIECES):
             out.append(_Pass(current, list(slots), starts, which, offsets, lengths, b"".join(digests)))
             slots, current, digests = {}, [], []
             starts, which, offsets, lengths = _tables()
@@ -174,12 +176,19 @@ def _run_pass(check: SpanCheck, report: _Progress, handled: int, threads: int, a
 
 def _check_pass(storage: Storage, meta: Metainfo, plan: _Pass, have: Bitfield, report: _Progress, handled: int,
                 threads: int, ahead: int, cancel: threading.Event | None,
-                worker: concurrent.futures.ThreadPoolExecutor) -> None:
-    with storage.reading(plan.files) as fds:
+                worker: concurrent.futures.ThreadPoolExecutor) -> tuple[list[int], int]:
+    """Check one pass; returns the pieces put off for want of descriptors, and how many files were open."""
+    deferred: list[int] = []
+    with storage.reading(plan.files) as (fds, no_descriptor):
         if len(fds) < len(plan.files):  # some files cannot be opened: their pieces fail, check the rest
             closed = set(plan.files) - set(fds)
-            rest = [p for p in plan.pieces
-                    if not any(seg.file_index in closed for seg in storage.layout.segments(p) if not seg.padding)]
+            rest = []
+            for p in plan.pieces:
+                touched = {seg.file_index for seg in storage.layout.segments(p) if not seg.padding}
+                if touched & no_descriptor and not touched & (closed - no_descriptor):
+                    deferred.append(p)  # the file exists: the process is short of descriptors (ulimit -n)
+                elif not touched & closed:
+                    rest.append(p)
             plan = _plan(meta, rest)[0] if rest else _Pass([], [], *_tables(), b"")
         check = SpanCheck([fds[i] for i in plan.files], plan.starts, plan.which, plan.offsets, plan.lengths,
                           plan.expected)
@@ -189,6 +198,7 @@ def _check_pass(storage: Storage, meta: Metainfo, plan: _Pass, have: Bitfield, r
     for p, good in zip(plan.pieces, results, strict=True):
         if good:
             have.set(p)
+    return deferred, len(fds)
 
 
 def check_pieces(
@@ -223,13 +233,30 @@ def check_pieces(
     if handled:
         report(handled)
     ahead = max(32 * (threads or os.cpu_count() or 1), READ_AHEAD_BYTES // meta.piece_length)
+    # A pass holds a descriptor per file it reads; under a low `ulimit -n` the files a pass could not open
+    # are checked again in passes of as many files as it did open, never failed for want of descriptors.
+    max_files = min(MAX_PASS_FILES, storage.max_open_files)
+    todo = readable
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="torrentpy-check") as worker:
-        for plan in _plan(meta, readable):
-            if cancel is not None and cancel.is_set():
-                raise CheckCancelled("piece check cancelled")
-            _check_pass(storage, meta, plan, have, report, handled, threads, ahead, cancel, worker)
-            handled += len(plan.pieces)
-            report(handled)
+        while todo:
+            later: list[int] = []
+            opened = max_files
+            for plan in _plan(meta, todo, max_files):
+                if cancel is not None and cancel.is_set():
+                    raise CheckCancelled("piece check cancelled")
+                deferred, got = _check_pass(storage, meta, plan, have, report, handled, threads, ahead, cancel,
+                                            worker)
+                if deferred:
+                    opened = min(opened, got)
+                    later += deferred
+                handled += len(plan.pieces) - len(deferred)
+                report(handled)
+            if len(later) == len(todo):  # no headway: smaller passes, until a single file is too many
+                if max_files == 1 or opened == 0:
+                    handled += len(later)  # not readable now, like a missing file's pieces
+                    later = []
+                opened = min(opened, max_files // 2)
+            todo, max_files = later, max(1, opened)
     report(len(order))
     return have
 

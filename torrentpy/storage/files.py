@@ -303,22 +303,25 @@ class Storage:
         return self._read_segments(self.layout.segments(index), out, 0, strict=False, fail_fast=True)
 
     @contextlib.contextmanager
-    def reading(self, file_indices: Iterable[int]) -> Iterator[dict[int, int]]:
-        """Descriptors (from the cache) for reading the given files, kept open until the block ends.
+    def reading(self, file_indices: Iterable[int]) -> Iterator[tuple[dict[int, int], set[int]]]:
+        """Descriptors (from the cache) for reading the given files, kept open until the block ends, and
+        the files left unopened because the process is out of descriptors.
 
         For the checker, whose compiled core reads them with the GIL released. Files that cannot be
-        opened (missing, no permission, padding) are left out.
+        opened (missing, no permission, padding, no descriptor left) are left out of the first.
         """
         handles: dict[int, _Handle] = {}
+        no_descriptor: set[int] = set()
         try:
             for index in file_indices:
                 if index in handles or self.meta.files[index].padding:
                     continue
                 try:
                     handles[index] = self._acquire(index, write=False)
-                except OSError:
-                    continue
-            yield {index: handle.fd for index, handle in handles.items()}
+                except OSError as exc:
+                    if exc.errno in (errno.EMFILE, errno.ENFILE):
+                        no_descriptor.add(index)
+            yield {index: handle.fd for index, handle in handles.items()}, no_descriptor
         finally:
             for handle in handles.values():
                 self._release(handle)
