@@ -81,6 +81,16 @@ async def test_no_buffer_while_others_are_in_use_drops_only_that_peer(monkeypatc
     assert set(t.storage.written) == {first.index, nxt[0].index} and t.errors == []
 
 
+async def test_spare_buffers_are_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    t = FakeTorrent()
+    monkeypatch.setattr(download_module, "BUFFER_POOL_BYTES", 5 * PIECE + PIECE // 2)
+    for _ in range(8):
+        t.downloader._recycle(bytearray(PIECE))
+    assert len(t.downloader._buffer_pool) == 5
+    t.downloader._recycle(bytearray(BS))  # the short last piece is never kept
+    assert len(t.downloader._buffer_pool) == 5
+
+
 async def test_spare_buffers_are_given_back_before_giving_up(monkeypatch: pytest.MonkeyPatch) -> None:
     t = FakeTorrent()
     t.meta.piece_size = lambda index: PIECE if index < 2 else BS  # type: ignore[method-assign]

@@ -35,8 +35,7 @@ REQUEST_TIMEOUT_S = 30.0
 MAX_PENDING_WRITE_BYTES = 32 * 1024 * 1024
 # Spare piece buffers kept for reuse, in bytes. Spares are buffers that were all in use at once, so the pool
 # never raises the peak; it only spares fresh ones their page faults when the number in flight climbs back.
-# Fifty seeders swing it by a hundred pieces (a hashing backlog that fills and drains): 32 spares then
-# dropped two in three buffers, and refaulting them was a tenth of the download's CPU.
+# Fifty seeders swing it by a hundred pieces: 32 spares then dropped two buffers in three, refaulted later.
 BUFFER_POOL_BYTES = 64 * 1024 * 1024
 
 
