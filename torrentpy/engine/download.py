@@ -277,7 +277,7 @@ class Downloader:
             buf[event.begin : event.begin + length] = data
             self.block_sources.setdefault(event.index, {})[event.begin] = addr
             if result.piece_complete:
-                t._spawn(self.finish_piece(event.index))
+                self._hash_and_write(event.index)
         self.fill_requests(peer, now)
         return True
 
@@ -327,18 +327,30 @@ class Downloader:
 
     # --- hash, then write ---------------------------------------------------------
 
-    async def finish_piece(self, index: int) -> None:
+    def _hash_and_write(self, index: int) -> None:
+        """Hand a complete piece to the thread pool now, from the callback that completed it. A task
+        that submitted it would first run after the loop's I/O phase, and with fifty seeders one phase
+        drains every socket (libuv reads each up to 32 times): pieces completed all through it reached
+        the pool together at its end, the pool idled meanwhile, and their buffers piled up."""
         t = self.torrent
-        meta, storage, picker = t.meta, t.storage, t.picker
-        assert meta is not None and storage is not None and picker is not None
-        buf = self.piece_buffers.pop(index, None)
-        if buf is None:
-            return  # dropped meanwhile: the torrent stopped (drop_buffers)
+        meta, storage = t.meta, t.storage
+        assert meta is not None and storage is not None
+        buf = self.piece_buffers.pop(index)
         self.hashing.add(index)
         loop = asyncio.get_running_loop()
         try:
-            ok = await loop.run_in_executor(t.host.executor, _hash_then_write, storage, index, buf,
-                                            meta.piece_hash(index))
+            job = loop.run_in_executor(t.host.executor, _hash_then_write, storage, index, buf, meta.piece_hash(index))
+        except Exception as exc:  # the pool is shut down or cannot start a thread: fail as the job would
+            job = loop.create_future()
+            job.set_exception(exc)
+        t._spawn(self.finish_piece(index, buf, job))
+
+    async def finish_piece(self, index: int, buf: bytearray, job: asyncio.Future[bool]) -> None:
+        t = self.torrent
+        picker = t.picker
+        assert picker is not None
+        try:
+            ok = await job
         except StorageError as exc:
             self.hashing.discard(index)
             t.fail(str(exc))
