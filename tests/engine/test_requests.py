@@ -60,22 +60,6 @@ def test_many_peers_share_a_budget_of_requests_by_rate() -> None:
     assert plan_requests(0, 100 * BS, 0.0, endgame=False, block_size=BS, share=0.9).want == 200
 
 
-def test_pieces_waiting_for_the_disk_come_out_of_the_budget() -> None:
-    budget = OUTSTANDING_BUDGET_BYTES // BS
-    fast = 10_000 * BS
-
-    def plan(share: float, unwritten: int) -> int:
-        return plan_requests(0, fast, 0.0, endgame=False, block_size=BS, share=share, unwritten_bytes=unwritten).want
-
-    assert plan(1 / 50, 0) == -(-budget // 50)
-    assert plan(1 / 50, OUTSTANDING_BUDGET_BYTES // 2) == -(-(budget // 2) // 50)
-    # Even a lone peer, never capped by the budget otherwise, waits once the backlog eats into its queue.
-    assert plan(1.0, OUTSTANDING_BUDGET_BYTES - 100 * BS) == 100
-    # A backlog past the budget still leaves every peer its floor, so the download never stalls on it.
-    assert plan(1 / 50, 2 * OUTSTANDING_BUDGET_BYTES) == MIN_SHARED_QUEUE
-    assert plan(1.0, 0) == 500
-
-
 @pytest.mark.parametrize(("outstanding", "expected"), [(0, ENDGAME_QUEUE), (1, 3), (3, 1), (4, 0), (60, 0)])
 def test_endgame_keeps_queues_short(outstanding: int, expected: int) -> None:
     assert want(outstanding, 100 * BS, endgame=True) == expected

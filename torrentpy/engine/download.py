@@ -118,8 +118,7 @@ class Downloader:
         rate, total = peer.down.rate(now), t.down.rate(now)
         want, peer.refill_below, peer.depth_until = plan_requests(
             outstanding, rate, now, endgame=picker.in_endgame(), block_size=BLOCK_SIZE,
-            share=(rate / total if total > 0 else 1 / len(t.peers)) if len(t.peers) > 1 else 1.0,
-            unwritten_bytes=len(self.hashing) * picker.piece_length)
+            share=(rate / total if total > 0 else 1 / len(t.peers)) if len(t.peers) > 1 else 1.0)
         if want <= 0:
             return
         blocks = picker.pick(peer.addr, want, now=now)

@@ -36,16 +36,12 @@ class RequestPlan(NamedTuple):
 
 
 def plan_requests(outstanding: int, rate_bps: float, now: float, *, endgame: bool,
-                  block_size: int = BLOCK_SIZE, share: float = 1.0, unwritten_bytes: int = 0) -> RequestPlan:
+                  block_size: int = BLOCK_SIZE, share: float = 1.0) -> RequestPlan:
     """How many requests to send a peer (unchoked, interesting, not snubbing) with `outstanding`
-    in flight, downloading from it at `rate_bps`, which is `share` of the torrent's download rate.
-    `unwritten_bytes` are received pieces still waiting to be hashed and written: they hold buffers too,
-    so they come out of the budget (when the disk or the hashing falls behind, the network waits for it
-    rather than fifty seeders filling a hundred more buffers)."""
+    in flight, downloading from it at `rate_bps`, which is `share` of the torrent's download rate."""
     depth = queue_depth(rate_bps, block_size=block_size, min_depth=MIN_QUEUE)
-    budget = max(0, OUTSTANDING_BUDGET_BYTES - unwritten_bytes) // block_size
-    if share < 1.0 or budget < depth:
-        depth = min(depth, max(MIN_SHARED_QUEUE, math.ceil(budget * share)))
+    if share < 1.0:
+        depth = min(depth, max(MIN_SHARED_QUEUE, math.ceil(OUTSTANDING_BUDGET_BYTES // block_size * share)))
     # Refill only below 3/4 of the queue until the next re-measure: the common case, once per received
     # block, is then one comparison.
     refill_below = depth - max(1, depth // 4)
