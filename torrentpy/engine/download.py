@@ -152,7 +152,7 @@ class Downloader:
                 late.link.write(late.conn.send_cancel(block.index, block.begin, block.length))
         for peer in list(t.peers.values()):
             if peer.pending_haves:
-                peer.link.writelines([peer.conn.send_have(i) for i in peer.pending_haves])
+                peer.link.write(peer.conn.send_haves(peer.pending_haves))
                 peer.pending_haves.clear()
             if peer.conn.am_interested and not peer.conn.peer_choking:
                 self.fill_requests(peer, now)
