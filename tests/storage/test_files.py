@@ -5,9 +5,6 @@ import os
 import random
 import subprocess
 import sys
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -15,7 +12,6 @@ import pytest
 from tests.storage.builders import build, open_fds
 from tests.tmpfs import Mount
 from torrentpy.errors import DiskFullError, StorageError
-from torrentpy.storage import files
 from torrentpy.storage.files import Storage
 
 LAYOUT = [("a.bin", 5000), ("empty", 0), ("sub/b.bin", 70), ("sub/deeper/c.bin", 33000), ("z", 1)]
@@ -42,32 +38,6 @@ def test_write_block_pieces_together(root: Path) -> None:
         for begin in range(0, 4096, 1000):
             st.write_block_sync(0, begin, b.piece(0)[begin : begin + 1000])
         assert st.read_piece_sync(0) == b.piece(0)
-
-
-def test_one_writer_at_a_time_per_file(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The pool's workers all write pieces of one file: a second writer must wait in user space (asleep),
-    # not in the kernel on the inode's lock (spinning on a CPU).
-    b = build([("one.bin", 16 * 4096)], 4096)
-    active: dict[int, int] = {}
-    most = 0
-    guard = threading.Lock()
-    real = files._pwrite_all
-
-    def slow_pwrite(fd: int, view: memoryview, offset: int) -> None:
-        nonlocal most
-        with guard:
-            active[fd] = active.get(fd, 0) + 1
-            most = max(most, active[fd])
-        time.sleep(0.005)
-        real(fd, view, offset)
-        with guard:
-            active[fd] -= 1
-
-    monkeypatch.setattr(files, "_pwrite_all", slow_pwrite)
-    with Storage(b.meta, root) as st, ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda p: st.write_piece_sync(p, b.piece(p)), range(b.meta.num_pieces)))
-        assert all(st.read_piece_sync(p) == b.piece(p) for p in range(b.meta.num_pieces))
-    assert most == 1
 
 
 def test_open_files_makes_folders_and_empty_files_only(root: Path) -> None:

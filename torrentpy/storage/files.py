@@ -81,11 +81,6 @@ class Storage:
         self._handles: OrderedDict[int, _Handle] = OrderedDict()
         self._sized: set[int] = set()  # files already extended to their full length
         self._dirty: set[int] = set()  # files written since the last flush
-        # One writer at a time per file. The kernel serialises buffered writes to a file anyway (ext4
-        # holds the inode's lock across the copy into the page cache), but a writer waiting there spins
-        # on the CPU while the holder copies: with the pool's workers all writing pieces of one file,
-        # that spinning was a seventh of a download's CPU. Waiting here sleeps instead.
-        self._write_locks: dict[int, threading.Lock] = {}
         # Writes so far: a resume save with nothing written since the last one need not record new stats.
         self.writes = 0
         self._closed = False
@@ -205,8 +200,7 @@ class Storage:
             try:
                 handle = self._acquire(seg.file_index, write=True)
                 try:
-                    with self._write_lock(seg.file_index):
-                        _pwrite_all(handle.fd, part, seg.file_offset)
+                    _pwrite_all(handle.fd, part, seg.file_offset)
                 finally:
                     self._release(handle)
             except OSError as exc:
@@ -216,13 +210,6 @@ class Storage:
             with self._lock:
                 self._dirty.add(seg.file_index)
                 self.writes += 1
-
-    def _write_lock(self, file_index: int) -> threading.Lock:
-        lock = self._write_locks.get(file_index)
-        if lock is None:
-            with self._lock:
-                lock = self._write_locks.setdefault(file_index, threading.Lock())
-        return lock
 
     def write_piece_sync(self, index: int, data: BufferLike) -> None:
         size = memoryview(data).nbytes
