@@ -25,6 +25,10 @@ def main() -> int:
         # TCP only, as every other peer here: libtorrent otherwise tries uTP first and waits 3 s for a seeder
         # that does not speak it (the bench's libtorrent seeder has uTP off, torrentpy has none).
         "enable_outgoing_utp": False, "enable_incoming_utp": False,
+        # Every peer here is 127.0.0.1. Without this libtorrent keys its peer list by IP alone: of fifty
+        # seeders it kept one entry, its port the last one the tracker listed, and when that was a leecher
+        # of an earlier round, long gone, it sat with no peer until the next announce (the bench hung).
+        "allow_multiple_connections_per_ip": True,
         "alert_mask": int(lt.alert_category.status | lt.alert_category.error),
     })
     params = lt.add_torrent_params()

@@ -69,6 +69,9 @@ class FakeConn:
     def send_have(self, i: int) -> tuple[Any, ...]:
         return ("have", i)
 
+    def send_haves(self, indexes: list[int]) -> tuple[Any, ...]:
+        return ("haves", *indexes)
+
     def send_not_interested(self) -> tuple[Any, ...]:
         return ("not_interested",)
 
@@ -177,9 +180,10 @@ async def test_blocks_are_requested_received_verified_and_written() -> None:
     assert t.completed and t.resume_dirty and t.downloaded == PIECE * PIECES
     assert t.downloader.pieces_downloaded == PIECES and not t.downloader.piece_buffers
     # A seed needs none of our pieces: its HAVEs wait for the tick and go out together.
-    assert not [m for m in link.sent if m[0] == "have"] and sorted(a.pending_haves) == list(range(PIECES))
+    assert not [m for m in link.sent if m[0] in ("have", "haves")] and sorted(a.pending_haves) == list(range(PIECES))
     t.downloader.check_requests(t.now)
-    assert sorted(m[1] for m in link.sent if m[0] == "have") == list(range(PIECES)) and not a.pending_haves
+    (haves,) = [m for m in link.sent if m[0] in ("have", "haves")]  # in one write
+    assert haves[0] == "haves" and sorted(haves[1:]) == list(range(PIECES)) and not a.pending_haves
 
 
 async def test_no_piece_is_written_before_the_start_save_is_done() -> None:

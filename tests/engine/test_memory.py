@@ -81,6 +81,16 @@ async def test_no_buffer_while_others_are_in_use_drops_only_that_peer(monkeypatc
     assert set(t.storage.written) == {first.index, nxt[0].index} and t.errors == []
 
 
+async def test_spare_buffers_are_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    t = FakeTorrent()
+    monkeypatch.setattr(download_module, "BUFFER_POOL_BYTES", 5 * PIECE + PIECE // 2)
+    for _ in range(8):
+        t.downloader._recycle(bytearray(PIECE))
+    assert len(t.downloader._buffer_pool) == 5
+    t.downloader._recycle(bytearray(BS))  # the short last piece is never kept
+    assert len(t.downloader._buffer_pool) == 5
+
+
 async def test_spare_buffers_are_given_back_before_giving_up(monkeypatch: pytest.MonkeyPatch) -> None:
     t = FakeTorrent()
     t.meta.piece_size = lambda index: PIECE if index < 2 else BS  # type: ignore[method-assign]
@@ -90,16 +100,18 @@ async def test_spare_buffers_are_given_back_before_giving_up(monkeypatch: pytest
     assert len(buf) == BS and not t.downloader._buffer_pool
 
 
-async def test_a_dropped_buffer_is_not_hashed() -> None:
+async def test_a_complete_piece_goes_to_the_pool_at_once_and_survives_dropped_buffers() -> None:
     t = FakeTorrent()
     a = t.connect("A", requesting=False)
     t.picker.pick(a.addr, 2, now=0.0)
     index = t.picker.outstanding(a.addr)[0].index
     t.downloader.on_piece(a, ev.Piece(index, 0, payload(index)[:BS]), 0.0)
     t.downloader.on_piece(a, ev.Piece(index, BS, payload(index)[BS:]), 0.0)
-    t.downloader.drop_buffers()  # the torrent failed before the hash job was scheduled
+    # Handed to the pool by the call that completed it, before any task has run.
+    assert t.downloader.hashing == {index} and index not in t.downloader.piece_buffers
+    t.downloader.drop_buffers()  # the torrent failed while the job was running: it finishes on its own
     await asyncio.gather(*t.tasks)
-    assert t.errors == [] and t.storage.written == {} and not t.downloader.hashing
+    assert t.errors == [] and t.storage.written == {index: payload(index)} and not t.downloader.hashing
 
 
 # --- a hash job out of memory, in a real Torrent ----------------------------------------------

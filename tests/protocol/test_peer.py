@@ -90,6 +90,16 @@ def test_bitfield_have_and_interest() -> None:
     assert not link.b.peer_interested
 
 
+def test_haves_in_one_buffer() -> None:
+    link = handshaken()
+    link.to_a(link.b.send_bitfield(Bitfield(NUM_PIECES)))
+    assert link.b.send_haves([]) == b""
+    assert link.to_a(link.b.send_haves([3, 0, NUM_PIECES - 1])) == [Have(3), Have(0), Have(NUM_PIECES - 1)]
+    for bad in ([1, NUM_PIECES], [-1, 2]):
+        with pytest.raises(LocalProtocolError):
+            link.b.send_haves(bad)
+
+
 def test_request_piece_round_trip_including_the_short_last_piece() -> None:
     link = handshaken()
     link.to_a(link.b.send_bitfield(Bitfield.full(NUM_PIECES)))

@@ -33,8 +33,10 @@ _new_block = tuple.__new__
 REQUEST_TIMEOUT_S = 30.0
 # Verified-or-not pieces waiting for the thread pool (hash + write) before we stop requesting more.
 MAX_PENDING_WRITE_BYTES = 32 * 1024 * 1024
-# Spare piece buffers kept for reuse.
-BUFFER_POOL_SIZE = 32
+# Spare piece buffers kept for reuse, in bytes. Spares are buffers that were all in use at once, so the pool
+# never raises the peak; it only spares fresh ones their page faults when the number in flight climbs back.
+# Fifty seeders swing it by a hundred pieces: 32 spares then dropped two buffers in three, refaulted later.
+BUFFER_POOL_BYTES = 64 * 1024 * 1024
 
 
 class DownloadOwner(Protocol):
@@ -152,7 +154,7 @@ class Downloader:
                 late.link.write(late.conn.send_cancel(block.index, block.begin, block.length))
         for peer in list(t.peers.values()):
             if peer.pending_haves:
-                peer.link.writelines([peer.conn.send_have(i) for i in peer.pending_haves])
+                peer.link.write(peer.conn.send_haves(peer.pending_haves))
                 peer.pending_haves.clear()
             if peer.conn.am_interested and not peer.conn.peer_choking:
                 self.fill_requests(peer, now)
@@ -276,7 +278,7 @@ class Downloader:
             buf[event.begin : event.begin + length] = data
             self.block_sources.setdefault(event.index, {})[event.begin] = addr
             if result.piece_complete:
-                t._spawn(self.finish_piece(event.index))
+                self._hash_and_write(event.index)
         self.fill_requests(peer, now)
         return True
 
@@ -320,27 +322,53 @@ class Downloader:
         # Fresh piece buffers cost a page fault per 4 KiB on first touch (glibc mmaps large
         # allocations and unmaps them on free): reusing them halved the download's system time.
         meta = self.torrent.meta
-        if meta is not None and len(buf) == meta.piece_length and len(self._buffer_pool) < BUFFER_POOL_SIZE:
+        if meta is not None and len(buf) == meta.piece_length and \
+                (len(self._buffer_pool) + 1) * len(buf) <= BUFFER_POOL_BYTES:
             self._buffer_pool.append(buf)
 
     # --- hash, then write ---------------------------------------------------------
 
-    async def finish_piece(self, index: int) -> None:
+    def _hash_and_write(self, index: int) -> None:
+        """Hand a complete piece to the thread pool now, from the callback that completed it. A task
+        that submitted it would first run after the loop's I/O phase, and with fifty seeders one phase
+        drains every socket (libuv reads each up to 32 times): pieces completed all through it reached
+        the pool together at its end, the pool idled meanwhile, and their buffers piled up."""
         t = self.torrent
-        meta, storage, picker = t.meta, t.storage, t.picker
-        assert meta is not None and storage is not None and picker is not None
-        buf = self.piece_buffers.pop(index, None)
-        if buf is None:
-            return  # dropped meanwhile: the torrent stopped (drop_buffers)
+        buf = self.piece_buffers.pop(index)
         self.hashing.add(index)
+        if t.start_save is not None and not t.start_save.done():
+            # The resume file and its reserve come before any data (engine/disk.py): only a start's first
+            # pieces can get here, and they wait in a task.
+            t._spawn(self._after_start_save(index, buf))
+            return
+        t._spawn(self.finish_piece(index, buf, self._submit(index, buf)))
+
+    def _submit(self, index: int, buf: bytearray) -> asyncio.Future[bool]:
+        t = self.torrent
+        meta, storage = t.meta, t.storage
+        assert meta is not None and storage is not None
         loop = asyncio.get_running_loop()
         try:
-            if t.start_save is not None and not t.start_save.done():
-                # The resume file and its reserve come before any data (engine/disk.py); asyncio.wait neither
-                # raises its error (the torrent's task handler reports it) nor cancels it with this task.
-                await asyncio.wait([t.start_save])
-            ok = await loop.run_in_executor(t.host.executor, _hash_then_write, storage, index, buf,
-                                            meta.piece_hash(index))
+            return loop.run_in_executor(t.host.executor, _hash_then_write, storage, index, buf, meta.piece_hash(index))
+        except Exception as exc:  # the pool is shut down or cannot start a thread: fail as the job would
+            job: asyncio.Future[bool] = loop.create_future()
+            job.set_exception(exc)
+            return job
+
+    async def _after_start_save(self, index: int, buf: bytearray) -> None:
+        start_save = self.torrent.start_save
+        assert start_save is not None
+        # asyncio.wait neither raises the save's error (the torrent's task handler reports it) nor cancels
+        # the save with this task.
+        await asyncio.wait([start_save])
+        await self.finish_piece(index, buf, self._submit(index, buf))
+
+    async def finish_piece(self, index: int, buf: bytearray, job: asyncio.Future[bool]) -> None:
+        t = self.torrent
+        picker = t.picker
+        assert picker is not None
+        try:
+            ok = await job
         except StorageError as exc:
             self.hashing.discard(index)
             t.fail(str(exc))

@@ -6,6 +6,7 @@ into a `ProtocolError` event. Payloads here exclude the 4-byte length, the id 20
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -250,15 +251,28 @@ def _compact(peers: Iterable[tuple[str, int]], flags: Iterable[int] | None = Non
     v4, v6, f4, f6 = bytearray(), bytearray(), bytearray(), bytearray()
     flag_iter = iter(flags if flags is not None else ())
     for host, port in peers:
-        ip = ipaddress.ip_address(host)
+        packed = _packed_ip(host)
         flag = next(flag_iter, 0) & 0xFF
-        if ip.version == 4:
-            v4.extend(ip.packed + port.to_bytes(2, "big"))
+        if len(packed) == 4:
+            v4 += packed
+            v4 += port.to_bytes(2, "big")
             f4.append(flag)
         else:
-            v6.extend(ip.packed + port.to_bytes(2, "big"))
+            v6 += packed
+            v6 += port.to_bytes(2, "big")
             f6.append(flag)
     return bytes(v4), bytes(v6), bytes(f4), bytes(f6)
+
+
+def _packed_ip(host: str) -> bytes:
+    """`host`'s address bytes. inet_pton first: a PEX message to each of fifty peers lists the other
+    forty-nine, and ipaddress parsed every one of them in Python (a sixth of a millisecond each)."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            return socket.inet_pton(family, host)
+        except OSError:
+            pass
+    return ipaddress.ip_address(host).packed  # what inet_pton does not take (a scoped IPv6 address); or ValueError
 
 
 def encode_pex(

@@ -4,7 +4,7 @@ misuse raises `LocalProtocolError`; nothing here reads what the peer sent beyond
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from torrentpy._core import Bitfield
@@ -77,6 +77,15 @@ class MessageBuilder(Geometry):
         self._check_outgoing_index("have", index)
         self._sending(Kind.ORDINARY, "have")
         return wire.have(index)
+
+    def send_haves(self, indexes: Sequence[int]) -> bytes:
+        """Several HAVEs in one buffer, for one write (a seed's HAVEs wait for the engine's tick)."""
+        if not indexes:
+            return b""
+        self._check_outgoing_index("have", min(indexes))
+        self._check_outgoing_index("have", max(indexes))
+        self._sending(Kind.ORDINARY, "have")
+        return b"".join([wire.have(i) for i in indexes])
 
     def send_bitfield(self, bf: Bitfield) -> bytes:
         """Our bitfield, or HAVE_ALL / HAVE_NONE when both sides support the fast extension."""
