@@ -165,14 +165,26 @@ def _torrentpy_argv(torrent: Path, save: Path, port: int | None) -> list[str]:
     return argv + (["--peer", f"127.0.0.1:{port}"] if port is not None else [])
 
 
-def measure(client: str, via_tracker: bool, work: Path) -> float:
-    """Seconds from spawning `client` to the first REQUEST it sends."""
+def start_probe(work: Path, via_tracker: bool) -> tuple[OneTracker | None, Path, FirstRequestSeeder]:
+    """A torrent in `work` and the seeder waiting for its first REQUEST, plus the tracker handing that
+    seeder out when `via_tracker` (the caller closes it)."""
     tracker = OneTracker() if via_tracker else None
     try:
         torrent, info_hash = make_torrent(work, tracker.url if tracker else None)
         seeder = FirstRequestSeeder(info_hash, PIECES)
+    except BaseException:
         if tracker is not None:
-            tracker.peer_port = seeder.port
+            tracker.close()
+        raise
+    if tracker is not None:
+        tracker.peer_port = seeder.port
+    return tracker, torrent, seeder
+
+
+def measure(client: str, via_tracker: bool, work: Path) -> float:
+    """Seconds from spawning `client` to the first REQUEST it sends."""
+    tracker, torrent, seeder = start_probe(work, via_tracker)
+    try:
         with tempfile.TemporaryDirectory(dir=work) as save_dir:
             if client == "torrentpy":
                 argv = _torrentpy_argv(torrent, Path(save_dir), None if via_tracker else seeder.port)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.startup_probe import PIECES, FirstRequestSeeder, make_torrent
+from bench.startup_probe import start_probe
 
 DRIVER = r"""
 import gc, runpy, ssl, sys
@@ -60,14 +60,8 @@ LATER = ("rich", "json", "aiohttp", "torrentpy.tui.live", "torrentpy.tui.dashboa
 
 
 def _first_request_report(tmp_path: Path, *, tracker: bool) -> dict[str, object]:
-    from bench.startup_probe import OneTracker
-
-    one = OneTracker() if tracker else None
+    one, torrent, seeder = start_probe(tmp_path, tracker)
     try:
-        torrent, info_hash = make_torrent(tmp_path, one.url if one else None)
-        seeder = FirstRequestSeeder(info_hash, PIECES)
-        if one is not None:
-            one.peer_port = seeder.port
         out = tmp_path / "report.txt"
         save = tmp_path / "save"
         save.mkdir()
