@@ -27,8 +27,8 @@ from torrentpy.storage.files import Storage
 # files does not run the process out of descriptors. Also bounds a pass's tables.
 MAX_PASS_FILES = 64
 MAX_PASS_PIECES = 1 << 16
-# Bytes the kernel is asked to read ahead of the pieces being hashed (matters when not cached); at
-# enough to keep both cores' pieces in flight while the disk catches up.
+# Bytes the kernel is asked to read ahead of the pieces being hashed (matters when not cached): enough
+# to keep every core's next pieces in flight while the disk catches up.
 READ_AHEAD_BYTES = 64 * 1024 * 1024
 # Seconds between progress reports (and cancellation checks) during a pass.
 POLL_SECONDS = 0.05
