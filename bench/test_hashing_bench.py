@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from torrentpy._core import SpanCheck, hash_pieces, verify_many
+from torrentpy._core import SpanCheck, hash_pieces
 
 TOTAL = 64 * 1024 * 1024
 PIECE = 256 * 1024
@@ -66,27 +66,6 @@ def test_hashlib_all_cores(benchmark: Any, compare: Any, payload: bytes, expecte
             return b"".join(pool.map(lambda i: hashlib.sha1(view[i : i + PIECE]).digest(), offsets))
 
         assert _run(benchmark, pooled) == expected
-
-
-def test_verify_many_all_cores(benchmark: Any, compare: Any, payload: bytes, expected: bytes) -> None:
-    """Pieces already in memory (what the checker did before SpanCheck): separate piece buffers, one call."""
-    compare(benchmark, f"verify {CORES} cores (separate buffers)", "ours", nbytes=TOTAL)
-    view = memoryview(payload)
-    buffers = [view[i : i + PIECE] for i in range(0, TOTAL, PIECE)]
-    assert _run(benchmark, verify_many, buffers, expected, 0) == [True] * len(buffers)
-
-
-def test_hashlib_verify_all_cores(benchmark: Any, compare: Any, payload: bytes, expected: bytes) -> None:
-    compare(benchmark, f"verify {CORES} cores (separate buffers)", "baseline",
-            baseline="hashlib in a thread pool", nbytes=TOTAL)
-    view = memoryview(payload)
-    buffers = [view[i : i + PIECE] for i in range(0, TOTAL, PIECE)]
-    digests = [expected[i : i + 20] for i in range(0, len(expected), 20)]
-    with ThreadPoolExecutor(CORES) as pool:
-        def pooled() -> list[bool]:
-            return list(pool.map(lambda b, d: hashlib.sha1(b).digest() == d, buffers, digests))
-
-        assert _run(benchmark, pooled) == [True] * len(buffers)
 
 
 @pytest.fixture(scope="module")

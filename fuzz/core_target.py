@@ -1,6 +1,7 @@
 """Fuzz target for the Cython core (torrentpy/_core): `Bitfield` from arbitrary bytes and lengths, its
-set operations against a plain-Python model, and `verify_many` / `verify_pieces` with buffers and digests
-of mismatched sizes against hashlib. Coverage guidance comes from this file's Python only (the C is not
+set operations against a plain-Python model, and `SpanCheck` (what the checker runs) over pieces made of
+spans of a file and of padding, with spans past the end of the file, descriptors that do not exist and
+digests of mismatched sizes, against hashlib. Coverage guidance comes from this file's Python only (the C is not
 instrumented), so the harness branches on the shapes that matter itself.
 
 Byte 0 picks the case (even: bitfields, odd: hashing); byte 1..2 a bit count; the rest is data.
@@ -10,9 +11,15 @@ Byte 0 picks the case (even: bitfields, odd: hashing); byte 1..2 a bit count; th
 
 from __future__ import annotations
 
+import array
 import hashlib
+import itertools
+import os
 
-from torrentpy._core import Bitfield, verify_many, verify_pieces
+from torrentpy._core import Bitfield, SpanCheck
+
+# One in-memory file for every input: SpanCheck reads from descriptors.
+_FD = os.memfd_create("fuzz-core")
 
 
 def _model(raw: bytes, nbits: int) -> set[int]:
@@ -71,32 +78,48 @@ def _bitfields(data: bytes) -> None:
             raise AssertionError("bitfields of different sizes combined")
 
 
+def _piece_bytes(content: bytes, spans: list[tuple[int, int, int]]) -> bytes | None:
+    """What hashlib sees of a piece, or None when a span reaches past the end of the file."""
+    out = b""
+    for which, offset, length in spans:
+        if which < 0:
+            out += bytes(length)
+        elif length and offset + length > len(content):
+            return None
+        else:
+            out += content[offset : offset + length]
+    return out
+
+
 def _hashing(data: bytes) -> None:
-    # Cut the data into buffers at the zero bytes; the digests follow, one per buffer or not.
-    count = data[1] % 9 if len(data) > 1 else 0
-    rest = data[2:]
-    buffers = rest.split(b"\x00")[:count] if count else []
-    digests = b"".join(hashlib.sha1(b).digest() for b in buffers)
+    # Byte 1: how many spans (3 bytes each: file -1/0/1, offset, length); byte 0's high bits: where pieces
+    # start; the rest is the file. File 1 does not exist, so a span naming it must be refused.
+    nspans = data[1] % 9 if len(data) > 1 else 0
+    head, content = data[2 : 2 + 3 * nspans], data[2 + 3 * nspans :]
+    os.ftruncate(_FD, 0)
+    os.pwrite(_FD, content, 0)
+    spans = [(head[k] % 3 - 1, head[k + 1] % 64, head[k + 2] % 64) for k in range(0, len(head) - 2, 3)]
+    starts = [0, *(i for i in range(1, len(spans)) if data[0] >> 3 & 1 << i % 5), len(spans)]
+    pieces = [spans[a:b] for a, b in itertools.pairwise(starts)]
+    model = [_piece_bytes(content, p) for p in pieces]
+    digests = b"".join(hashlib.sha1(m or b"").digest() for m in model)
     if data[0] & 2 and digests:
-        digests = digests[:-1] + bytes([digests[-1] ^ 1])  # the last buffer must then fail
+        digests = digests[:-1] + bytes([digests[-1] ^ 1])  # the last piece must then fail
     if data[0] & 4:
-        digests = digests[: len(rest) % (len(digests) + 1)]  # mismatched sizes
+        digests = digests[: len(content) % (len(digests) + 1)]  # mismatched sizes
+    invalid = len(digests) != 20 * len(pieces) or any(which > 0 for which, _, _ in spans)
     try:
-        got = verify_many([bytearray(b) if i % 2 else b for i, b in enumerate(buffers)], digests, threads=1)
+        check = SpanCheck([_FD], array.array("q", starts), array.array("i", [w for w, _, _ in spans]),
+                          array.array("q", [o for _, o, _ in spans]), array.array("q", [n for _, _, n in spans]),
+                          digests)
     except ValueError:
-        assert len(digests) != 20 * len(buffers)
-    else:
-        assert len(digests) == 20 * len(buffers)
-        assert got == [hashlib.sha1(b).digest() == digests[20 * i : 20 * i + 20] for i, b in enumerate(buffers)]
-    piece_length = (data[1] if len(data) > 1 else 0) % 64
-    try:
-        ok = verify_pieces(rest, piece_length, digests, threads=1)
-    except ValueError:
+        assert invalid, "a well-formed check was refused"
         return
-    assert piece_length > 0 and len(digests) % 20 == 0
-    slices = [rest[i : i + piece_length] for i in range(0, len(rest), piece_length)]
-    assert len(slices) == len(digests) // 20
-    assert ok == [hashlib.sha1(s).digest() == digests[20 * i : 20 * i + 20] for i, s in enumerate(slices)]
+    assert not invalid, "a malformed check was accepted"
+    got = check.run(1, 1)
+    assert got == [m is not None and hashlib.sha1(m).digest() == digests[20 * i : 20 * i + 20]
+                   for i, m in enumerate(model)]
+    assert check.done == len(pieces)
 
 
 def test_one_input(data: bytes) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from torrentpy._core import SpanCheck, hash_pieces, sha1, verify_many, verify_piece, verify_pieces
+from torrentpy._core import SpanCheck, hash_pieces, sha1, verify_piece
 from torrentpy._core.hashing import DIGEST_SIZE
 
 PIECE = 16 * 1024
@@ -136,68 +136,6 @@ def test_hash_pieces_piece_longer_than_data() -> None:
 def test_threads_one_and_zero_agree() -> None:
     data = _payload(64 * PIECE + 9)
     assert hash_pieces(data, PIECE, 1) == hash_pieces(data, PIECE, 0) == hash_pieces(data, PIECE, 4)
-    expected = _hashlib_pieces(data, PIECE)
-    assert verify_pieces(data, PIECE, expected, 1) == verify_pieces(data, PIECE, expected, 0)
-    buffers = [data[i : i + PIECE] for i in range(0, len(data), PIECE)]
-    assert verify_many(buffers, expected, 1) == verify_many(buffers, expected, 0) == [True] * len(buffers)
-
-
-@pytest.mark.parametrize("size", [s for s in SIZES if s])
-@pytest.mark.parametrize("kind", BUFFER_KINDS)
-def test_verify_pieces_finds_exactly_the_corrupt_pieces(size: int, kind: str) -> None:
-    data = bytearray(_payload(size, seed=size + 1))
-    expected = _hashlib_pieces(bytes(data), PIECE)
-    count = len(expected) // 20
-    corrupt = {0, count - 1} if count > 1 else {0}
-    for p in corrupt:
-        data[min(p * PIECE + 3, len(data) - 1)] ^= 0xFF
-    result = verify_pieces(BUFFER_KINDS[kind](bytes(data)), PIECE, expected)
-    assert result == [p not in corrupt for p in range(count)]
-
-
-def test_verify_pieces_empty() -> None:
-    assert verify_pieces(b"", PIECE, b"") == []
-
-
-def test_verify_pieces_rejects_bad_shapes() -> None:
-    data = _payload(3 * PIECE)
-    expected = _hashlib_pieces(data, PIECE)
-    with pytest.raises(ValueError):
-        verify_pieces(data, PIECE, expected[:-1])  # not a multiple of 20
-    with pytest.raises(ValueError):
-        verify_pieces(data, PIECE, expected[:-20])  # too few digests for the data
-    with pytest.raises(ValueError):
-        verify_pieces(data, PIECE, expected + b"\0" * 20)  # too many
-    with pytest.raises(ValueError):
-        verify_pieces(data, 0, expected)
-
-
-@pytest.mark.parametrize("kind", BUFFER_KINDS)
-def test_verify_many_buffer_kinds_and_mixed_sizes(kind: str) -> None:
-    pieces = [_payload(n, seed=n) for n in (1, PIECE, 3, PIECE * 2 + 1)]
-    expected = b"".join(hashlib.sha1(p).digest() for p in pieces)
-    assert verify_many([BUFFER_KINDS[kind](p) for p in pieces], expected) == [True] * 4
-    wrong = expected[:20] + bytes(20) + expected[40:]
-    assert verify_many([BUFFER_KINDS[kind](p) for p in pieces], wrong) == [True, False, True, True]
-
-
-def test_verify_many_empty_buffers_and_empty_list() -> None:
-    assert verify_many([], b"") == []
-    assert verify_many([b"", bytearray()], hashlib.sha1(b"").digest() * 2) == [True, True]
-
-
-@pytest.mark.parametrize("digest_bytes", [0, 19, 21, 60])
-def test_verify_many_wrong_digest_length(digest_bytes: int) -> None:
-    with pytest.raises(ValueError):
-        verify_many([b"a", b"b"], b"\0" * digest_bytes)
-
-
-def test_verify_many_views_into_one_buffer() -> None:
-    data = bytearray(_payload(8 * PIECE))
-    view = memoryview(data)
-    buffers = [view[i : i + PIECE] for i in range(0, len(data), PIECE)]
-    expected = _hashlib_pieces(bytes(data), PIECE)
-    assert verify_many(buffers, expected) == [True] * 8
 
 
 def test_mmap_of_a_file(tmp_path: Any) -> None:
@@ -207,7 +145,6 @@ def test_mmap_of_a_file(tmp_path: Any) -> None:
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
         assert sha1(m) == hashlib.sha1(data).digest()
         assert hash_pieces(m, PIECE) == _hashlib_pieces(data, PIECE)
-        assert verify_pieces(m, PIECE, _hashlib_pieces(data, PIECE)) == [True] * 5
 
 
 def _python_ran_during(call: Callable[[], object], attempts: int = 5) -> bool:
@@ -244,11 +181,17 @@ def _python_ran_during(call: Callable[[], object], attempts: int = 5) -> bool:
         sys.setswitchinterval(old_interval)
 
 
-def test_verify_many_releases_the_gil() -> None:
-    buffers = [os.urandom(8 << 20) for _ in range(4)]  # 32 MiB per call: tens of ms of C work
-    expected = b"".join(hashlib.sha1(b).digest() for b in buffers)
+def test_span_check_releases_the_gil(tmp_path: Path) -> None:
+    data = os.urandom(32 << 20)  # 32 MiB per call: tens of ms of C work
+    (tmp_path / "data").write_bytes(data)
+    pieces = [[(0, i, 8 << 20)] for i in range(0, len(data), 8 << 20)]
+    expected = b"".join(hashlib.sha1(span_bytes([data], p)).digest() for p in pieces)
     results: list[list[bool]] = []
-    assert _python_ran_during(lambda: results.append(verify_many(buffers, expected, 1)))
+    fd = os.open(tmp_path / "data", os.O_RDONLY)
+    try:
+        assert _python_ran_during(lambda: results.append(SpanCheck([fd], *span_tables(pieces), expected).run(1)))
+    finally:
+        os.close(fd)
     assert results and all(r == [True] * 4 for r in results)
 
 

@@ -17,9 +17,7 @@ try:
         SpanCheck,
         hash_pieces,
         sha1,
-        verify_many,
         verify_piece,
-        verify_pieces,
     )
     from torrentpy._core.rc4 import RC4
 except ImportError as exc:  # pragma: no cover - exercised only on a broken install
@@ -30,4 +28,4 @@ except ImportError as exc:  # pragma: no cover - exercised only on a broken inst
     ) from exc
 
 __all__ = ["RC4", "Availability", "Bitfield", "Decoder", "Malformed", "SpanCheck", "hash_pieces",
-           "plain_files", "sha1", "verify_many", "verify_piece", "verify_pieces"]
+           "plain_files", "sha1", "verify_piece"]

@@ -2,8 +2,8 @@
 """SHA-1 of pieces through OpenSSL's libcrypto, with the GIL released.
 
 hashlib already drops the GIL for large buffers; this module earns its place by
-hashing many pieces per call, spread over all cores with OpenMP, and by comparing
-digests without building Python objects per piece."""
+hashing many pieces per call, spread over all cores with OpenMP, and by checking pieces
+straight from their files (SpanCheck) without building Python objects per piece."""
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cython.parallel cimport parallel, prange
@@ -124,44 +124,10 @@ def hash_pieces(const unsigned char[::1] data not None, Py_ssize_t piece_length,
     return bytes(out)
 
 
-def verify_pieces(const unsigned char[::1] data not None, Py_ssize_t piece_length,
-                  const unsigned char[::1] expected not None, int threads=0) -> list[bool]:
-    """Check consecutive pieces of `data` against concatenated 20-byte digests;
-    one bool per piece. The number of pieces is len(expected) // 20 and must cover `data`."""
-    if piece_length <= 0:
-        raise ValueError("piece_length must be positive")
-    if expected.shape[0] % 20:
-        raise ValueError("expected digests must be a multiple of 20 bytes")
-    cdef Py_ssize_t length = data.shape[0]
-    cdef Py_ssize_t count = expected.shape[0] // 20
-    if (length + piece_length - 1) // piece_length != count:
-        raise ValueError("data does not hold exactly one slice per expected digest")
-    cdef bytearray matches = bytearray(count)
-    cdef unsigned char[::1] ok = matches
-    cdef Py_ssize_t i, start, size
-    cdef int nthreads = _threads(threads)
-    if count == 0:
-        return []
-    with nogil:
-        for i in prange(count, num_threads=nthreads, schedule="dynamic"):
-            start = i * piece_length
-            size = piece_length if start + piece_length <= length else length - start
-            ok[i] = _check(&data[start], size, &expected[i * 20])
-    return _results(matches)
-
-
-# _check's answers beyond 0 (mismatch) and 1 (match).
+# A piece check's answers beyond 0 (mismatch) and 1 (match).
 cdef enum:
     CHECK_NO_MEMORY = 2
     CHECK_FAILED = 3
-
-
-cdef unsigned char _check(const unsigned char* data, size_t size, const unsigned char* want) noexcept nogil:
-    cdef unsigned char digest[20]
-    cdef int rc = sha1_into(data, size, digest)
-    if rc != 0:
-        return CHECK_NO_MEMORY if rc == NO_MEMORY else CHECK_FAILED
-    return memcmp(digest, want, 20) == 0
 
 
 cdef list _results(bytearray matches):
@@ -170,43 +136,6 @@ cdef list _results(bytearray matches):
     if CHECK_FAILED in matches:
         _raise_for(LIBCRYPTO_FAILED)
     return [bool(v) for v in matches]
-
-
-def verify_many(object buffers not None, const unsigned char[::1] expected not None, int threads=0) -> list[bool]:
-    """Check separate piece buffers (one per 20-byte digest in `expected`) in parallel."""
-    buffers = list(buffers)
-    cdef Py_ssize_t count = len(buffers)
-    if expected.shape[0] != count * 20:
-        raise ValueError("need one 20-byte digest per buffer")
-    if count == 0:
-        return []
-    # Keep the buffer views alive while the GIL is released.
-    cdef list views = [b if isinstance(b, bytes) else memoryview(b).cast("B") for b in buffers]
-    cdef Py_ssize_t i
-    cdef const unsigned char[::1] view
-    cdef size_t* sizes = NULL
-    cdef const unsigned char** ptrs = NULL
-    sizes = <size_t*> PyMem_Malloc(count * sizeof(size_t))
-    ptrs = <const unsigned char**> PyMem_Malloc(count * sizeof(void*))
-    cdef bytearray matches = bytearray(count)
-    cdef unsigned char[::1] ok = matches
-    cdef int nthreads = _threads(threads)
-    cdef list keep = []
-    try:
-        if sizes == NULL or ptrs == NULL:
-            raise MemoryError()
-        for i in range(count):
-            view = views[i]
-            keep.append(view)
-            sizes[i] = view.shape[0]
-            ptrs[i] = &view[0] if view.shape[0] else <const unsigned char*> b""
-        with nogil:
-            for i in prange(count, num_threads=nthreads, schedule="dynamic"):
-                ok[i] = _check(ptrs[i], sizes[i], &expected[i * 20])
-    finally:
-        PyMem_Free(sizes)
-        PyMem_Free(ptrs)
-    return _results(matches)
 
 
 cdef extern from "unistd.h" nogil:
