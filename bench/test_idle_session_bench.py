@@ -16,25 +16,18 @@ import pytest
 
 from bench.conftest import goal
 from tests.engine.many import running, session_for, tiny_torrents
+from tests.procstatus import status_bytes
 
 COUNTS = [int(n) for n in os.environ.get("TORRENTPY_BENCH_TORRENTS", "1000,10000").split(",")]
 IDLE_WINDOW_S = 5.0
 
 
-def rss_bytes() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
-
-
 async def measure(folder: Path, count: int) -> dict[str, float]:
-    before = rss_bytes()
+    before = status_bytes("self", "VmRSS")
     metas = tiny_torrents(folder, count)
     session = session_for(folder)
     async with running(session, metas, timeout_s=1200) as startup_s:
-        rss = rss_bytes() - before
+        rss = status_bytes("self", "VmRSS") - before
         await asyncio.sleep(2.0)  # the first ticks after start-up put the torrents to sleep
         cpu, wall = time.process_time(), time.monotonic()
         await asyncio.sleep(IDLE_WINDOW_S)

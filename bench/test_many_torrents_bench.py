@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from bench.conftest import goal
+from tests.procstatus import status_bytes
 from tests.rpc.daemon_process import DaemonProcess
 from tests.rpc.many import LIST_FIELDS, STATUS_SEED, make_torrents, record_torrents, write_session_settings
 
@@ -35,14 +36,6 @@ def proc_cpu_s(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
-
-
-def proc_rss(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
 
 
 def start(work: Path, downloads: Path, state: Path) -> tuple[DaemonProcess, float]:
@@ -79,7 +72,7 @@ def call_ms(daemon: DaemonProcess, method: str, arguments: dict[str, Any], rows:
 def measure(tmp: Path, count: int) -> dict[str, float]:
     downloads, state = tmp / "downloads", tmp / "state"
     empty, _ = start(tmp / "empty", tmp / "empty-dl", tmp / "empty-state")
-    baseline_rss = proc_rss(empty.proc.pid)  # type: ignore[union-attr]
+    baseline_rss = status_bytes(empty.proc.pid, "VmRSS")  # type: ignore[union-attr]
     empty.stop()
 
     made = time.monotonic()
@@ -104,7 +97,7 @@ def measure(tmp: Path, count: int) -> dict[str, float]:
         wait_loaded(daemon, count)
         result["restart_loaded_s"] = time.monotonic() - restarted
         time.sleep(WINDOW_S + 2.0)  # start-up is no longer "recent"; the first idle ticks are over
-        result["rss_per_torrent"] = (proc_rss(pid) - baseline_rss) / count
+        result["rss_per_torrent"] = (status_bytes(pid, "VmRSS") - baseline_rss) / count
         cpu, wall = proc_cpu_s(pid), time.monotonic()
         time.sleep(IDLE_WINDOW_S)
         result["idle_cpu"] = (proc_cpu_s(pid) - cpu) / (time.monotonic() - wall)

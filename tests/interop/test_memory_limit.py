@@ -24,6 +24,7 @@ import pytest
 
 from tests.interop.peers.base import LOOPBACK, wait_for
 from tests.interop.peers.torrentpy_peer import torrentpy_factory
+from tests.procstatus import status_bytes
 from torrentpy._core import sha1
 from torrentpy.metainfo import Metainfo, load
 from torrentpy.storage.resume import resume_state
@@ -48,23 +49,15 @@ def one_malloc_arena(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MALLOC_ARENA_MAX", "1")
 
 
-def vm_size(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmSize for {pid}")
-
-
 def limit_memory(pid: int, headroom: int = HEADROOM) -> int:
     """Let `pid` map at most `headroom` more bytes than it has once its size has settled; returns the limit."""
-    sizes = [vm_size(pid)]
+    sizes = [status_bytes(pid, "VmSize")]
     deadline = time.monotonic() + 10
     # Settled: the same size for a second (a check's file maps and helper threads come and go before that).
     while len(sizes) < 10 or len(set(sizes[-10:])) > 1:
         assert time.monotonic() < deadline, f"the size of {pid} never settled: {sizes}"
         time.sleep(0.1)
-        sizes.append(vm_size(pid))
+        sizes.append(status_bytes(pid, "VmSize"))
     limit = sizes[-1] + headroom
     resource.prlimit(pid, resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
     return limit

@@ -19,6 +19,7 @@ from tests.interop.loadgen import LoadGenerator
 from tests.interop.peers.libtorrent_peer import LibtorrentPeer
 from tests.interop.peers.payload import MiB, Payload
 from tests.interop.peers.torrentpy_peer import TorrentpyPeer
+from tests.procstatus import status_bytes
 from torrentpy.engine.session import HANDSHAKE_TIMEOUT_S, MAX_CONNECTIONS, MAX_INCOMING_HALF_OPEN
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
@@ -45,19 +46,11 @@ def socket_count(pid: int) -> int:
     return count
 
 
-def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise ProcessLookupError(pid)  # a zombie: it has exited
-
-
 class Samples:
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.base_fds = fd_count(pid)
-        self.base_rss = rss_bytes(pid)
+        self.base_rss = status_bytes(pid, "VmRSS")
         self.max_fds = self.base_fds
         self.max_rss = self.base_rss
         self.max_sockets = 0
@@ -65,7 +58,7 @@ class Samples:
 
     def take(self) -> None:
         try:
-            fds, sockets, rss = fd_count(self.pid), socket_count(self.pid), rss_bytes(self.pid)
+            fds, sockets, rss = fd_count(self.pid), socket_count(self.pid), status_bytes(self.pid, "VmRSS")
         except (FileNotFoundError, ProcessLookupError):
             return  # it has exited
         self.max_fds = max(self.max_fds, fds)
