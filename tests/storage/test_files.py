@@ -5,10 +5,13 @@ import os
 import random
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+import torrentpy.storage.files as files_module
 from tests.storage.builders import build, open_fds
 from tests.tmpfs import Mount
 from torrentpy.errors import DiskFullError, StorageError
@@ -30,6 +33,40 @@ def test_write_then_read_back_in_random_order(root: Path) -> None:
         assert st.read_block_sync(1, 900, 100) == b.payload[4096 + 900 : 4096 + 1000]
     for i, f in enumerate(b.meta.files):
         assert root.joinpath(*f.path).read_bytes() == b.contents[i]
+
+
+def test_writers_of_one_file_take_turns_and_of_two_files_do_not(root: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # ext4 serialises writes to a file on its inode lock and spins a waiting writer; ours sleep instead.
+    b = build([("a.bin", 8 * 4096), ("b.bin", 8 * 4096)], 4096)
+    inside: dict[int, int] = {}
+    overlaps: list[tuple[int, int]] = []
+    files_at_once: list[int] = []
+    real = files_module._pwrite_all
+    guard = threading.Lock()
+
+    def slow_pwrite(fd: int, view: memoryview, offset: int) -> None:
+        with guard:
+            inside[fd] = inside.get(fd, 0) + 1
+            overlaps.append((fd, inside[fd]))
+            files_at_once.append(sum(1 for n in inside.values() if n))
+        time.sleep(0.01)
+        real(fd, view, offset)
+        with guard:
+            inside[fd] -= 1
+
+    monkeypatch.setattr(files_module, "_pwrite_all", slow_pwrite)
+    with Storage(b.meta, root) as st:
+        st.open_files()
+        threads = [threading.Thread(target=st.write_piece_sync, args=(p, b.piece(p))) for p in range(16)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        for p in range(16):
+            assert st.read_piece_sync(p) == b.piece(p)
+    assert max(n for _fd, n in overlaps) == 1  # never two writers in one file
+    assert max(files_at_once) == 2  # the two files were written at the same time
 
 
 def test_write_block_pieces_together(root: Path) -> None:
