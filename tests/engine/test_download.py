@@ -298,3 +298,20 @@ async def test_a_snubbing_peer_gives_its_blocks_back() -> None:
     t.downloader.check_requests(61.0)  # SNUB_TIMEOUT_S without a block
     assert a.snubbed and t.picker.outstanding_count(a.addr) == 0 and len(a.released) == held
     assert t.picker.outstanding_count(b.addr) == held  # asked of B instead
+
+
+async def test_a_peer_idle_at_the_partial_piece_bound_is_asked_again_when_a_piece_passes() -> None:
+    t = FakeTorrent()
+    t.picker.max_partial = 1  # one piece buffer at a time
+    a, b = t.connect("A"), t.connect("B")
+    t.downloader.fill_requests(a, 0.0)
+    t.downloader.fill_requests(b, 0.0)
+    link_a: FakeLink = a.link  # type: ignore[assignment]
+    link_b: FakeLink = b.link  # type: ignore[assignment]
+    assert len(link_a.requests()) == 2 and link_b.requests() == []  # B waits: the bound holds
+    for index, begin in link_a.requests():
+        await t.deliver(a, index, begin)
+    # The piece passed and left the bound: B is asked for the next one now, not at the next tick.
+    assert len(link_b.requests()) == 2 and {i for i, _ in link_b.requests()}.isdisjoint(
+        {i for i, _ in link_a.requests()})
+    assert len(t.downloader.piece_buffers) + len(t.downloader.hashing) <= 1

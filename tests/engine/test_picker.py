@@ -121,8 +121,29 @@ def test_past_max_partial_peers_share_pieces_before_starting_new_ones() -> None:
     pc = p.pick(c, 4, now=0)
     assert set(pieces_of(pc)) <= set(pieces_of(pa)) | set(pieces_of(pb))  # at it: shares both
     assert picture(p).count("p") == 2
-    # Nothing left to share: a new piece is started rather than leaving the peer idle.
-    assert len(set(pieces_of(p.pick(c, 4, now=0)))) == 1 and picture(p).count("p") == 3
+    # Nothing left to share: the bound holds, and the peer waits for a piece to finish.
+    assert p.at_capacity() and p.pick(c, 4, now=0) == [] and picture(p).count("p") == 2
+    done = pieces_of(pa)[0]
+    for blk in [b for b in pa + pb + pc if b.index == done]:
+        p.on_block(next(k for k in (a, b, c) if blk in p.outstanding(k)), blk)
+    p.piece_passed(done)
+    assert not p.at_capacity() and len(set(pieces_of(p.pick(c, 4, now=0)))) == 1
+    p.check_invariants()
+
+
+def test_pieces_no_connected_peer_can_finish_do_not_hold_the_bound() -> None:
+    p = picker("1111111", max_partial=2)
+    a = peer(p, "a", ALL7)
+    taken = p.pick(a, 8, now=0)  # two pieces, every block asked of a
+    x, y = pieces_of(taken)
+    for index in (x, y):
+        p.on_block(a, next(blk for blk in taken if blk.index == index))
+    b = peer(p, "b", "".join("0" if i in (x, y) else "1" for i in range(7)))
+    assert p.at_capacity() and p.pick(b, 4, now=0) == []
+    p.remove_peer(a)  # x and y are orphans now, and b lacks both: they must not stop it forever
+    assert not p.at_capacity()
+    got = p.pick(b, 4, now=0)
+    assert len(got) == 4 and not {x, y} & set(pieces_of(got))
     p.check_invariants()
 
 
@@ -413,3 +434,10 @@ def test_whole_download_with_random_first_then_rarest() -> None:
             deliver(p, k, got)
         p.check_invariants()
     assert p.left_bytes() == 0
+
+
+def test_one_pick_starts_no_more_pieces_than_the_bound_allows() -> None:
+    p = picker("1111111", max_partial=3)
+    a = peer(p, "a", ALL7)
+    assert len(set(pieces_of(p.pick(a, 28, now=0)))) == 3 and p.at_capacity()
+    p.check_invariants()

@@ -93,6 +93,10 @@ class Downloader:
         self.piece_buffers: dict[int, bytearray] = {}
         self._buffer_pool: list[bytearray] = []
         self._throttled = False
+        # Peers left with no request out because the picker's partial pieces were at their memory bound,
+        # longest waiting first: they are topped up when a piece leaves it, not at the next tick. (A peer
+        # with requests out is topped up by its next block.)
+        self._starved: dict[Addr, None] = {}
         self.hashing: set[int] = set()
         # Who sent each block received so far of the pieces being assembled: piece → offset → peer.
         self.block_sources: dict[int, dict[int, Addr]] = {}
@@ -126,6 +130,8 @@ class Downloader:
         if want <= 0:
             return
         blocks = picker.pick(peer.addr, want, now=now)
+        if not blocks and not outstanding and picker.at_capacity():
+            self._starved[peer.addr] = None
         if not blocks:
             if peer.bitfield is None or not picker.is_interesting(peer.bitfield):
                 self.update_interest(peer)
@@ -381,14 +387,11 @@ class Downloader:
         if not ok:
             self._on_hash_failed(index, buf, sources)
             self._recycle(buf)
+            self._wake_peers()
             return
         picker.piece_passed(index)
         self.pieces_downloaded += 1
-        if self._throttled and len(self.hashing) * picker.piece_length <= MAX_PENDING_WRITE_BYTES // 2:
-            self._throttled = False
-            now = t.now
-            for peer in list(t.peers.values()):
-                self.fill_requests(peer, now)
+        self._wake_peers()
         t.resume_dirty = True
         self._apply_bans(self.banlist.piece_passed(index, buf))
         self._recycle(buf)
@@ -409,6 +412,29 @@ class Downloader:
         elif picker.sequential:  # the read-ahead window moved on: peers idle at its edge may start more
             for peer in list(t.peers.values()):
                 self.fill_requests(peer, t.now)
+
+    def _wake_peers(self) -> None:
+        """A piece left the pool and the picker: top up the peers whose requests stopped for either."""
+        t = self.torrent
+        picker = t.picker
+        assert picker is not None
+        now = t.now
+        if self._throttled and len(self.hashing) * picker.piece_length <= MAX_PENDING_WRITE_BYTES // 2:
+            self._throttled = False
+            self._starved.clear()
+            for peer in list(t.peers.values()):
+                self.fill_requests(peer, now)
+        elif self._starved:
+            # One piece's room feeds a peer or two: once one is left without requests again, so would the
+            # rest be (fifty seeders spent a quarter of the leech's CPU asking them all after every piece).
+            starved = self._starved
+            for addr in list(starved):
+                del starved[addr]
+                waiting = t.peers.get(addr)
+                if waiting is not None:
+                    self.fill_requests(waiting, now)
+                    if addr in starved:
+                        break
 
     def _on_hash_failed(self, index: int, buf: bytearray, sources: Mapping[int, Addr]) -> None:
         t = self.torrent
