@@ -219,9 +219,15 @@ class _Handler:
 def test_a_receive_buffer_that_cannot_grow_stays_small(memory: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     link = PeerLink(_Conn(), _Handler(), ("10.0.0.1", 6881), incoming=False)  # type: ignore[arg-type]
     if not memory:
-        monkeypatch.setattr(peer_module, "bytearray", no_memory_for(RECV_BUFFER_BYTES), raising=False)
-    view = link.get_buffer(-1)
-    view[:] = b"x" * len(view)
-    link.buffer_updated(len(view))  # a full read: the link asks for its big buffer
-    assert link.conn.got == b"x" * FIRST_RECV_BUFFER_BYTES  # type: ignore[attr-defined]
-    assert len(link.get_buffer(-1)) == (RECV_BUFFER_BYTES if memory else FIRST_RECV_BUFFER_BYTES)
+        monkeypatch.setattr(peer_module, "bytearray", no_memory_for(4 * FIRST_RECV_BUFFER_BYTES), raising=False)
+    sizes = []
+    for _ in range(4):
+        view = link.get_buffer(-1)
+        view[:] = b"x" * len(view)
+        link.buffer_updated(len(view))  # a full read: the link asks for a bigger buffer, up to the full one
+        assert link.conn.got == b"x" * len(view)  # type: ignore[attr-defined]
+        sizes.append(len(link.get_buffer(-1)))
+    if memory:
+        assert sizes == [4 * FIRST_RECV_BUFFER_BYTES] + [RECV_BUFFER_BYTES] * 3
+    else:
+        assert sizes == [FIRST_RECV_BUFFER_BYTES] * 4
