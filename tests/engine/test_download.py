@@ -17,7 +17,7 @@ from torrentpy.engine.alerts import TorrentAlert
 from torrentpy.engine.banlist import BanList
 from torrentpy.engine.download import Downloader
 from torrentpy.engine.peer import Peer
-from torrentpy.engine.picker import Block, PiecePicker
+from torrentpy.engine.picker import STALE_REQUEST_S, Block, PiecePicker
 from torrentpy.protocol import events as ev
 
 BS = 16 * 1024
@@ -303,15 +303,36 @@ async def test_a_snubbing_peer_gives_its_blocks_back() -> None:
 async def test_a_peer_idle_at_the_partial_piece_bound_is_asked_again_when_a_piece_passes() -> None:
     t = FakeTorrent()
     t.picker.max_partial = 1  # one piece buffer at a time
-    a, b = t.connect("A"), t.connect("B")
+    # A has one piece we lack: it asks first, then has nothing more to give. B waits behind it.
+    a, b = t.connect("A", has="100"), t.connect("B")
     t.downloader.fill_requests(a, 0.0)
     t.downloader.fill_requests(b, 0.0)
     link_a: FakeLink = a.link  # type: ignore[assignment]
     link_b: FakeLink = b.link  # type: ignore[assignment]
-    assert len(link_a.requests()) == 2 and link_b.requests() == []  # B waits: the bound holds
+    assert link_a.requests() == [(0, 0), (0, BS)] and link_b.requests() == []  # B waits: the bound holds
     for index, begin in link_a.requests():
         await t.deliver(a, index, begin)
-    # The piece passed and left the bound: B is asked for the next one now, not at the next tick.
-    assert len(link_b.requests()) == 2 and {i for i, _ in link_b.requests()}.isdisjoint(
-        {i for i, _ in link_a.requests()})
+    # The piece passed and left the bound: B is asked for the next one now, not at the next tick, though
+    # A (which had waited longer, and gets nothing) came first.
+    assert len(link_b.requests()) == 2 and {i for i, _ in link_b.requests()} <= {1, 2}
+    assert len(link_a.requests()) == 2
     assert len(t.downloader.piece_buffers) + len(t.downloader.hashing) <= 1
+
+
+async def test_a_peer_idle_at_the_bound_races_a_slow_peer_on_the_tick() -> None:
+    t = FakeTorrent()
+    t.picker.max_partial = 1
+    slow, fast = t.connect("S"), t.connect("F")
+    t.downloader.fill_requests(slow, 0.0)
+    t.downloader.fill_requests(fast, 0.0)
+    link_s: FakeLink = slow.link  # type: ignore[assignment]
+    link_f: FakeLink = fast.link  # type: ignore[assignment]
+    assert len(link_s.requests()) == 2 and link_f.requests() == []
+    held = link_s.requests()
+    t.now = STALE_REQUEST_S
+    t.downloader.check_requests(t.now)  # the 1 Hz tick
+    assert sorted(link_f.requests()) == sorted(held)  # the slow peer's blocks, raced
+    for index, begin in link_f.requests():
+        await t.deliver(fast, index, begin)
+    assert t.storage.written[held[0][0]] == payload(held[0][0])
+    assert sorted((m[1], m[2]) for m in link_s.sent if m[0] == "cancel") == sorted(held)

@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 
 from tests.engine.dsl import BS, bits, block, blocks_of, deliver, peer, picker, picture, pieces_of
-from torrentpy.engine.picker import Block, BlockResult, PiecePicker, queue_depth
+from torrentpy.engine.picker import STALE_REQUEST_S, Block, BlockResult, PiecePicker, queue_depth
 
 ALL7 = "1111111"
 
@@ -440,4 +440,18 @@ def test_one_pick_starts_no_more_pieces_than_the_bound_allows() -> None:
     p = picker("1111111", max_partial=3)
     a = peer(p, "a", ALL7)
     assert len(set(pieces_of(p.pick(a, 28, now=0)))) == 3 and p.at_capacity()
+    p.check_invariants()
+
+
+def test_at_the_bound_a_peer_races_blocks_a_slow_peer_has_held_too_long() -> None:
+    p = picker("1111111", max_partial=2)
+    slow, fast = peer(p, "slow", ALL7), peer(p, "fast", ALL7)
+    held = p.pick(slow, 8, now=0)  # every block of the two pieces the bound allows
+    assert len(set(pieces_of(held))) == 2 and p.at_capacity()
+    assert p.pick(fast, 4, now=STALE_REQUEST_S - 0.5) == []  # not yet: the slow peer may still answer
+    raced = p.pick(fast, 3, now=STALE_REQUEST_S)
+    assert len(raced) == 3 and set(raced) <= set(held)
+    assert sorted(p.pick(fast, 8, now=STALE_REQUEST_S)) == sorted(b for b in held if b not in raced)  # once each
+    result = p.on_block(fast, raced[0])
+    assert result.cancel == ((slow, raced[0]),) and not result.unrequested
     p.check_invariants()

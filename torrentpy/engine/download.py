@@ -93,9 +93,8 @@ class Downloader:
         self.piece_buffers: dict[int, bytearray] = {}
         self._buffer_pool: list[bytearray] = []
         self._throttled = False
-        # Peers left with no request out because the picker's partial pieces were at their memory bound,
-        # longest waiting first: they are topped up when a piece leaves it, not at the next tick. (A peer
-        # with requests out is topped up by its next block.)
+        # Peers that got fewer requests than they wanted because the picker's partial pieces were at their
+        # memory bound, longest waiting first: they are topped up when a piece leaves it.
         self._starved: dict[Addr, None] = {}
         self.hashing: set[int] = set()
         # Who sent each block received so far of the pieces being assembled: piece → offset → peer.
@@ -130,8 +129,12 @@ class Downloader:
         if want <= 0:
             return
         blocks = picker.pick(peer.addr, want, now=now)
-        if not blocks and not outstanding and picker.at_capacity():
+        if len(blocks) < want and picker.at_capacity():
+            # No room for another piece: the peer waits for one to leave (_wake_peers) or for its next
+            # re-measure, instead of asking the picker again for every block it delivers (fifty seeders
+            # made 25,000 such empty picks per GiB).
             self._starved[peer.addr] = None
+            peer.refill_below = -1
         if not blocks:
             if peer.bitfield is None or not picker.is_interesting(peer.bitfield):
                 self.update_interest(peer)
@@ -421,19 +424,23 @@ class Downloader:
         now = t.now
         if self._throttled and len(self.hashing) * picker.piece_length <= MAX_PENDING_WRITE_BYTES // 2:
             self._throttled = False
-            self._starved.clear()
+            starved, self._starved = self._starved, {}
             for peer in list(t.peers.values()):
+                if peer.addr in starved:
+                    peer.depth_until = 0.0
                 self.fill_requests(peer, now)
         elif self._starved:
-            # One piece's room feeds a peer or two: once one is left without requests again, so would the
-            # rest be (fifty seeders spent a quarter of the leech's CPU asking them all after every piece).
+            # One piece's room feeds a peer or two: once one gets nothing with the bound reached again, so
+            # would the rest (fifty seeders spent a quarter of the leech's CPU asking them all every piece).
             starved = self._starved
             for addr in list(starved):
                 del starved[addr]
                 waiting = t.peers.get(addr)
                 if waiting is not None:
+                    before = picker.outstanding_count(addr)
+                    waiting.depth_until = 0.0  # plan afresh: its last plan found no room
                     self.fill_requests(waiting, now)
-                    if addr in starved:
+                    if picker.outstanding_count(addr) == before and picker.at_capacity():
                         break
 
     def _on_hash_failed(self, index: int, buf: bytearray, sources: Mapping[int, Addr]) -> None:

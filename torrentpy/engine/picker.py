@@ -50,6 +50,9 @@ RAREST_REUSE_S = 1.0
 # of requests used to start a piece whenever every open block was asked for: 77 buffers at once, 120 MiB RSS
 # for a 1 GiB leech that needs 56 MiB with one seeder.
 PARTIAL_BUFFER_BYTES = 32 * 1024 * 1024
+# At that bound a peer with nothing to share may race a block another peer has held this long: a slow peer
+# with one block in each of the pieces under way would otherwise hold the download to its pace.
+STALE_REQUEST_S = 2.0
 
 PeerKey = Hashable
 
@@ -451,6 +454,8 @@ class PiecePicker:
         # 4. Endgame: everything missing is requested; race other peers for the slow blocks.
         if self.in_endgame():
             self._pick_endgame(key, bf, mine, count - len(out), now, out)
+        elif crowded and len(out) < count and self.at_capacity():
+            self._pick_stale(key, bf, mine, count - len(out), now, out)
         return out
 
     def _share(self, key: PeerKey, bf: Bitfield, mine: dict[tuple[int, int], float], count: int, now: float,
@@ -507,6 +512,28 @@ class PiecePicker:
         # Fewest copies first, then the request that has waited longest (most likely stuck).
         choices.sort()
         for _copies, _asked, index, b in choices[:n]:
+            out.append(self._add_request(self._partial[index], b, key, mine, now))
+
+    def _pick_stale(self, key: PeerKey, bf: Bitfield, mine: dict[tuple[int, int], float], n: int,
+                    now: float, out: list[Block]) -> None:
+        """At the partial-piece bound with nothing to share: a second request for blocks one other peer has
+        held for STALE_REQUEST_S, oldest first, so pieces waiting on a slow peer finish and make room."""
+        cutoff = now - STALE_REQUEST_S
+        # A peer's requests are kept in the order they were made: its first is its oldest.
+        if not any(next(iter(asked.values())) <= cutoff for other, asked in self._out.items()
+                   if asked and other != key):
+            return
+        choices: list[tuple[float, int, int]] = []
+        for p in self._partial.values():
+            if p.received == p.num_blocks or not bf.get(p.index):
+                continue
+            for b, reqs in p.requesters.items():
+                if len(reqs) == 1 and reqs[0] != key:
+                    asked = self._out[reqs[0]].get((p.index, b), now)
+                    if asked <= cutoff:
+                        choices.append((asked, p.index, b))
+        choices.sort()
+        for _asked, index, b in choices[:n]:
             out.append(self._add_request(self._partial[index], b, key, mine, now))
 
     # ---- events ------------------------------------------------------------------------------------
