@@ -129,7 +129,7 @@ class Downloader:
         if want <= 0:
             return
         blocks = picker.pick(peer.addr, want, now=now)
-        if len(blocks) < want and picker.at_capacity():
+        if len(blocks) < want and picker.at_capacity() and not picker.in_endgame():
             # No room for another piece: the peer waits for one to leave (_wake_peers) or for its next
             # re-measure, instead of asking the picker again for every block it delivers (fifty seeders
             # made 25,000 such empty picks per GiB).

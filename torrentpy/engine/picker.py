@@ -149,6 +149,8 @@ class PiecePicker:
         self.endgame_copies = endgame_copies
         # At this many partial pieces peers share pieces, and start no new one (see at_capacity).
         self.max_partial = max_partial or max(8, PARTIAL_BUFFER_BYTES // piece_length)
+        # No request can have been held STALE_REQUEST_S before this (see _pick_stale).
+        self._stale_from = 0.0
         # Bumped when a block may have become an endgame candidate: a peer whose scan found none waits for it.
         self._endgame_gen = 0
         self._endgame_empty: dict[PeerKey, int] = {}
@@ -518,10 +520,14 @@ class PiecePicker:
                     now: float, out: list[Block]) -> None:
         """At the partial-piece bound with nothing to share: a second request for blocks one other peer has
         held for STALE_REQUEST_S, oldest first, so pieces waiting on a slow peer finish and make room."""
+        if now < self._stale_from:
+            return
         cutoff = now - STALE_REQUEST_S
         # A peer's requests are kept in the order they were made: its first is its oldest.
-        if not any(next(iter(asked.values())) <= cutoff for other, asked in self._out.items()
-                   if asked and other != key):
+        oldest = min((next(iter(asked.values())) for asked in self._out.values() if asked), default=now)
+        if oldest > cutoff:
+            # Requests made from now on are younger: none can be stale before the oldest one is.
+            self._stale_from = oldest + STALE_REQUEST_S
             return
         choices: list[tuple[float, int, int]] = []
         for p in self._partial.values():
