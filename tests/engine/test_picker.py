@@ -6,7 +6,8 @@ from collections import Counter
 import pytest
 
 from tests.engine.dsl import BS, bits, block, blocks_of, deliver, peer, picker, picture, pieces_of
-from torrentpy.engine.picker import STALE_REQUEST_S, Block, BlockResult, PiecePicker, queue_depth
+from torrentpy.engine.picker import STALE_REQUEST_S, Block, BlockResult, PiecePicker
+from torrentpy.engine.requests import queue_depth
 
 ALL7 = "1111111"
 

@@ -11,31 +11,34 @@ A partial piece whose blocks are all received waits for ``piece_passed`` / ``pie
 
 from __future__ import annotations
 
-import math
 import random
-from collections.abc import Hashable
-from dataclasses import dataclass
-from typing import NamedTuple
 
 from torrentpy._core import Availability, Bitfield
+from torrentpy.engine.blocks import (
+    ACCEPTED,
+    DEFAULT_BLOCK_SIZE,
+    DUPLICATE,
+    FREE,
+    RECEIVED,
+    REQUESTED,
+    Block,
+    BlockResult,
+    PartialPiece,
+    PeerKey,
+    PieceProgress,
+    most_complete_first,
+)
 from torrentpy.engine.priority import PiecePriorities, sequential_candidates, sequential_window
 from torrentpy.engine.rarity import RarityIndex, random_startable
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
+    "STALE_REQUEST_S",
     "Block",
     "BlockResult",
     "PiecePicker",
     "PieceProgress",
-    "queue_depth",
 ]
-
-DEFAULT_BLOCK_SIZE = 16384
-
-# Block states inside a partial piece.
-_FREE = 0
-_REQUESTED = 1
-_RECEIVED = 2
 
 # A peer can keep sending blocks we cancelled or gave up on; we remember that many per peer so a late
 # arrival is not mistaken for unrequested data, without letting a hostile peer grow our memory.
@@ -53,79 +56,6 @@ PARTIAL_BUFFER_BYTES = 32 * 1024 * 1024
 # At that bound a peer with nothing to share may race a block another peer has held this long: a slow peer
 # with one block in each of the pieces under way would otherwise hold the download to its pace.
 STALE_REQUEST_S = 2.0
-
-PeerKey = Hashable
-
-
-class Block(NamedTuple):
-    """One REQUEST's worth of a piece: ``begin`` is the byte offset inside the piece.
-
-    A NamedTuple rather than a dataclass because the engine creates and hashes one per 16 KiB block;
-    the field named like tuple.index (the wire protocol's name) needs the type: ignore."""
-
-    index: int  # type: ignore[assignment]
-    begin: int
-    length: int
-
-
-@dataclass(frozen=True, slots=True)
-class BlockResult:
-    """What ``on_block`` concluded about a received block.
-
-    ``piece_complete``: every block of the piece is now in; hash it, then call ``piece_passed`` or
-    ``piece_failed``. ``duplicate``: we already had the block; drop the data. ``cancel``: other peers that
-    still have this block outstanding (endgame); send them CANCEL. ``unrequested``: this peer sent a
-    block we never asked it for (the data is still accepted when we lacked it)."""
-
-    piece_complete: bool = False
-    duplicate: bool = False
-    cancel: tuple[tuple[PeerKey, Block], ...] = ()
-    unrequested: bool = False
-
-
-# The common results are immutable, so share them instead of building one per block.
-_DUPLICATE = (BlockResult(duplicate=True), BlockResult(duplicate=True, unrequested=True))
-_ACCEPTED = (
-    (BlockResult(), BlockResult(unrequested=True)),
-    (BlockResult(piece_complete=True), BlockResult(piece_complete=True, unrequested=True)),
-)
-
-
-class PieceProgress(NamedTuple):
-    index: int  # type: ignore[assignment]
-    blocks: int
-    received: int
-    requested: int
-
-
-class _Piece:
-    """Per-block bookkeeping of one partial piece."""
-
-    __slots__ = ("contributors", "downloaders", "free", "index", "num_blocks", "received", "requesters",
-                 "state")
-
-    def __init__(self, index: int, num_blocks: int) -> None:
-        self.index = index
-        self.num_blocks = num_blocks
-        self.state = bytearray(num_blocks)  # _FREE / _REQUESTED / _RECEIVED per block
-        self.requesters: dict[int, list[PeerKey]] = {}  # block -> peers with it outstanding
-        self.downloaders: dict[PeerKey, int] = {}  # peer -> outstanding blocks in this piece
-        self.contributors: set[PeerKey] = set()  # peers whose data is in the piece (for hash-fail strikes)
-        self.received = 0
-        self.free = num_blocks
-
-
-def queue_depth(rate_bps: float, *, block_size: int = DEFAULT_BLOCK_SIZE, target_s: float = 2.0,
-                min_depth: int = 4, max_depth: int = 500) -> int:
-    """How many requests to keep outstanding with a peer downloading at ``rate_bps``.
-
-    Like libtorrent's request queue: enough blocks to cover ``target_s`` seconds at the measured rate, so
-    the pipe never drains while a request round-trips, clamped to [min_depth, max_depth]."""
-    if rate_bps <= 0 or not math.isfinite(rate_bps):
-        return min_depth if rate_bps <= 0 or math.isnan(rate_bps) else max_depth
-    depth = math.ceil(rate_bps * target_s / block_size)
-    return max(min_depth, min(max_depth, depth))
-
 
 class PiecePicker:
     def __init__(self, num_pieces: int, piece_length: int, total_length: int, *,
@@ -167,11 +97,11 @@ class PiecePicker:
         # Pieces that are not candidates for a fresh start: have | partial.
         self._busy = self.have.copy()
         self._peers: dict[PeerKey, Bitfield] = {}
-        self._partial: dict[int, _Piece] = {}
+        self._partial: dict[int, PartialPiece] = {}
         # Partial pieces with at least one free block; insertion order = age, so old pieces finish first.
-        self._open: dict[int, _Piece] = {}
+        self._open: dict[int, PartialPiece] = {}
         # Open pieces nobody is downloading right now (abandoned by a peer that left or timed out).
-        self._orphans: dict[int, _Piece] = {}
+        self._orphans: dict[int, PartialPiece] = {}
         self._out: dict[PeerKey, dict[tuple[int, int], float]] = {}  # peer -> (piece, block) -> asked at
         self._peer_pieces: dict[PeerKey, dict[int, None]] = {}  # peer -> pieces it has requests in
         self._late: dict[PeerKey, dict[tuple[int, int], None]] = {}
@@ -282,14 +212,14 @@ class PiecePicker:
 
     # ---- request bookkeeping -----------------------------------------------------------------------
 
-    def _start(self, index: int) -> _Piece:
-        p = _Piece(index, self.blocks_in_piece(index))
+    def _start(self, index: int) -> PartialPiece:
+        p = PartialPiece(index, self.blocks_in_piece(index))
         self._partial[index] = p
         self._busy.set(index)
         self._rarity.discard(index)
         return p
 
-    def _sync(self, p: _Piece) -> None:
+    def _sync(self, p: PartialPiece) -> None:
         """Re-file ``p`` in the open / orphan indexes after its blocks changed."""
         index = p.index
         if self._partial.get(index) is not p:
@@ -314,12 +244,12 @@ class PiecePicker:
             self._open.pop(index, None)
             self._orphans.pop(index, None)
 
-    def _add_request(self, p: _Piece, b: int, key: PeerKey, mine: dict[tuple[int, int], float],
+    def _add_request(self, p: PartialPiece, b: int, key: PeerKey, mine: dict[tuple[int, int], float],
                      now: float) -> Block:
         reqs = p.requesters.get(b)
         if reqs is None:
             p.requesters[b] = [key]
-            p.state[b] = _REQUESTED
+            p.state[b] = REQUESTED
             p.free -= 1
         else:
             reqs.append(key)
@@ -333,7 +263,7 @@ class PiecePicker:
             late.pop((p.index, b), None)
         return self._block(p.index, b)
 
-    def _drop_request(self, p: _Piece, b: int, key: PeerKey) -> None:
+    def _drop_request(self, p: PartialPiece, b: int, key: PeerKey) -> None:
         """Remove ``key`` from block ``b``'s requesters (not from ``_out``: the caller does that)."""
         reqs = p.requesters.get(b)
         if not reqs or key not in reqs:
@@ -341,8 +271,8 @@ class PiecePicker:
         reqs.remove(key)
         if not reqs:
             del p.requesters[b]
-            if p.state[b] == _REQUESTED:
-                p.state[b] = _FREE
+            if p.state[b] == REQUESTED:
+                p.state[b] = FREE
                 p.free += 1
         n = p.downloaders[key] - 1
         if n:
@@ -370,12 +300,12 @@ class PiecePicker:
             self._sync(p)
         return True
 
-    def _take_free(self, p: _Piece, key: PeerKey, mine: dict[tuple[int, int], float], n: int,
+    def _take_free(self, p: PartialPiece, key: PeerKey, mine: dict[tuple[int, int], float], n: int,
                    now: float, out: list[Block]) -> None:
         state = p.state
         pos = 0
         while n > 0 and p.free:
-            b = state.find(_FREE, pos)
+            b = state.find(FREE, pos)
             if b < 0:
                 break
             out.append(self._add_request(p, b, key, mine, now))
@@ -402,7 +332,7 @@ class PiecePicker:
             own.extend(p for p in self._orphans.values() if bf.get(p.index))
             if own:
                 if len(own) > 1:
-                    own.sort(key=_most_complete_first)
+                    own.sort(key=most_complete_first)
                 for p in own:
                     self._take_free(p, key, mine, count - len(out), now, out)
                     if len(out) >= count:
@@ -464,7 +394,7 @@ class PiecePicker:
                out: list[Block]) -> bool:
         """Free blocks of open pieces `key` has, most complete first; True once `out` holds `count`."""
         shared = [p for p in self._open.values() if bf.get(p.index)]
-        shared.sort(key=_most_complete_first)
+        shared.sort(key=most_complete_first)
         for p in shared:
             self._take_free(p, key, mine, count - len(out), now, out)
             if len(out) >= count:
@@ -557,13 +487,13 @@ class PiecePicker:
                 del late[k]
                 unrequested = False
         if self.have.get(index):
-            return _DUPLICATE[unrequested]
+            return DUPLICATE[unrequested]
         p = self._partial.get(index)
         if p is None:
             p = self._start(index)
         state = p.state
-        if state[b] == _RECEIVED:
-            return _DUPLICATE[unrequested]
+        if state[b] == RECEIVED:
+            return DUPLICATE[unrequested]
         cancel: list[tuple[PeerKey, Block]] = []
         reqs = p.requesters.get(b)
         if reqs:
@@ -584,16 +514,16 @@ class PiecePicker:
                         self._out[other].pop(k, None)
                         self._remember_late(other, k)
                         cancel.append((other, blk))
-        if state[b] == _FREE:
+        if state[b] == FREE:
             p.free -= 1
-        state[b] = _RECEIVED
+        state[b] = RECEIVED
         p.received += 1
         p.contributors.add(key)
         self._sync(p)
         complete = p.received == p.num_blocks
         if cancel:
             return BlockResult(piece_complete=complete, cancel=tuple(cancel), unrequested=unrequested)
-        return _ACCEPTED[complete][unrequested]
+        return ACCEPTED[complete][unrequested]
 
     def on_reject(self, key: PeerKey, block: Block) -> bool:
         """The peer rejected (or choked away) a request; the block is requestable again. Returns False
@@ -711,7 +641,7 @@ class PiecePicker:
         if p is None:
             return "." * n
         copies = {b: len(reqs) for b, reqs in p.requesters.items()}
-        return "".join("x" if st == _RECEIVED else "." if st == _FREE else
+        return "".join("x" if st == RECEIVED else "." if st == FREE else
                        "r" if copies[b] == 1 else str(min(copies[b], 9)) for b, st in enumerate(p.state))
 
     def pieces_awaiting_hash(self) -> list[int]:
@@ -722,11 +652,11 @@ class PiecePicker:
         for index, p in self._partial.items():
             assert not self.have.get(index), f"piece {index} both had and partial"
             assert self._busy.get(index)
-            assert p.received == p.state.count(_RECEIVED)
-            assert p.free == p.state.count(_FREE)
-            assert set(p.requesters) == {b for b, s in enumerate(p.state) if s == _REQUESTED}
+            assert p.received == p.state.count(RECEIVED)
+            assert p.free == p.state.count(FREE)
+            assert set(p.requesters) == {b for b, s in enumerate(p.state) if s == REQUESTED}
             for b, reqs in p.requesters.items():
-                assert p.state[b] == _REQUESTED and reqs and len(set(reqs)) == len(reqs)
+                assert p.state[b] == REQUESTED and reqs and len(set(reqs)) == len(reqs)
                 for r in reqs:
                     assert (index, b) in self._out[r]
             assert (index in self._open) == (p.free > 0)
@@ -742,6 +672,3 @@ class PiecePicker:
         assert self._left == sum(self.piece_size(i) for i in self.priorities.needless.missing())
         self._rarity.check(self.availability, self._busy)
 
-
-def _most_complete_first(p: _Piece) -> tuple[int, int]:
-    return (-p.received, -(p.num_blocks - p.free))

@@ -9,8 +9,6 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from torrentpy.engine.picker import queue_depth
-
 BLOCK_SIZE = 16 * 1024
 # The shallowest request queue, whatever the measured rate: a peer's rate is only known once blocks
 # flow, and a shallow queue would keep it slow (the end-to-end benchmark against libtorrent set it).
@@ -33,6 +31,18 @@ class RequestPlan(NamedTuple):
     # Until `until`, a peer with more than `refill_below` requests outstanding needs no new plan.
     refill_below: int
     until: float
+
+
+def queue_depth(rate_bps: float, *, block_size: int = BLOCK_SIZE, target_s: float = 2.0,
+                min_depth: int = 4, max_depth: int = 500) -> int:
+    """How many requests to keep outstanding with a peer downloading at ``rate_bps``.
+
+    Like libtorrent's request queue: enough blocks to cover ``target_s`` seconds at the measured rate, so
+    the pipe never drains while a request round-trips, clamped to [min_depth, max_depth]."""
+    if rate_bps <= 0 or not math.isfinite(rate_bps):
+        return min_depth if rate_bps <= 0 or math.isnan(rate_bps) else max_depth
+    depth = math.ceil(rate_bps * target_s / block_size)
+    return max(min_depth, min(max_depth, depth))
 
 
 def plan_requests(outstanding: int, rate_bps: float, now: float, *, endgame: bool,
