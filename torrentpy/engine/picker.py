@@ -428,28 +428,13 @@ class PiecePicker:
                       now: float, out: list[Block]) -> None:
         if self._endgame_empty.get(key) == self._endgame_gen:
             return  # nothing has moved since this peer's last scan found no block to race for
-        limit = self.endgame_copies
-        choices: list[tuple[int, float, int, int]] = []
-        for p in self._partial.values():  # oldest first: enough candidates there, stop looking
-            if len(choices) >= 4 * n + 16:
-                break
-            if p.received == p.num_blocks or not bf.get(p.index):
-                continue
-            for b, reqs in p.requesters.items():
-                if len(reqs) < limit and key not in reqs:
-                    asked = min(self._out[r].get((p.index, b), now) for r in reqs)
-                    choices.append((len(reqs), asked, p.index, b))
-        if not choices:
+        if not self._race(key, bf, mine, n, now, out, copies=self.endgame_copies, asked_by=now):
             self._endgame_empty[key] = self._endgame_gen
-        # Fewest copies first, then the request that has waited longest (most likely stuck).
-        choices.sort()
-        for _copies, _asked, index, b in choices[:n]:
-            out.append(self._add_request(self._partial[index], b, key, mine, now))
 
     def _pick_stale(self, key: PeerKey, bf: Bitfield, mine: dict[tuple[int, int], float], n: int,
                     now: float, out: list[Block]) -> None:
         """At the partial-piece bound with nothing to share: a second request for blocks one other peer has
-        held for STALE_REQUEST_S, oldest first, so pieces waiting on a slow peer finish and make room."""
+        held for STALE_REQUEST_S, so pieces waiting on a slow peer finish and make room."""
         if now < self._stale_from:
             return
         cutoff = now - STALE_REQUEST_S
@@ -459,18 +444,28 @@ class PiecePicker:
             # Requests made from now on are younger: none can be stale before the oldest one is.
             self._stale_from = oldest + STALE_REQUEST_S
             return
-        choices: list[tuple[float, int, int]] = []
-        for p in self._partial.values():
+        self._race(key, bf, mine, n, now, out, copies=2, asked_by=cutoff)
+
+    def _race(self, key: PeerKey, bf: Bitfield, mine: dict[tuple[int, int], float], n: int, now: float,
+              out: list[Block], *, copies: int, asked_by: float) -> bool:
+        """Up to `n` more requests for blocks other peers have outstanding, with fewer than `copies`
+        requests out and first asked no later than `asked_by`: fewest copies first, then the request that
+        has waited longest (most likely stuck). False when no block qualified."""
+        choices: list[tuple[int, float, int, int]] = []
+        for p in self._partial.values():  # oldest first: enough candidates there, stop looking
+            if len(choices) >= 4 * n + 16:
+                break
             if p.received == p.num_blocks or not bf.get(p.index):
                 continue
             for b, reqs in p.requesters.items():
-                if len(reqs) == 1 and reqs[0] != key:
-                    asked = self._out[reqs[0]].get((p.index, b), now)
-                    if asked <= cutoff:
-                        choices.append((asked, p.index, b))
+                if len(reqs) < copies and key not in reqs:
+                    asked = min(self._out[r].get((p.index, b), now) for r in reqs)
+                    if asked <= asked_by:
+                        choices.append((len(reqs), asked, p.index, b))
         choices.sort()
-        for _asked, index, b in choices[:n]:
+        for _copies, _asked, index, b in choices[:n]:
             out.append(self._add_request(self._partial[index], b, key, mine, now))
+        return bool(choices)
 
     # ---- events ------------------------------------------------------------------------------------
 

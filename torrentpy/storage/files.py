@@ -29,6 +29,8 @@ from torrentpy.storage.paths import DISK_FULL_ERRNOS, describe_os_error, open_fi
 
 # What write methods accept; collections.abc.Buffer only exists from Python 3.12.
 BufferLike = bytes | bytearray | memoryview
+# What open() fails with when the process (or the system) has no descriptor left.
+OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
 # Write locks, shared by files whose indexes agree modulo this (see Storage._write_locks).
 WRITE_LOCK_STRIPES = 16
 
@@ -181,7 +183,7 @@ class Storage:
             try:
                 return open_file(self.root, self.meta.files[index].path, write=write)
             except OSError as exc:
-                if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                if exc.errno not in OUT_OF_DESCRIPTORS:
                     raise
                 idle = next((i for i, h in self._handles.items() if h.users == 0), None)
                 if idle is None:
@@ -327,7 +329,7 @@ class Storage:
                 try:
                     handles[index] = self._acquire(index, write=False)
                 except OSError as exc:
-                    if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    if exc.errno in OUT_OF_DESCRIPTORS:
                         no_descriptor.add(index)
             yield {index: handle.fd for index, handle in handles.items()}, no_descriptor
         finally:
